@@ -1,0 +1,43 @@
+import os
+import shutil
+import tempfile
+
+os.environ["RECON_DATA_DIR"] = tempfile.mkdtemp(prefix="recon-tests-")
+os.environ["RECON_QUEUE"] = "sqlite"
+
+import pytest
+import redis
+
+from tests.support import inputs
+from tests.support.processes import start_redis
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory):
+    """A real redis-server on a free loopback port, for the whole session."""
+    workdir = tmp_path_factory.mktemp("redis")
+    proc, url = start_redis(workdir)
+    yield url
+    proc.stop()
+    shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture
+def clean_redis(redis_url):
+    client = redis.Redis.from_url(redis_url)
+    client.flushdb()
+    yield redis_url
+    client.flushdb()
+
+
+
+@pytest.fixture(scope="session")
+def sphere_inputs(tmp_path_factory):
+    """The 12 inputs of a coloured sphere at 128x128, rendered by the project's own render_inputs."""
+    return inputs.sphere(tmp_path_factory.mktemp("sphere"), 128)
+
+
+@pytest.fixture(scope="session")
+def slow_inputs(tmp_path_factory):
+    """Large inputs (a 1024x1024 box) that keep a fusion job at grid 512 busy for several seconds."""
+    return inputs.box(tmp_path_factory.mktemp("slow"), 1024)

@@ -1,0 +1,79 @@
+"""The job store keeps one truth for the web process and every worker, on SQLite and on Redis."""
+
+import time
+
+import pytest
+import redis
+
+from worker.job_store import RedisJobStore, SqliteJobStore
+from worker.jobs import CANCELLED, COMPLETED, PROCESSING, QUEUED, Job, hash_token, new_job_id
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def store(request, tmp_path):
+    if request.param == "sqlite":
+        return SqliteJobStore(tmp_path / "queue.db")
+    url = request.getfixturevalue("clean_redis")
+    return RedisJobStore(redis.Redis.from_url(url), prefix="test")
+
+
+def make_job(created_at: float | None = None) -> Job:
+    return Job(new_job_id(), "fusion", created_at or time.time(), hash_token("secret"))
+
+
+def test_a_created_job_reads_back_identical(store):
+    job = make_job()
+    job.options = {"grid_resolution": 128}
+    store.create(job)
+    assert store.get(job.job_id) == job
+
+
+def test_an_unknown_job_reads_as_none(store):
+    assert store.get("zzzzzzzz") is None
+
+
+def test_a_transition_applies_only_from_the_given_statuses(store):
+    job = make_job()
+    store.create(job)
+    assert store.transition(job.job_id, (PROCESSING,), status=COMPLETED) is None
+    assert store.transition(job.job_id, (QUEUED,), status=PROCESSING).status == PROCESSING
+    assert store.get(job.job_id).status == PROCESSING
+
+
+def test_progress_never_goes_backwards_and_refreshes_the_heartbeat(store):
+    job = make_job()
+    store.create(job)
+    store.transition(job.job_id, (QUEUED,), status=PROCESSING)
+    assert store.report_progress(job.job_id, 40, "fusing depth", now=10.0)
+    assert store.report_progress(job.job_id, 20, "colouring", now=11.0)
+    current = store.get(job.job_id)
+    assert (current.progress, current.stage, current.heartbeat_at) == (40, "colouring", 11.0)
+
+
+def test_progress_is_refused_once_the_job_is_no_longer_running(store):
+    job = make_job()
+    store.create(job)
+    assert not store.report_progress(job.job_id, 10, "fusing depth", now=1.0)
+    store.transition(job.job_id, (QUEUED,), status=CANCELLED)
+    assert not store.report_progress(job.job_id, 10, "fusing depth", now=1.0)
+    assert not store.heartbeat(job.job_id, now=1.0)
+
+
+def test_status_listings_and_queue_positions_follow_creation_order(store):
+    first, second, third = (make_job(created_at=100.0 + i) for i in range(3))
+    for job in (third, first, second):
+        store.create(job)
+    assert store.ids_with_status(QUEUED) == [first.job_id, second.job_id, third.job_id]
+    assert store.queue_position(store.get(third.job_id)) == 3
+    store.transition(first.job_id, (QUEUED,), status=PROCESSING)
+    assert store.ids_with_status(PROCESSING) == [first.job_id]
+    assert store.queue_position(store.get(third.job_id)) == 2
+    assert store.queue_position(store.get(first.job_id)) is None
+
+
+def test_a_deleted_job_is_gone_from_record_and_listings(store):
+    job = make_job()
+    store.create(job)
+    store.delete(job.job_id)
+    assert store.get(job.job_id) is None
+    assert store.ids_with_status(QUEUED) == []

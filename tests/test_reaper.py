@@ -1,0 +1,60 @@
+"""The reaper fails jobs whose worker died and removes jobs past their retention time."""
+
+import time
+
+import pytest
+
+from worker.config import load_settings
+from worker.job_files import JobFiles
+from worker.job_store import SqliteJobStore
+from worker.jobs import COMPLETED, FAILED, PROCESSING, QUEUED, WORKER_LOST, Job, hash_token, new_job_id
+from worker.reaper import remove_expired_jobs, settle_lost_jobs
+
+
+@pytest.fixture
+def config(tmp_path):
+    return load_settings({"RECON_DATA_DIR": str(tmp_path), "RECON_HEARTBEAT_TIMEOUT_S": "15", "RECON_RETENTION_HOURS": "1"})
+
+
+@pytest.fixture
+def store(config):
+    return SqliteJobStore(config.sqlite_path)
+
+
+def running_job(store, heartbeat_at: float) -> Job:
+    job = Job(new_job_id(), "fusion", heartbeat_at - 1, hash_token("t"))
+    store.create(job)
+    store.transition(job.job_id, (QUEUED,), status=PROCESSING, started_at=heartbeat_at, heartbeat_at=heartbeat_at)
+    return job
+
+
+def test_a_job_without_a_recent_heartbeat_fails_with_a_sentence(store, config):
+    now = 1000.0
+    lost = running_job(store, heartbeat_at=now - 16)
+    alive = running_job(store, heartbeat_at=now - 5)
+    files = JobFiles.of(config.jobs_dir, lost.job_id)
+    files.partial.mkdir(parents=True)
+    assert settle_lost_jobs(store, config, now) == [lost.job_id]
+    failed = store.get(lost.job_id)
+    assert failed.status == FAILED and failed.error == WORKER_LOST and "the worker stopped unexpectedly" in failed.error
+    assert store.get(alive.job_id).status == PROCESSING
+    assert not files.partial.exists()
+
+
+def test_queued_jobs_are_never_reaped(store, config):
+    job = Job(new_job_id(), "fusion", 0.0, hash_token("t"))
+    store.create(job)
+    assert settle_lost_jobs(store, config, time.time()) == []
+    assert store.get(job.job_id).status == QUEUED
+
+
+def test_finished_jobs_past_retention_are_removed_with_their_files(store, config):
+    now = 100_000.0
+    old, recent = (Job(new_job_id(), "fusion", 0.0, hash_token("t")) for _ in range(2))
+    for job, finished in ((old, now - 3601), (recent, now - 60)):
+        store.create(job)
+        store.transition(job.job_id, (QUEUED,), status=COMPLETED, finished_at=finished)
+        JobFiles.of(config.jobs_dir, job.job_id).output.mkdir(parents=True)
+    assert remove_expired_jobs(store, config, now) == [old.job_id]
+    assert store.get(old.job_id) is None and not JobFiles.of(config.jobs_dir, old.job_id).root.exists()
+    assert store.get(recent.job_id) is not None and JobFiles.of(config.jobs_dir, recent.job_id).root.exists()

@@ -1,0 +1,86 @@
+"""The REST API's acceptance checklist, over HTTP against a live `python app.py` with its embedded worker."""
+
+import json
+
+import pytest
+
+from tests.support.stack import Stack, input_files, track_progress
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    live = Stack(tmp_path_factory.mktemp("rest"))
+    yield live
+    live.close()
+
+
+def test_twelve_pngs_give_a_job_id_and_the_job_completes(stack, sphere_inputs):
+    submitted = stack.submit(sphere_inputs, grid_resolution=128)
+    assert submitted["status"] == "queued" and len(submitted["job_id"]) == 8 and submitted["job_token"]
+    assert submitted["created_at"].endswith("Z")
+    record, _ = track_progress(stack, submitted["job_id"], timeout=60)
+    assert record["status"] == "completed" and record["progress"] == 100
+    assert record["started_at"] and record["finished_at"] and record["error"] is None
+    report = stack.http.get(record["result"]["report"])
+    assert report.status_code == 200 and json.loads(report.content)["model"] == "fusion"
+
+
+def test_model_type_is_also_accepted_as_a_form_field(stack, sphere_inputs):
+    response = stack.http.post("/jobs", files=input_files(sphere_inputs), data={"model_type": "nonexistent"})
+    assert response.status_code == 400 and response.json()["field"] == "model_type"
+    assert "fusion" in response.json()["error"]
+
+
+def test_cancellation_is_requested_then_confirmed(stack, slow_inputs):
+    submitted = stack.submit(slow_inputs, grid_resolution=512)
+    job_id, token = submitted["job_id"], submitted["job_token"]
+    assert stack.http.post(f"/jobs/{job_id}/cancel").status_code == 403
+    assert stack.cancel(job_id, "not-the-token", None).status_code == 403
+    assert stack.cancel(job_id, token, True).status_code == 409
+    requested = stack.cancel(job_id, token, False)
+    assert requested.json() == {"status": "cancel_requested", "message": "Send confirm=true to confirm cancellation"}
+    confirmed = stack.cancel(job_id, token, True)
+    assert confirmed.json() == {"status": "cancelled", "message": "Job cancellation confirmed"}
+    assert stack.job(job_id)["status"] == "cancelled"
+    again = stack.cancel(job_id, token, True)
+    assert again.status_code == 200 and again.json()["status"] == "cancelled"
+
+
+def test_a_completed_job_cannot_be_cancelled(stack, sphere_inputs):
+    submitted = stack.submit(sphere_inputs, grid_resolution=128)
+    stack.wait_for(submitted["job_id"], ("completed",), timeout=60)
+    response = stack.cancel(submitted["job_id"], submitted["job_token"], None)
+    assert response.status_code == 400 and "completed" in response.json()["error"]
+
+
+def test_a_wrong_file_count_is_a_400_naming_the_field(stack, sphere_inputs):
+    files = [item for item in input_files(sphere_inputs) if item[1][0] != "depth_5_bottom.png"]
+    response = stack.http.post("/jobs", files=files)
+    assert response.status_code == 400
+    assert response.json()["field"] == "depth_renders" and "got 5" in response.json()["error"]
+
+
+def test_a_bad_file_is_named_by_its_index(stack, sphere_inputs):
+    files = input_files(sphere_inputs)
+    files[8] = ("depth_renders", ("depth_2_back.png", b"not a png at all", "image/png"))
+    response = stack.http.post("/jobs", files=files)
+    assert response.status_code == 400 and response.json()["field"] == "depth_renders[2]"
+
+
+def test_unknown_jobs_are_404_with_a_flat_error(stack):
+    for path in ("/jobs/zzzzzzzz", "/jobs/zzzzzzzz/result", "/jobs/..%2F..%2Fetc"):
+        response = stack.http.get(path)
+        assert response.status_code == 404
+    assert set(stack.http.get("/jobs/zzzzzzzz").json()) == {"error", "field"}
+
+
+def test_the_docs_list_every_endpoint(stack):
+    assert stack.http.get("/docs").status_code == 200
+    paths = stack.http.get("/openapi.json").json()["paths"]
+    assert {"/jobs", "/jobs/{job_id}", "/jobs/{job_id}/cancel", "/jobs/{job_id}/result",
+            "/jobs/{job_id}/report", "/models"} <= set(paths)
+
+
+def test_models_say_whether_they_can_run_here(stack):
+    models = {m["name"]: m for m in stack.http.get("/models").json()}
+    assert models["fusion"]["available"] and models["fusion"]["options"][0]["name"] == "grid_resolution"

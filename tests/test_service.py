@@ -1,0 +1,130 @@
+"""The job service: submission stores everything or nothing; cancellation takes a request and a confirmation."""
+
+import pytest
+
+from tests.support.pngs import input_set
+from worker.config import load_settings
+from worker.errors import (
+    FileValidationError, JobConflictError, JobForbiddenError, JobNotFoundError, JobStateError, ModelUnavailableError,
+    ReconError,
+)
+from worker.job_files import JobFiles
+from worker.job_store import SqliteJobStore
+from worker.jobs import CANCELLED, COMPLETED, PROCESSING, QUEUED
+from worker.queue import huey
+from worker.service import CANCEL_CONFIRMED_MESSAGE, CANCEL_REQUESTED_MESSAGE, JobService
+from worker.tasks import HueyJobQueue
+
+
+@pytest.fixture
+def config(tmp_path):
+    return load_settings({"RECON_DATA_DIR": str(tmp_path / "data")})
+
+
+@pytest.fixture
+def queue():
+    """The real Huey instance of worker.queue (SQLite in the test session's data folder), emptied per test."""
+    huey.flush()
+    yield huey
+    huey.flush()
+
+
+@pytest.fixture
+def service(config, queue):
+    return JobService(SqliteJobStore(config.sqlite_path), HueyJobQueue(queue), config)
+
+
+def submit(service, **kwargs):
+    views, depths = input_set(32)
+    return service.submit(views, depths, **kwargs)
+
+
+def test_a_submitted_job_is_queued_with_its_inputs_and_task(service, config, queue):
+    submitted = submit(service, model_type="fusion", options={"grid_resolution": 128})
+    job = service.get(submitted.job.job_id)
+    assert (job.status, job.progress, job.model_type, job.options) == (QUEUED, 0, "fusion", {"grid_resolution": 128})
+    assert len(job.job_id) == 8 and job.job_id.isalnum() and job.job_id.lower() == job.job_id
+    assert len(list(JobFiles.of(config.jobs_dir, job.job_id).inputs.iterdir())) == 12
+    assert queue.pending_count() == 1 and queue.pending()[0].id == job.task_id
+    assert service.queue_position(job) == 1
+
+
+def test_the_model_defaults_to_the_best_available_and_options_to_their_defaults(service):
+    job = submit(service).job
+    assert job.model_type == "fusion" and job.options == {"grid_resolution": 256}
+
+
+def test_a_rejected_submission_leaves_nothing_behind(service, config, queue):
+    views, depths = input_set(32)
+    with pytest.raises(FileValidationError):
+        service.submit(views, depths[:5])
+    with pytest.raises(ModelUnavailableError) as unknown:
+        service.submit(views, depths, model_type="magic")
+    assert "available models: fusion" in unknown.value.message
+    with pytest.raises(ReconError) as bad_option:
+        service.submit(views, depths, options={"grid_resolution": 4096})
+    assert bad_option.value.field == "options.grid_resolution"
+    assert queue.pending_count() == 0
+    assert not config.jobs_dir.exists() or not any(config.jobs_dir.iterdir())
+
+
+def test_an_unknown_or_malformed_job_id_is_not_found(service):
+    for job_id in ("zzzzzzzz", "../../etc", "ABCDEFGH"):
+        with pytest.raises(JobNotFoundError):
+            service.get(job_id)
+
+
+def test_cancelling_needs_the_jobs_token(service):
+    job = submit(service).job
+    for token in (None, "", "wrong"):
+        with pytest.raises(JobForbiddenError):
+            service.cancel(job.job_id, token, confirm=False)
+
+
+def test_a_queued_job_is_cancelled_in_two_steps_and_its_task_revoked(service, queue):
+    submitted = submit(service)
+    job_id, token = submitted.job.job_id, submitted.token
+    first = service.cancel(job_id, token, confirm=False)
+    assert (first.status, first.message) == ("cancel_requested", CANCEL_REQUESTED_MESSAGE)
+    assert service.get(job_id).status == QUEUED
+    second = service.cancel(job_id, token, confirm=True)
+    assert (second.status, second.message) == (CANCELLED, CANCEL_CONFIRMED_MESSAGE)
+    assert service.get(job_id).status == CANCELLED and service.get(job_id).finished_at is not None
+    assert queue.is_revoked(submitted.job.task_id)
+    again = service.cancel(job_id, token, confirm=True)
+    assert again.status == CANCELLED
+
+
+def test_a_confirmation_without_a_pending_request_conflicts(service):
+    submitted = submit(service)
+    with pytest.raises(JobConflictError):
+        service.cancel(submitted.job.job_id, submitted.token, confirm=True)
+
+
+def test_a_stale_request_must_be_made_again(service, config):
+    submitted = submit(service)
+    service.cancel(submitted.job.job_id, submitted.token, confirm=False)
+    service.store.update(submitted.job.job_id, cancel_requested_at=1.0)
+    with pytest.raises(JobConflictError):
+        service.cancel(submitted.job.job_id, submitted.token, confirm=True)
+
+
+def test_a_running_job_is_marked_cancelled_at_once(service):
+    submitted = submit(service)
+    service.store.transition(submitted.job.job_id, (QUEUED,), status=PROCESSING)
+    service.cancel(submitted.job.job_id, submitted.token, confirm=False)
+    assert service.cancel(submitted.job.job_id, submitted.token, confirm=True).status == CANCELLED
+    assert service.get(submitted.job.job_id).status == CANCELLED
+
+
+def test_a_finished_job_cannot_be_cancelled(service):
+    submitted = submit(service)
+    service.store.transition(submitted.job.job_id, (QUEUED,), status=COMPLETED)
+    with pytest.raises(JobStateError):
+        service.cancel(submitted.job.job_id, submitted.token, confirm=False)
+
+
+def test_outputs_exist_only_for_completed_jobs(service):
+    submitted = submit(service)
+    with pytest.raises(JobStateError):
+        service.output_file(submitted.job.job_id, "result")

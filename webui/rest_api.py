@@ -1,0 +1,125 @@
+"""The REST API: POST /jobs, GET /jobs/{id}, two-step cancel, result downloads, models."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+
+from fastapi import APIRouter, Body, File, Form, Header, Query, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse
+
+from worker.errors import ReconError
+from worker.jobs import COMPLETED, Job
+from worker.models import MODELS, availability
+from worker.service import JobService
+
+from .schemas import CancelRequest, CancelResponse, ErrorResponse, JobRecord, ModelInfo, SubmitResponse
+
+ERRORS = {code: {"model": ErrorResponse} for code in (400, 403, 404, 409, 422)}
+
+
+def job_record(service: JobService, job: Job) -> dict:
+    record = job.public()
+    record["queue_position"] = service.queue_position(job)
+    if job.status == COMPLETED:
+        record["result"] = {"glb": f"/jobs/{job.job_id}/result", "report": f"/jobs/{job.job_id}/report"}
+    return record
+
+
+def model_catalogue() -> list[dict]:
+    reasons = availability()
+    return [
+        {
+            "name": spec.name, "label": spec.label, "description": spec.description, "needs": spec.needs,
+            "available": reasons[name] is None, "unavailable_reason": reasons[name],
+            "options": [asdict(option) for option in spec.options],
+        }
+        for name, spec in MODELS.items()
+    ]
+
+
+def _bearer(authorization: str | None) -> str | None:
+    if authorization and authorization.lower().startswith("bearer "):
+        return authorization[7:].strip()
+    return None
+
+
+def _parse_options(raw: str | None) -> dict:
+    if not raw:
+        return {}
+    try:
+        options = json.loads(raw)
+    except ValueError:
+        raise ReconError("options must be a JSON object, e.g. {\"grid_resolution\": 256}", field="options") from None
+    if not isinstance(options, dict):
+        raise ReconError("options must be a JSON object, e.g. {\"grid_resolution\": 256}", field="options")
+    return options
+
+
+def build_router(service: JobService) -> APIRouter:
+    router = APIRouter(tags=["jobs"], responses=ERRORS)
+
+    @router.post("/jobs", response_model=SubmitResponse, summary="Submit 6 views and 6 depth renders")
+    def submit_job(
+        views: list[UploadFile] = File(default=[], description="6 PNG views in slot order: front, right, back, left, top, bottom"),
+        depth_renders: list[UploadFile] = File(default=[], description="6 PNG depth renders, same order and size"),
+        cameras: UploadFile | None = File(default=None, description="Optional cameras.json (default rig: cube6)"),
+        model_type: str | None = Query(default=None, description="fusion, nvdiffrec or reconviagen; default: best available"),
+        model_type_form: str | None = Form(default=None, alias="model_type", include_in_schema=False),
+        options: str | None = Form(default=None, description='JSON object of model options, e.g. {"grid_resolution": 256}'),
+    ) -> dict:
+        submitted = service.submit(
+            [upload.file for upload in views],
+            [upload.file for upload in depth_renders],
+            cameras.file if cameras is not None else None,
+            model_type or model_type_form,
+            _parse_options(options),
+        )
+        return {
+            "job_id": submitted.job.job_id, "status": submitted.job.status,
+            "created_at": submitted.job.public()["created_at"], "job_token": submitted.token,
+        }
+
+    @router.get("/jobs/{job_id}", response_model=JobRecord, summary="The job's status, progress and result links")
+    def get_job(job_id: str) -> dict:
+        return job_record(service, service.get(job_id))
+
+    @router.post("/jobs/{job_id}/cancel", response_model=CancelResponse, summary="Request, then confirm, cancellation")
+    def cancel_job(
+        job_id: str,
+        body: CancelRequest | None = Body(default=None),
+        authorization: str | None = Header(default=None, description="Bearer <job_token>"),
+    ) -> dict:
+        outcome = service.cancel(job_id, _bearer(authorization), bool(body and body.confirm))
+        return {"status": outcome.status, "message": outcome.message}
+
+    @router.get("/jobs/{job_id}/result", response_class=FileResponse, summary="The mesh (binary glTF)",
+                responses={200: {"content": {"model/gltf-binary": {}}}})
+    def get_result(job_id: str) -> FileResponse:
+        return FileResponse(service.output_file(job_id, "result"), media_type="model/gltf-binary",
+                            filename=f"{job_id}.glb")
+
+    @router.get("/jobs/{job_id}/report", summary="The job's report.json")
+    def get_report(job_id: str) -> FileResponse:
+        return FileResponse(service.output_file(job_id, "report"), media_type="application/json",
+                            filename=f"{job_id}-report.json")
+
+    @router.get("/models", response_model=list[ModelInfo], tags=["models"], summary="Models and whether they can run here")
+    def list_models() -> list[dict]:
+        return model_catalogue()
+
+    return router
+
+
+def recon_error_response(_: Request, exc: ReconError) -> JSONResponse:
+    return JSONResponse({"error": exc.message, "field": exc.field}, status_code=exc.status_code)
+
+
+def request_validation_response(_: Request, exc: RequestValidationError) -> JSONResponse:
+    first = exc.errors()[0] if exc.errors() else {}
+    location = [str(part) for part in first.get("loc", ()) if part not in ("body", "query", "path", "header")]
+    return JSONResponse(
+        {"error": first.get("msg", "the request is malformed"), "field": ".".join(location) or None},
+        status_code=422,
+    )

@@ -1,0 +1,29 @@
+"""One FastAPI app for the REST API and the Gradio page."""
+
+from __future__ import annotations
+
+from contextlib import AbstractAsyncContextManager
+from typing import Callable
+
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+
+from worker.errors import ReconError
+from worker.service import JobService
+
+from .rest_api import build_router, recon_error_response, request_validation_response
+
+Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+
+DESCRIPTION = (
+    "Turns six views and six depth renders of an object into a textured 3D mesh. "
+    "Submit with POST /jobs, follow GET /jobs/{job_id}, cancel in two steps with POST /jobs/{job_id}/cancel."
+)
+
+
+def create_app(service: JobService, lifespan: Lifespan | None = None) -> FastAPI:
+    app = FastAPI(title="Multiview Studio", description=DESCRIPTION, version="1.0", lifespan=lifespan)
+    app.add_exception_handler(ReconError, recon_error_response)
+    app.add_exception_handler(RequestValidationError, request_validation_response)
+    app.include_router(build_router(service))
+    return app

@@ -1,0 +1,93 @@
+"""Every setting of the service, read from the environment in this one place.
+
+Defaults run everything on one machine with an embedded SQLite queue; setting
+RECON_QUEUE to a redis:// URL turns the same code into a multi-host deployment.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+
+
+def _int(env: Mapping[str, str], key: str, default: int) -> int:
+    raw = env.get(key)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError(f"{key} must be a whole number, got {raw!r}") from None
+
+
+def _float(env: Mapping[str, str], key: str, default: float) -> float:
+    raw = env.get(key)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ValueError(f"{key} must be a number, got {raw!r}") from None
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    queue_url: str
+    embedded_workers: int
+    max_file_mb: int
+    max_pixels: int
+    heartbeat_interval_s: float
+    heartbeat_timeout_s: float
+    cancel_confirm_window_s: float
+    retention_hours: float
+    device: str
+    torch_threads: int
+    server_name: str
+    server_port: int
+    reconviagen_model: str
+    default_model: str
+
+    @property
+    def uses_redis(self) -> bool:
+        return self.queue_url.startswith(("redis://", "rediss://", "unix://"))
+
+    @property
+    def sqlite_path(self) -> Path:
+        return self.data_dir / "queue.db"
+
+    @property
+    def jobs_dir(self) -> Path:
+        return self.data_dir / "jobs"
+
+    @property
+    def max_file_bytes(self) -> int:
+        return self.max_file_mb * 1024 * 1024
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    env = os.environ if env is None else env
+    queue_url = env.get("RECON_QUEUE", "sqlite")
+    uses_redis = queue_url.startswith(("redis://", "rediss://", "unix://"))
+    return Settings(
+        data_dir=Path(env.get("RECON_DATA_DIR", "data")).resolve(),
+        queue_url=queue_url,
+        embedded_workers=_int(env, "RECON_EMBEDDED_WORKERS", 0 if uses_redis else 1),
+        max_file_mb=_int(env, "RECON_MAX_FILE_MB", 20),
+        max_pixels=_int(env, "RECON_MAX_PIXELS", 4096 * 4096),
+        heartbeat_interval_s=_float(env, "RECON_HEARTBEAT_INTERVAL_S", 1.0),
+        heartbeat_timeout_s=_float(env, "RECON_HEARTBEAT_TIMEOUT_S", 15.0),
+        cancel_confirm_window_s=_float(env, "RECON_CANCEL_CONFIRM_WINDOW_S", 120.0),
+        retention_hours=_float(env, "RECON_RETENTION_HOURS", 24.0),
+        device=env.get("RECON_DEVICE", "auto"),
+        torch_threads=_int(env, "RECON_TORCH_THREADS", 0),
+        server_name=env.get("GRADIO_SERVER_NAME", "127.0.0.1"),
+        server_port=_int(env, "GRADIO_SERVER_PORT", 7860),
+        reconviagen_model=env.get("RECON_RECONVIAGEN_MODEL", "Stable-X/trellis-vggt-v0-2"),
+        default_model=env.get("RECON_DEFAULT_MODEL", ""),
+    )
+
+
+settings = load_settings()

@@ -1,0 +1,50 @@
+"""Where a job's files live. Every path is built from a validated job id, never from client input."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from .jobs import is_job_id
+
+RESULT_NAME = "model.glb"
+REPORT_NAME = "report.json"
+
+
+@dataclass(frozen=True)
+class JobFiles:
+    root: Path
+
+    @classmethod
+    def of(cls, jobs_dir: Path, job_id: str) -> "JobFiles":
+        if not is_job_id(job_id):
+            raise ValueError(f"not a job id: {job_id!r}")
+        return cls(Path(jobs_dir) / job_id)
+
+    @property
+    def inputs(self) -> Path:
+        return self.root / "inputs"
+
+    @property
+    def output(self) -> Path:
+        return self.root / "output"
+
+    @property
+    def partial(self) -> Path:
+        """Outputs under construction; moved to `output` in one step when the job completes."""
+        return self.root / "output.partial"
+
+    @property
+    def result(self) -> Path:
+        return self.output / RESULT_NAME
+
+    @property
+    def report(self) -> Path:
+        return self.output / REPORT_NAME
+
+    def discard_partial(self) -> None:
+        shutil.rmtree(self.partial, ignore_errors=True)
+
+    def discard_all(self) -> None:
+        shutil.rmtree(self.root, ignore_errors=True)

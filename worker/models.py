@@ -1,0 +1,145 @@
+"""The model registry: what each model is, what it needs, its options, and whether it can run here.
+
+The UI dropdown, the REST validation and the worker all read this one table.
+Availability is computed once per process; models are loaded once per worker.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Protocol
+
+from .errors import ModelUnavailableError, ReconError
+
+if TYPE_CHECKING:
+    from .recon.inputs import ReconInputs
+
+ProgressFn = Callable[[float, str], None]
+
+
+class Reconstructor(Protocol):
+    def __call__(self, inputs: "ReconInputs", out_dir: Path, progress: ProgressFn, options: dict, device: str) -> dict: ...
+
+
+@dataclass(frozen=True)
+class OptionSpec:
+    name: str
+    label: str
+    default: int
+    minimum: int
+    maximum: int
+    help: str
+
+    def resolve(self, raw: object) -> int:
+        if raw is None:
+            return self.default
+        if isinstance(raw, bool) or not isinstance(raw, (int, float, str)):
+            raise ReconError(f"{self.name} must be a whole number", field=f"options.{self.name}")
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ReconError(f"{self.name} must be a whole number, got {raw!r}", field=f"options.{self.name}") from None
+        if isinstance(raw, float) and raw != value or not self.minimum <= value <= self.maximum:
+            raise ReconError(
+                f"{self.name} must be a whole number from {self.minimum} to {self.maximum}, got {raw!r}",
+                field=f"options.{self.name}",
+            )
+        return value
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    label: str
+    description: str
+    needs: str
+    options: tuple[OptionSpec, ...]
+    unavailable_reason: Callable[[], str | None]
+    load: Callable[[], Reconstructor]
+
+    def resolve_options(self, raw: dict | None) -> dict:
+        raw = dict(raw or {})
+        known = {option.name for option in self.options}
+        unknown = sorted(set(raw) - known)
+        if unknown:
+            raise ReconError(
+                f"{self.name} has no option {unknown[0]!r}; its options are {', '.join(sorted(known)) or 'none'}",
+                field=f"options.{unknown[0]}",
+            )
+        return {option.name: option.resolve(raw.get(option.name)) for option in self.options}
+
+
+def _load_fusion() -> Reconstructor:
+    from .recon.fusion import reconstruct_fusion
+
+    def run(inputs: "ReconInputs", out_dir: Path, progress: ProgressFn, options: dict, device: str) -> dict:
+        return reconstruct_fusion(inputs, out_dir, progress, device=device, **options)
+
+    return run
+
+
+FUSION = ModelSpec(
+    name="fusion",
+    label="Fusion (fast)",
+    description="Fuses the six depth renders into a watertight mesh and colours it from the views; seconds on a CPU.",
+    needs="nothing beyond the base install (CPU or CUDA)",
+    options=(
+        OptionSpec("grid_resolution", "Grid resolution", 256, 128, 512, "voxels along the object's longest side"),
+    ),
+    unavailable_reason=lambda: None,
+    load=_load_fusion,
+)
+
+MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in (FUSION,)}
+PREFERENCE = ("fusion",)
+
+
+@cache
+def availability() -> dict[str, str | None]:
+    """Model name -> None when it can run here, else the reason it cannot."""
+    return {name: spec.unavailable_reason() for name, spec in MODELS.items()}
+
+
+def available_models() -> list[str]:
+    return [name for name, reason in availability().items() if reason is None]
+
+
+def best_available_model() -> str:
+    return next(name for name in PREFERENCE if availability()[name] is None)
+
+
+def require_model(name: str | None) -> ModelSpec:
+    """The spec of a model that can run here, or a ModelUnavailableError that says which can."""
+    name = name or best_available_model()
+    choices = ", ".join(available_models())
+    if name not in MODELS:
+        raise ModelUnavailableError(f"unknown model {name!r}; available models: {choices}", field="model_type")
+    reason = availability()[name]
+    if reason is not None:
+        raise ModelUnavailableError(
+            f"model {name!r} cannot run on this deployment: {reason} (see the README's install section); "
+            f"available models: {choices}",
+            field="model_type",
+        )
+    return MODELS[name]
+
+
+_loaded: dict[str, Reconstructor] = {}
+_load_lock = threading.Lock()
+
+
+def get_reconstructor(name: str) -> Reconstructor:
+    """Load a model once per worker process, however many worker threads ask."""
+    with _load_lock:
+        if name not in _loaded:
+            _loaded[name] = require_model(name).load()
+        return _loaded[name]
+
+
+def load_available_models() -> list[str]:
+    for name in available_models():
+        get_reconstructor(name)
+    return sorted(_loaded)

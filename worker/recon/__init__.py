@@ -1,0 +1,1 @@
+"""Reconstruction engine: six views + six depth renders -> a coloured mesh."""

@@ -1,0 +1,69 @@
+"""Colour spaces, and vertex colours taken from the views that actually see each vertex.
+
+Views are sRGB, glTF vertex colours (COLOR_0) are linear: averaging happens in
+linear light. A vertex takes colour only from views whose depth map agrees with
+its depth (it is not occluded there), weighted by how frontally the view sees it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from scipy.spatial import cKDTree
+
+from .rig import Camera
+from .sampling import sample_masked
+
+FACING_POWER = 4.0
+
+
+def srgb_to_linear(srgb: np.ndarray) -> np.ndarray:
+    """sRGB in [0, 1] -> linear RGB in [0, 1] (IEC 61966-2-1)."""
+    srgb = np.asarray(srgb, dtype=np.float32)
+    return np.where(srgb <= 0.04045, srgb / 12.92, ((srgb + 0.055) / 1.055) ** 2.4).astype(np.float32)
+
+
+def linear_to_srgb(linear: np.ndarray) -> np.ndarray:
+    """Linear RGB in [0, 1] -> sRGB in [0, 1]."""
+    linear = np.clip(np.asarray(linear, dtype=np.float32), 0.0, 1.0)
+    return np.where(linear <= 0.0031308, linear * 12.92, 1.055 * linear ** (1 / 2.4) - 0.055).astype(np.float32)
+
+
+def vertex_colours(
+    vertices: torch.Tensor,
+    normals: torch.Tensor,
+    cameras: tuple[Camera, ...],
+    colors: torch.Tensor,
+    masks: torch.Tensor,
+    depths: torch.Tensor,
+    tolerance: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Linear RGB per vertex (V, 3) and whether any view saw it (V,).
+
+    colors (6, H, W, 3) linear, masks (6, H, W), depths (6, H, W); a view sees a vertex when its
+    depth map, sampled there, is within `tolerance` of the vertex's depth.
+    """
+    total = torch.zeros(vertices.shape[0], 3, dtype=colors.dtype, device=vertices.device)
+    weight = torch.zeros(vertices.shape[0], dtype=colors.dtype, device=vertices.device)
+    for camera, colour_map, mask, depth_map in zip(cameras, colors, masks, depths):
+        uvd = camera.project(vertices)
+        u, v, d = uvd[:, 0], uvd[:, 1], uvd[:, 2]
+        surface, coverage = sample_masked(depth_map[..., None], depth_map > 0, u, v)
+        colour, colour_coverage = sample_masked(colour_map, mask, u, v)
+        facing = -(normals * camera.view_dirs(vertices)).sum(dim=-1)
+        seen = (coverage > 0) & (colour_coverage > 0) & ((surface[:, 0] - d).abs() <= tolerance) & (facing > 0)
+        w = torch.where(seen, facing.clamp_min(0) ** FACING_POWER * coverage, torch.zeros_like(facing))
+        total += colour * w[:, None]
+        weight += w
+    seen = weight > 0
+    return total / weight.clamp_min(1e-12)[:, None], seen
+
+
+def fill_unseen(vertices: np.ndarray, colours: np.ndarray, seen: np.ndarray) -> np.ndarray:
+    """Give every vertex no view saw the colour of the nearest vertex that one did."""
+    if seen.all() or not seen.any():
+        return colours
+    _, nearest = cKDTree(vertices[seen]).query(vertices[~seen])
+    colours = colours.copy()
+    colours[~seen] = colours[seen][nearest]
+    return colours

@@ -1,0 +1,49 @@
+"""Bilinear lookups of per-pixel maps at continuous pixel coordinates (pixel centres at +0.5).
+
+Fusion and colouring need more than plain bilinear filtering: they must know
+which of the 2x2 texels exist (inside the image and the silhouette) so that
+background never bleeds into a depth or a colour.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+
+
+class Neighbours(NamedTuple):
+    values: torch.Tensor  # (N, 4, C): texels (x0, y0), (x0+1, y0), (x0, y0+1), (x0+1, y0+1)
+    weights: torch.Tensor  # (N, 4): bilinear weights, 0 for texels outside the image
+    inside: torch.Tensor  # (N, 4) bool: the texel lies inside the image
+    flat: torch.Tensor  # (N, 4) int64 flat texel index (clamped into the image)
+
+
+def neighbours_2x2(image: torch.Tensor, u: torch.Tensor, v: torch.Tensor) -> Neighbours:
+    """The 2x2 texels around each (u, v) of an (H, W, C) map, with their bilinear weights."""
+    height, width = image.shape[:2]
+    x, y = u - 0.5, v - 0.5
+    x0, y0 = torch.floor(x), torch.floor(y)
+    tx, ty = x - x0, y - y0
+    x0, y0 = x0.long(), y0.long()
+    xs = torch.stack((x0, x0 + 1, x0, x0 + 1), dim=-1)
+    ys = torch.stack((y0, y0, y0 + 1, y0 + 1), dim=-1)
+    weights = torch.stack(((1 - tx) * (1 - ty), tx * (1 - ty), (1 - tx) * ty, tx * ty), dim=-1)
+    inside = (xs >= 0) & (xs < width) & (ys >= 0) & (ys < height)
+    flat = ys.clamp(0, height - 1) * width + xs.clamp(0, width - 1)
+    values = image.reshape(height * width, -1)[flat]
+    return Neighbours(values, torch.where(inside, weights, torch.zeros_like(weights)), inside, flat)
+
+
+def sample_masked(
+    image: torch.Tensor, valid: torch.Tensor, u: torch.Tensor, v: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Bilinear sample of an (H, W, C) map using only texels where `valid` (H, W); returns (values, coverage).
+
+    Weights are renormalised over the valid texels; coverage is their summed bilinear weight (0 = no data).
+    """
+    near = neighbours_2x2(image, u, v)
+    weights = near.weights * valid.reshape(-1)[near.flat].to(near.weights.dtype)
+    coverage = weights.sum(dim=-1)
+    values = (near.values * weights[..., None]).sum(dim=-2) / coverage.clamp_min(1e-12)[..., None]
+    return values, coverage

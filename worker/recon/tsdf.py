@@ -1,0 +1,280 @@
+"""Fuse six depth maps and silhouettes into a truncated signed-distance grid (positive outside).
+
+Per view, a voxel's signed distance is its distance in front of the depth surface
+along the ray, scaled by the surface's cosine to the ray (a perpendicular-distance
+estimate). Views are averaged with that cosine as weight; a view whose surface is
+more than the truncation behind the voxel says nothing. The silhouettes add a lower
+bound: a voxel projecting outside a silhouette is at least that far from the object
+(less one pixel of slack, so the true surface is never carved). Voxels nobody
+observes but every silhouette contains are inside.
+
+The depth is bilinear only where the 2x2 texels around a voxel's projection form
+one continuous surface; at depth edges and silhouette edges the nearest of them is
+used, so a voxel is called free only if it is in front of all of them. All of this
+is precomputed per 2x2 cell into a small table, so a voxel costs one gather per view.
+
+Only blocks near the back-projected depth points (or whose corner signs differ on a
+coarse pass) are evaluated at full resolution; the rest take the sign of their corners.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+from scipy.ndimage import distance_transform_edt
+
+from ..errors import ReconstructionFailed
+from .inputs import ReconInputs
+from .rig import Camera
+
+BLOCK = 4
+MARGIN_VOXELS = 3
+TRUNCATION_VOXELS = 3.0
+BAND_VOXELS = 2.5
+MIN_COS = 0.05
+SILHOUETTE_SLACK_PX = 1.0
+NO_BOUND = -1e9
+CHUNK_VOXELS = 1 << 20
+PROGRESS_INTERVAL_S = 0.4
+
+Progress = Callable[[float, str], None]
+
+
+@dataclass
+class SdfGrid:
+    """A dense signed-distance grid: voxel (i, j, k) sits at origin + (i, j, k) * voxel_size in world units."""
+
+    values: torch.Tensor  # (X, Y, Z) float32, positive outside, clamped to +-truncation
+    origin: np.ndarray
+    voxel_size: float
+    truncation: float
+
+
+@dataclass
+class _View:
+    """One view, prepared for voxel lookups."""
+
+    transform: torch.Tensor  # (3, 4): world point -> (x * d, y * d, d) (PERSPECTIVE) or (x, y, d) (ORTHO),
+    #                          x, y in cell coordinates (texel centres at integers, shifted by the pad)
+    perspective: bool
+    width: int
+    height: int
+    cells: torch.Tensor  # ((H + 1) * (W + 1) + 1, 10) per-cell table, see _cell_table; last row = no data
+
+
+def _shift(image: torch.Tensor, axis: int, offset: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """image[p + offset along axis] (edge-replicated) and whether that neighbour exists."""
+    size = image.shape[axis]
+    index = torch.arange(size, device=image.device) + offset
+    exists = (index >= 0) & (index < size)
+    shifted = image.index_select(axis, index.clamp(0, size - 1))
+    shape = [1, 1]
+    shape[axis] = size
+    return shifted, exists.view(shape)
+
+
+def surface_cosine(camera: Camera, depth: torch.Tensor, discontinuity: float) -> torch.Tensor:
+    """|cos| between the depth map's surface normal and the viewing ray per pixel, from (central) differences."""
+    points = camera.unproject_depth_map(depth)
+    valid = depth > 0
+    tangents = []
+    for axis in (1, 0):
+        ahead, ahead_exists = _shift(depth, axis, 1)
+        behind, behind_exists = _shift(depth, axis, -1)
+        fwd = valid & ahead_exists & (ahead > 0) & ((ahead - depth).abs() < discontinuity)
+        bwd = valid & behind_exists & (behind > 0) & ((behind - depth).abs() < discontinuity)
+        tangent = (torch.where(fwd[..., None], _shift(points, axis, 1)[0], points)
+                   - torch.where(bwd[..., None], _shift(points, axis, -1)[0], points))
+        tangents.append(tangent)
+    normal = torch.linalg.cross(tangents[0], tangents[1], dim=-1)
+    length = normal.norm(dim=-1)
+    cosine = (normal * camera.view_dirs(points)).sum(dim=-1).abs() / length.clamp_min(1e-20)
+    return torch.where(valid & (length > 0), cosine, torch.full_like(cosine, MIN_COS)).clamp(MIN_COS, 1.0)
+
+
+def _bilinear_coefficients(c00: torch.Tensor, c10: torch.Tensor, c01: torch.Tensor, c11: torch.Tensor) -> list:
+    """f(tx, ty) over a cell = a + b tx + c ty + d tx ty, from its corner values."""
+    return [c00, c10 - c00, c01 - c00, c00 - c10 - c01 + c11]
+
+
+def _cell_table(camera: Camera, depth: torch.Tensor, mask: np.ndarray, truncation: float) -> torch.Tensor:
+    """Per 2x2 cell: depth coefficients (4), cosine weight (0 = no depth), silhouette-bound coefficients (4)."""
+    device = depth.device
+    cosine = surface_cosine(camera, depth, truncation)
+    outside = torch.as_tensor(distance_transform_edt(~mask).astype(np.float32), device=device)
+    pad = torch.nn.functional.pad
+    depth_p = pad(depth, (1, 1, 1, 1))
+    cos_p = pad(cosine, (1, 1, 1, 1))
+    in_image = pad(torch.ones_like(depth, dtype=torch.bool), (1, 1, 1, 1))
+    outside_p = pad(outside, (1, 1, 1, 1))
+
+    def corners(image: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return image[:-1, :-1], image[:-1, 1:], image[1:, :-1], image[1:, 1:]
+
+    d4 = torch.stack(corners(depth_p), dim=-1)
+    valid4 = d4 > 0
+    count = valid4.sum(dim=-1)
+    nearest = torch.where(valid4, d4, torch.full_like(d4, torch.inf)).amin(dim=-1)
+    farthest = torch.where(valid4, d4, torch.zeros_like(d4)).amax(dim=-1)
+    smooth = (count == 4) & (farthest - nearest < truncation)
+    coefficients = _bilinear_coefficients(*corners(depth_p))
+    depth_coef = [torch.where(smooth, coefficients[0], torch.where(count > 0, nearest, 0.0))]
+    depth_coef += [torch.where(smooth, c, 0.0) for c in coefficients[1:]]
+    weight = (torch.stack(corners(cos_p), dim=-1) * valid4).sum(dim=-1) / count.clamp_min(1)
+
+    px_to_world = 1.0 / max(camera.fx, camera.fy)
+    whole = torch.stack(corners(in_image), dim=-1).all(dim=-1)
+    bound = _bilinear_coefficients(*[(c - SILHOUETTE_SLACK_PX) * px_to_world for c in corners(outside_p)])
+    bound = [torch.where(whole, bound[0], NO_BOUND)] + [torch.where(whole, c, 0.0) for c in bound[1:]]
+
+    table = torch.stack(depth_coef + [weight] + bound, dim=-1).reshape(-1, 9)
+    no_data = torch.tensor([[0.0] * 5 + [NO_BOUND, 0.0, 0.0, 0.0]], device=device)
+    return torch.cat((table, no_data))
+
+
+def _pixel_transform(camera: Camera) -> np.ndarray:
+    """3x4 matrix from world points to cell coordinates (times depth for PERSPECTIVE) and depth."""
+    # cell x = u - 0.5 + 1 (pad): texel j's centre sits at j + 1.
+    shift_x, shift_y = camera.cx + 0.5, camera.cy + 0.5
+    if camera.is_ortho:
+        intrinsic = np.array([[camera.fx, 0, 0, shift_x], [0, -camera.fy, 0, shift_y], [0, 0, -1, 0]])
+    else:
+        intrinsic = np.array([[camera.fx, 0, -shift_x, 0], [0, -camera.fy, -shift_y, 0], [0, 0, -1, 0]])
+    return intrinsic @ camera.world_to_cam
+
+
+def _prepare_view(camera: Camera, depth: np.ndarray, mask: np.ndarray, truncation: float, device: torch.device) -> _View:
+    depth_t = torch.as_tensor(depth, dtype=torch.float32, device=device)
+    transform = torch.as_tensor(_pixel_transform(camera), dtype=torch.float32, device=device)
+    table = _cell_table(camera, depth_t, mask, truncation)
+    return _View(transform, not camera.is_ortho, camera.width, camera.height, table)
+
+
+def _view_terms(view: _View, points: torch.Tensor, truncation: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One view's (signed distance * weight, weight, silhouette lower bound) at world points (N, 3)."""
+    projected = torch.addmm(view.transform[:, 3], points, view.transform[:, :3].T)
+    depth = projected[:, 2]
+    xy = projected[:, :2]
+    if view.perspective:
+        xy = xy / depth.clamp_min(1e-9)[:, None]
+    corner = torch.floor(xy)
+    t = xy - corner
+    tx, ty = t[:, 0], t[:, 1]
+    cx, cy = corner[:, 0].long(), corner[:, 1].long()
+    inside = (cx >= 0) & (cx <= view.width) & (cy >= 0) & (cy <= view.height)
+    if view.perspective:
+        inside &= depth > 0
+    no_data = (view.height + 1) * (view.width + 1)
+    index = torch.where(inside, cy * (view.width + 1) + cx, no_data)
+    a, b, c, d, weight, e, f, g, h = view.cells[index].unbind(dim=-1)
+    surface = a + b * tx + (c + d * tx) * ty
+    distance = (surface - depth) * weight
+    weight = torch.where(distance >= -truncation, weight, 0.0)
+    bound = e + f * tx + (g + h * tx) * ty
+    if view.perspective:
+        bound = bound * depth
+    return distance.clamp_max(truncation) * weight, weight, bound
+
+
+def evaluate_sdf(views: list[_View], points: torch.Tensor, truncation: float) -> torch.Tensor:
+    """The fused, truncated signed distance at world points (N, 3)."""
+    total = torch.zeros(points.shape[0], dtype=points.dtype, device=points.device)
+    weight = torch.zeros_like(total)
+    bound = torch.full_like(total, NO_BOUND)
+    for view in views:
+        weighted, w, b = _view_terms(view, points, truncation)
+        total += weighted
+        weight += w
+        bound = torch.maximum(bound, b)
+    fused = torch.where(weight > 0, total / weight.clamp_min(1e-12), -truncation)
+    return torch.maximum(fused, bound).clamp(-truncation, truncation)
+
+
+def _grid_geometry(points: torch.Tensor, resolution: int) -> tuple[np.ndarray, float, tuple[int, int, int]]:
+    """Origin, voxel size and block-aligned shape (in blocks) of a grid over the points' bbox plus a margin."""
+    lo = points.amin(dim=0).cpu().numpy().astype(np.float64)
+    hi = points.amax(dim=0).cpu().numpy().astype(np.float64)
+    extent = hi - lo
+    voxel = max(float(extent.max()), 1e-6) / (resolution - 1 - 2 * MARGIN_VOXELS)
+    cells = np.ceil(extent / voxel).astype(int) + 1 + 2 * MARGIN_VOXELS
+    blocks = np.ceil(cells / BLOCK).astype(int)
+    origin = (lo + hi) / 2 - (blocks * BLOCK - 1) * voxel / 2
+    return origin, voxel, tuple(int(b) for b in blocks)
+
+
+def _depth_points(inputs: ReconInputs, device: torch.device) -> torch.Tensor:
+    points = []
+    for camera, depth in zip(inputs.rig.cameras, inputs.depths):
+        depth_t = torch.as_tensor(depth, device=device)
+        points.append(camera.unproject_depth_map(depth_t)[depth_t > 0])
+    return torch.cat(points)
+
+
+def _band_blocks(points: torch.Tensor, origin: torch.Tensor, voxel: float, blocks: tuple[int, int, int]) -> torch.Tensor:
+    """(blocks) bool: blocks within BAND_VOXELS of a depth point."""
+    active = torch.zeros(blocks, dtype=torch.bool, device=points.device)
+    limit = torch.tensor(blocks, device=points.device) - 1
+    grid_points = (points - origin) / voxel
+    for offset in torch.cartesian_prod(*[torch.tensor([-BAND_VOXELS, BAND_VOXELS], device=points.device)] * 3):
+        index = torch.minimum(torch.floor((grid_points + offset) / BLOCK).long().clamp_min(0), limit)
+        active[index[:, 0], index[:, 1], index[:, 2]] = True
+    return active
+
+
+def fuse_depth(
+    inputs: ReconInputs, grid_resolution: int, progress: Progress, fraction: tuple[float, float], device: torch.device
+) -> SdfGrid:
+    """Build the signed-distance grid; `fraction` is the slice of the job's progress bar this stage owns."""
+    start_fraction, end_fraction = fraction
+    points = _depth_points(inputs, device)
+    if points.shape[0] == 0:
+        raise ReconstructionFailed(
+            "The depth renders have no depth inside the silhouettes, so there is no surface to fuse; "
+            "check that depth is non-zero where the object is."
+        )
+    origin, voxel, blocks = _grid_geometry(points, grid_resolution)
+    step = inputs.rig.depth.step(inputs.depth_bits)
+    truncation = max(TRUNCATION_VOXELS * voxel, 2.0 * step)
+    views = [
+        _prepare_view(camera, depth, mask, truncation, device)
+        for camera, depth, mask in zip(inputs.rig.cameras, inputs.depths, inputs.masks)
+        if mask.any()
+    ]
+    origin_t = torch.as_tensor(origin, dtype=torch.float32, device=device)
+    active = _band_blocks(points, origin_t, voxel, blocks)
+
+    # Coarse pass on the block corners: the sign of every block that is not evaluated voxel by voxel.
+    lattice = torch.meshgrid(*[torch.arange(n + 1, device=device) for n in blocks], indexing="ij")
+    corner_points = origin_t + (torch.stack(lattice, dim=-1).reshape(-1, 3) * BLOCK - 0.5).float() * voxel
+    inside = (evaluate_sdf(views, corner_points, truncation) < 0).float().view(*(n + 1 for n in blocks))
+    bx, by, bz = blocks
+    inside_share = sum(
+        inside[i : i + bx, j : j + by, k : k + bz] for i in (0, 1) for j in (0, 1) for k in (0, 1)
+    ) / 8.0
+    active |= (inside_share > 0) & (inside_share < 1)
+    fill = torch.where(inside_share >= 0.5, -truncation, truncation)
+    values = fill[..., None, None, None].expand(*blocks, BLOCK, BLOCK, BLOCK).contiguous()
+
+    local = torch.stack(torch.meshgrid(*[torch.arange(BLOCK, device=device)] * 3, indexing="ij"), dim=-1).reshape(-1, 3)
+    block_ids = torch.nonzero(active)
+    per_chunk = max(1, CHUNK_VOXELS // BLOCK**3)
+    last_report = time.monotonic()
+    for first in range(0, block_ids.shape[0], per_chunk):
+        chunk = block_ids[first : first + per_chunk]
+        voxels = (chunk[:, None, :] * BLOCK + local[None]).reshape(-1, 3)
+        sdf = evaluate_sdf(views, origin_t + voxels.float() * voxel, truncation)
+        values[chunk[:, 0], chunk[:, 1], chunk[:, 2]] = sdf.view(-1, BLOCK, BLOCK, BLOCK)
+        if time.monotonic() - last_report > PROGRESS_INTERVAL_S:
+            done = (first + chunk.shape[0]) / block_ids.shape[0]
+            progress(start_fraction + (end_fraction - start_fraction) * done, "fusing depth")
+            last_report = time.monotonic()
+
+    dense = values.permute(0, 3, 1, 4, 2, 5).reshape(bx * BLOCK, by * BLOCK, bz * BLOCK)
+    dense[[0, -1]] = truncation
+    dense[:, [0, -1]] = truncation
+    dense[:, :, [0, -1]] = truncation
+    return SdfGrid(dense, origin, voxel, truncation)

@@ -1,0 +1,144 @@
+"""The job service: the one place where jobs are submitted, read and cancelled.
+
+The REST API and the Gradio UI both call this; neither talks to Huey directly.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, Sequence
+
+from .config import Settings
+from .errors import JobConflictError, JobForbiddenError, JobNotFoundError, JobStateError
+from .job_files import JobFiles
+from .job_store import JobStore
+from .jobs import CANCELLED, COMPLETED, FAILED, PROCESSING, QUEUED, Job, hash_token, is_job_id, new_job_id, new_token, token_matches
+from .models import require_model
+from .uploads import UploadSource, store_inputs, validate_upload_files
+
+CANCEL_REQUESTED_MESSAGE = "Send confirm=true to confirm cancellation"
+CANCEL_CONFIRMED_MESSAGE = "Job cancellation confirmed"
+
+
+class TaskHandle(Protocol):
+    id: str
+
+
+class JobQueue(Protocol):
+    def new_task(self, job_id: str) -> TaskHandle: ...
+
+    def enqueue(self, task: TaskHandle) -> None: ...
+
+    def revoke(self, task_id: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class SubmittedJob:
+    job: Job
+    token: str
+
+
+@dataclass(frozen=True)
+class CancelOutcome:
+    status: str
+    message: str
+
+
+class JobService:
+    def __init__(self, store: JobStore, queue: JobQueue, config: Settings) -> None:
+        self.store = store
+        self.queue = queue
+        self.config = config
+
+    def submit(
+        self,
+        views: Sequence[UploadSource],
+        depth_renders: Sequence[UploadSource],
+        cameras: UploadSource | None = None,
+        model_type: str | None = None,
+        options: dict | None = None,
+    ) -> SubmittedJob:
+        """Validate everything, then store inputs, record and task; on any failure none of them remains."""
+        spec = require_model(model_type)
+        resolved = spec.resolve_options(options)
+        upload = validate_upload_files(
+            views, depth_renders, cameras,
+            max_file_bytes=self.config.max_file_bytes, max_pixels=self.config.max_pixels,
+        )
+        job_id, token = new_job_id(), new_token()
+        task = self.queue.new_task(job_id)
+        job = Job(
+            job_id=job_id, model_type=spec.name, created_at=time.time(), token_hash=hash_token(token),
+            options=resolved, warnings=upload.warnings, task_id=task.id,
+        )
+        files = JobFiles.of(self.config.jobs_dir, job_id)
+        try:
+            store_inputs(upload, files.inputs)
+            self.store.create(job)
+            self.queue.enqueue(task)
+        except BaseException:
+            self.store.delete(job_id)
+            files.discard_all()
+            raise
+        return SubmittedJob(job, token)
+
+    def get(self, job_id: str) -> Job:
+        job = self.store.get(job_id) if is_job_id(job_id) else None
+        if job is None:
+            raise JobNotFoundError(f"there is no job {job_id!r} (it may have expired)", field="job_id")
+        return job
+
+    def queue_position(self, job: Job) -> int | None:
+        return self.store.queue_position(job)
+
+    def cancel(self, job_id: str, token: str | None, confirm: bool) -> CancelOutcome:
+        """Two steps: a request, then a confirmation within the confirm window."""
+        job = self.get(job_id)
+        if not token or not token_matches(token, job.token_hash):
+            raise JobForbiddenError(
+                "cancelling a job needs the job_token returned when it was submitted "
+                "(Authorization: Bearer <job_token>)",
+                field="authorization",
+            )
+        if job.status == CANCELLED:
+            return CancelOutcome(CANCELLED, "Job is already cancelled")
+        if job.status in (COMPLETED, FAILED):
+            raise JobStateError(f"job {job_id} is already {job.status} and cannot be cancelled", field="job_id")
+        now = time.time()
+        if not confirm:
+            if self.store.transition(job_id, (QUEUED, PROCESSING), cancel_requested_at=now) is None:
+                return self.cancel(job_id, token, confirm)
+            return CancelOutcome("cancel_requested", CANCEL_REQUESTED_MESSAGE)
+        requested = job.cancel_requested_at
+        if requested is None or now - requested > self.config.cancel_confirm_window_s:
+            raise JobConflictError(
+                "no cancellation is pending for this job: request it first (confirm=false), "
+                f"then confirm within {self.config.cancel_confirm_window_s:.0f} seconds",
+                field="confirm",
+            )
+        return self._cancel_now(job, now)
+
+    def _cancel_now(self, job: Job, now: float) -> CancelOutcome:
+        cancelled = dict(status=CANCELLED, stage="cancelled", finished_at=now)
+        if self.store.transition(job.job_id, (QUEUED,), **cancelled):
+            self.queue.revoke(job.task_id)
+            return CancelOutcome(CANCELLED, CANCEL_CONFIRMED_MESSAGE)
+        if self.store.transition(job.job_id, (PROCESSING,), **cancelled):
+            return CancelOutcome(CANCELLED, CANCEL_CONFIRMED_MESSAGE)
+        current = self.get(job.job_id)
+        if current.status == CANCELLED:
+            return CancelOutcome(CANCELLED, CANCEL_CONFIRMED_MESSAGE)
+        raise JobStateError(f"job {job.job_id} is already {current.status} and cannot be cancelled", field="job_id")
+
+    def output_file(self, job_id: str, kind: str) -> Path:
+        """The GLB (`result`) or report.json (`report`) of a completed job."""
+        job = self.get(job_id)
+        if job.status != COMPLETED:
+            raise JobStateError(f"job {job_id} is {job.status}; its files exist once it is completed", field="job_id")
+        files = JobFiles.of(self.config.jobs_dir, job_id)
+        path = files.result if kind == "result" else files.report
+        if not path.is_file():
+            raise JobNotFoundError(f"the {kind} of job {job_id} is no longer stored", field="job_id")
+        return path

@@ -1,0 +1,44 @@
+"""The Huey tasks. GPU hosts run them with `huey_consumer worker.tasks.huey`."""
+
+from __future__ import annotations
+
+import logging
+
+from huey.api import Huey, Task
+
+from .config import settings
+from .devices import configure_torch, select_device
+from .job_runner import run_job
+from .models import load_available_models
+from .queue import huey, job_store
+
+log = logging.getLogger(__name__)
+
+
+@huey.on_startup()
+def load_models() -> None:
+    """Once per worker: fix torch's threads and load every model that can run here."""
+    configure_torch(settings)
+    log.info("models loaded on %s: %s", select_device(settings), ", ".join(load_available_models()))
+
+
+@huey.task(context=True)
+def reconstruct(job_id: str, task: Task | None = None) -> None:
+    if not run_job(job_id, job_store, settings, select_device(settings)) and task is not None:
+        huey.restore_by_id(task.id)
+
+
+class HueyJobQueue:
+    """The service's view of the queue: build a task (to know its id), enqueue it, revoke it."""
+
+    def __init__(self, queue: Huey = huey) -> None:
+        self.queue = queue
+
+    def new_task(self, job_id: str) -> Task:
+        return reconstruct.s(job_id)
+
+    def enqueue(self, task: Task) -> None:
+        self.queue.enqueue(task)
+
+    def revoke(self, task_id: str) -> None:
+        self.queue.revoke_by_id(task_id, revoke_once=True)
