@@ -1,6 +1,7 @@
 """The REST API's acceptance checklist, over HTTP against a live `python app.py` with its embedded worker."""
 
 import json
+import socket
 
 import pytest
 
@@ -84,3 +85,14 @@ def test_the_docs_list_every_endpoint(stack):
 def test_models_say_whether_they_can_run_here(stack):
     models = {m["name"]: m for m in stack.http.get("/models").json()}
     assert models["fusion"]["available"] and models["fusion"]["options"][0]["name"] == "grid_resolution"
+
+
+def test_an_oversized_upload_is_refused_with_413_before_it_is_read(stack):
+    host, port = stack.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as conn:
+        conn.sendall(
+            b"POST /jobs HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=x\r\n"
+            b"Content-Length: 10737418240\r\n\r\n" + b"x" * 65536
+        )
+        answer = b"".join(iter(lambda: conn.recv(65536), b"")).decode(errors="replace")
+    assert answer.startswith("HTTP/1.1 413") and "larger than" in answer

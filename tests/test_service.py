@@ -6,7 +6,7 @@ from tests.support.pngs import input_set
 from worker.config import load_settings
 from worker.errors import (
     FileValidationError, JobConflictError, JobForbiddenError, JobNotFoundError, JobStateError, ModelUnavailableError,
-    ReconError,
+    ReconError, ServiceBusyError,
 )
 from worker.job_files import JobFiles
 from worker.job_store import SqliteJobStore
@@ -128,3 +128,23 @@ def test_outputs_exist_only_for_completed_jobs(service):
     submitted = submit(service)
     with pytest.raises(JobStateError):
         service.output_file(submitted.job.job_id, "result")
+
+
+def test_a_full_queue_refuses_new_jobs_with_retry_after(tmp_path, queue):
+    config = load_settings({"RECON_DATA_DIR": str(tmp_path / "full"), "RECON_MAX_QUEUED": "2"})
+    service = JobService(SqliteJobStore(config.sqlite_path), HueyJobQueue(queue), config)
+    submit(service), submit(service)
+    with pytest.raises(ServiceBusyError) as refused:
+        submit(service)
+    assert refused.value.status_code == 503 and refused.value.retry_after > 0
+    assert queue.pending_count() == 2
+
+
+def test_submissions_are_rate_limited_per_client(tmp_path, queue):
+    config = load_settings({"RECON_DATA_DIR": str(tmp_path / "rate"), "RECON_RATE_LIMIT_PER_MINUTE": "1"})
+    service = JobService(SqliteJobStore(config.sqlite_path), HueyJobQueue(queue), config)
+    submit(service, client="10.0.0.1")
+    submit(service, client="10.0.0.2")
+    with pytest.raises(ServiceBusyError) as refused:
+        submit(service, client="10.0.0.1")
+    assert refused.value.status_code == 429

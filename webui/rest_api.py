@@ -9,14 +9,14 @@ from fastapi import APIRouter, Body, File, Form, Header, Query, Request, UploadF
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 
-from worker.errors import ReconError
+from worker.errors import ReconError, ServiceBusyError
 from worker.jobs import COMPLETED, Job
 from worker.models import MODELS, availability
 from worker.service import JobService
 
 from .schemas import CancelRequest, CancelResponse, ErrorResponse, JobRecord, ModelInfo, SubmitResponse
 
-ERRORS = {code: {"model": ErrorResponse} for code in (400, 403, 404, 409, 422)}
+ERRORS = {code: {"model": ErrorResponse} for code in (400, 403, 404, 409, 413, 422, 429, 503)}
 
 
 def job_record(service: JobService, job: Job) -> dict:
@@ -62,6 +62,7 @@ def build_router(service: JobService) -> APIRouter:
 
     @router.post("/jobs", response_model=SubmitResponse, summary="Submit 6 views and 6 depth renders")
     def submit_job(
+        request: Request,
         views: list[UploadFile] = File(default=[], description="6 PNG views in slot order: front, right, back, left, top, bottom"),
         depth_renders: list[UploadFile] = File(default=[], description="6 PNG depth renders, same order and size"),
         cameras: UploadFile | None = File(default=None, description="Optional cameras.json (default rig: cube6)"),
@@ -75,6 +76,7 @@ def build_router(service: JobService) -> APIRouter:
             cameras.file if cameras is not None else None,
             model_type or model_type_form,
             _parse_options(options),
+            client=request.client.host if request.client else "unknown",
         )
         return {
             "job_id": submitted.job.job_id, "status": submitted.job.status,
@@ -113,7 +115,8 @@ def build_router(service: JobService) -> APIRouter:
 
 
 def recon_error_response(_: Request, exc: ReconError) -> JSONResponse:
-    return JSONResponse({"error": exc.message, "field": exc.field}, status_code=exc.status_code)
+    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, ServiceBusyError) else None
+    return JSONResponse({"error": exc.message, "field": exc.field}, status_code=exc.status_code, headers=headers)
 
 
 def request_validation_response(_: Request, exc: RequestValidationError) -> JSONResponse:

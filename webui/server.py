@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from worker.errors import ReconError
 from worker.service import JobService
 
+from .body_limit import BodyLimitMiddleware
 from .rest_api import build_router, recon_error_response, request_validation_response
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
@@ -25,5 +26,6 @@ def create_app(service: JobService, lifespan: Lifespan | None = None) -> FastAPI
     app = FastAPI(title="Multiview Studio", description=DESCRIPTION, version="1.0", lifespan=lifespan)
     app.add_exception_handler(ReconError, recon_error_response)
     app.add_exception_handler(RequestValidationError, request_validation_response)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=service.config.max_request_bytes)
     app.include_router(build_router(service))
     return app

@@ -49,6 +49,9 @@ class Settings:
     server_port: int
     reconviagen_model: str
     default_model: str
+    max_queued: int
+    rate_limit_per_minute: int
+    queue_secret: str
 
     @property
     def uses_redis(self) -> bool:
@@ -65,6 +68,11 @@ class Settings:
     @property
     def max_file_bytes(self) -> int:
         return self.max_file_mb * 1024 * 1024
+
+    @property
+    def max_request_bytes(self) -> int:
+        """Twelve files at the size limit, a cameras.json and the multipart framing."""
+        return 13 * self.max_file_bytes + 1024 * 1024
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
@@ -87,6 +95,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         server_port=_int(env, "GRADIO_SERVER_PORT", 7860),
         reconviagen_model=env.get("RECON_RECONVIAGEN_MODEL", "Stable-X/trellis-vggt-v0-2"),
         default_model=env.get("RECON_DEFAULT_MODEL", ""),
+        max_queued=_int(env, "RECON_MAX_QUEUED", 100),
+        rate_limit_per_minute=_int(env, "RECON_RATE_LIMIT_PER_MINUTE", 30),
+        queue_secret=env.get("RECON_QUEUE_SECRET", ""),
     )
 
 

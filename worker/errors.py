@@ -45,3 +45,12 @@ class JobCancelled(Exception):
 
 class ReconstructionFailed(ReconError):
     """The engine could not produce a mesh from these inputs; the message says why."""
+
+
+class ServiceBusyError(ReconError):
+    """The service refuses new work for now; `retry_after` says when to try again (seconds)."""
+
+    def __init__(self, message: str, retry_after: int, status_code: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.status_code = status_code

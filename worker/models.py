@@ -12,6 +12,7 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Protocol
 
+from .config import settings
 from .errors import ModelUnavailableError, ReconError
 
 if TYPE_CHECKING:
@@ -108,6 +109,9 @@ def available_models() -> list[str]:
 
 
 def best_available_model() -> str:
+    """RECON_DEFAULT_MODEL when it can run here, else the first available model in order of preference."""
+    if settings.default_model and availability().get(settings.default_model, "unknown") is None:
+        return settings.default_model
     return next(name for name in PREFERENCE if availability()[name] is None)
 
 

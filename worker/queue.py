@@ -6,11 +6,14 @@
 from __future__ import annotations
 
 import logging
+import os
+import secrets
 
 import redis
 from huey import RedisHuey, SqliteHuey
 from huey.api import Huey
 from huey.consumer import Consumer
+from huey.serializer import SignedSerializer
 
 from .config import Settings, settings
 from .job_store import JobStore, RedisJobStore, SqliteJobStore
@@ -18,15 +21,32 @@ from .job_store import JobStore, RedisJobStore, SqliteJobStore
 QUEUE_NAME = "recon"
 POLL_INITIAL_DELAY_S = 0.05
 POLL_MAX_DELAY_S = 0.25
+SECRET_FILE = "queue.secret"
 
 log = logging.getLogger(__name__)
 
 
-def make_huey(config: Settings) -> Huey:
-    if config.uses_redis:
-        return RedisHuey(QUEUE_NAME, url=config.queue_url, blocking=True, read_timeout=1)
+def queue_secret(config: Settings) -> str:
+    """RECON_QUEUE_SECRET, else a secret made once and kept in the (shared) data folder."""
+    if config.queue_secret:
+        return config.queue_secret
+    path = config.data_dir / SECRET_FILE
     config.data_dir.mkdir(parents=True, exist_ok=True)
-    return SqliteHuey(QUEUE_NAME, filename=str(config.sqlite_path))
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(secrets.token_hex(32))
+    return path.read_text().strip()
+
+
+def make_huey(config: Settings) -> Huey:
+    """Task messages are pickles: signing them means a writable queue alone cannot run code."""
+    serializer = SignedSerializer(secret=queue_secret(config), salt=QUEUE_NAME)
+    if config.uses_redis:
+        return RedisHuey(QUEUE_NAME, url=config.queue_url, blocking=True, read_timeout=1, serializer=serializer)
+    return SqliteHuey(QUEUE_NAME, filename=str(config.sqlite_path), serializer=serializer)
 
 
 def make_job_store(config: Settings) -> JobStore:

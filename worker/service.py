@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Protocol, Sequence
 
 from .config import Settings
-from .errors import JobConflictError, JobForbiddenError, JobNotFoundError, JobStateError
+from .errors import JobConflictError, JobForbiddenError, JobNotFoundError, JobStateError, ServiceBusyError
 from .job_files import JobFiles
 from .job_store import JobStore
+from .limits import RateLimiter
 from .jobs import CANCELLED, COMPLETED, FAILED, PROCESSING, QUEUED, Job, hash_token, is_job_id, new_job_id, new_token, token_matches
 from .models import require_model
 from .uploads import UploadSource, store_inputs, validate_upload_files
@@ -51,6 +52,7 @@ class JobService:
         self.store = store
         self.queue = queue
         self.config = config
+        self.rate_limiter = RateLimiter(config.rate_limit_per_minute)
 
     def submit(
         self,
@@ -59,8 +61,10 @@ class JobService:
         cameras: UploadSource | None = None,
         model_type: str | None = None,
         options: dict | None = None,
+        client: str = "anonymous",
     ) -> SubmittedJob:
         """Validate everything, then store inputs, record and task; on any failure none of them remains."""
+        self._check_capacity(client)
         spec = require_model(model_type)
         resolved = spec.resolve_options(options)
         upload = validate_upload_files(
@@ -83,6 +87,14 @@ class JobService:
             files.discard_all()
             raise
         return SubmittedJob(job, token)
+
+    def _check_capacity(self, client: str) -> None:
+        queued = len(self.store.ids_with_status(QUEUED))
+        if queued >= self.config.max_queued:
+            raise ServiceBusyError(
+                f"the queue is full ({queued} jobs waiting); try again in a minute", retry_after=60, status_code=503
+            )
+        self.rate_limiter.check(client)
 
     def get(self, job_id: str) -> Job:
         job = self.store.get(job_id) if is_job_id(job_id) else None

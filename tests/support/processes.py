@@ -94,7 +94,8 @@ def _redis_ready(redis_module, url: str) -> bool:
 
 def service_env(data_dir: Path, **overrides: str) -> dict[str, str]:
     env = dict(os.environ)
-    env.update({"RECON_DATA_DIR": str(data_dir), "RECON_TORCH_THREADS": "1", "PYTHONUNBUFFERED": "1"})
+    env.update({"RECON_DATA_DIR": str(data_dir), "RECON_TORCH_THREADS": "1", "RECON_RATE_LIMIT_PER_MINUTE": "0",
+                "PYTHONUNBUFFERED": "1"})
     env.update(overrides)
     return env
 

@@ -42,8 +42,7 @@ def extract_surface(grid: SdfGrid) -> trimesh.Trimesh:
             "and that its depth render matches it."
         )
     vertices, faces, _, _ = marching_cubes(
-        values, level=0.0, spacing=(grid.voxel_size,) * 3, gradient_direction="ascent",
-        mask=grid.active.cpu().numpy(),
+        values, level=0.0, spacing=(grid.voxel_size,) * 3, gradient_direction="ascent"
     )
     if len(faces) == 0:
         raise ReconstructionFailed("No surface was found in the fused depth; check the depth renders and masks.")

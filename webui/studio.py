@@ -1,0 +1,169 @@
+"""What the page and the client API do with jobs, on top of JobService.
+
+Both the browser page and the `gradio_client` endpoints go through here, so they
+check inputs, submit, follow and cancel in exactly one way: the same upload
+validation as the REST API, jobs queued through JobService (never a direct
+call), and cancellation only of jobs whose token this session holds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from dataclasses import dataclass
+from typing import AsyncIterator, Sequence
+
+from worker.config import Settings
+from worker.errors import FileValidationError, JobForbiddenError, ReconError
+from worker.jobs import COMPLETED, TERMINAL, Job
+from worker.models import MODELS, availability, best_available_model
+from worker.recon.rig import SLOT_NAMES
+from worker.service import CancelOutcome, JobService
+from worker.uploads import VIEW_COUNT, validate_upload_files
+
+Tokens = dict[str, str]
+"""Job id -> job token, for the jobs this session submitted; kept in the session's gr.State."""
+
+IDLE, OK, WARNING, ERROR = "idle", "ok", "warning", "error"
+INPUT_FIELDS = ("views", "depth_renders", "cameras", "model_type", "options")
+SLOT_LIST = ", ".join(SLOT_NAMES)
+_INDEXED_FIELD = re.compile(r"^(views|depth_renders)\[(\d)\]")
+_VERBS = {"is", "has", "must", "contains"}
+
+
+@dataclass(frozen=True)
+class Note:
+    """A sentence shown next to one input: idle (a hint), ok, warning or error."""
+
+    level: str
+    text: str
+
+
+def input_field(field: str | None) -> str | None:
+    """The input a validation error belongs to: `depth_renders[3]` -> `depth_renders`."""
+    if not field:
+        return None
+    return next((name for name in INPUT_FIELDS if field == name or field.startswith((name + "[", name + "."))), None)
+
+
+def _subject(field: str) -> str:
+    match = _INDEXED_FIELD.match(field)
+    if match:
+        index = int(match.group(2))
+        return f"{'View' if match.group(1) == 'views' else 'Depth render'} {index} ({SLOT_NAMES[index]})"
+    if field.startswith("cameras."):
+        return f"cameras.json key {field[len('cameras.'):]}"
+    return "cameras.json" if field == "cameras" else field
+
+
+def error_sentence(error: ReconError) -> str:
+    """The error's message with a subject when it has none, e.g. "View 2 (back) is not a PNG file"."""
+    message = error.message
+    if isinstance(error, FileValidationError) and error.field and message.split(" ", 1)[0] in _VERBS:
+        return f"{_subject(error.field)} {message}"
+    return message[:1].upper() + message[1:]
+
+
+def default_model(config: Settings) -> str:
+    preferred = config.default_model
+    if preferred in MODELS and availability()[preferred] is None:
+        return preferred
+    return best_available_model()
+
+
+class Studio:
+    def __init__(self, service: JobService, config: Settings, poll_interval_s: float = 0.2) -> None:
+        self.service = service
+        self.config = config
+        self.poll_interval_s = poll_interval_s
+
+    def check_inputs(self, views: Sequence[str], depths: Sequence[str], cameras: str | None) -> dict[str, Note]:
+        """The notes under the galleries and the cameras upload, from the REST API's own validation."""
+        notes = {
+            "views": Note(IDLE, f"Add {VIEW_COUNT} views, one per slot: {SLOT_LIST}."),
+            "depth_renders": Note(IDLE, f"Add {VIEW_COUNT} depth renders in the same slots, the same size as the views."),
+            "cameras": Note(IDLE, "Optional: without it the default cube6 rig applies."),
+        }
+        counts_ok = True
+        for field, files, what in (("views", views, "views"), ("depth_renders", depths, "depth renders")):
+            if files and len(files) != VIEW_COUNT:
+                notes[field] = Note(ERROR, f"Expected exactly {VIEW_COUNT} {what} ({SLOT_LIST}), got {len(files)}.")
+            if len(files) != VIEW_COUNT:
+                counts_ok = False
+        if not counts_ok:
+            for field, files, what in (("views", views, "views"), ("depth_renders", depths, "depth renders")):
+                if len(files) == VIEW_COUNT:
+                    notes[field] = Note(OK, f"{VIEW_COUNT} {what}, one per slot.")
+            return notes
+        try:
+            upload = validate_upload_files(
+                views, depths, cameras, max_file_bytes=self.config.max_file_bytes, max_pixels=self.config.max_pixels
+            )
+        except FileValidationError as error:
+            notes[input_field(error.field) or "views"] = Note(ERROR, error_sentence(error))
+            return notes
+        notes["views"] = Note(OK, f"{VIEW_COUNT} views, {upload.width}×{upload.height}.")
+        depth_text = f"{VIEW_COUNT} depth renders, {upload.depth_bits}-bit."
+        notes["depth_renders"] = (
+            Note(WARNING, f"{depth_text} {upload.warnings[0][:1].upper()}{upload.warnings[0][1:]}.")
+            if upload.warnings else Note(OK, depth_text)
+        )
+        if cameras:
+            notes["cameras"] = Note(OK, "Custom rig from cameras.json.")
+        return notes
+
+    def submit(
+        self,
+        views: Sequence[str],
+        depths: Sequence[str],
+        cameras: str | None,
+        model: str | None,
+        options: dict | None,
+        tokens: Tokens,
+    ) -> tuple[Job, Tokens]:
+        """Queue a job through JobService; raises ReconError (with `.field`) when anything is wrong."""
+        submitted = self.service.submit(list(views), list(depths), cameras or None, model or None, options or {})
+        return submitted.job, {**tokens, submitted.job.job_id: submitted.token}
+
+    def job(self, job_id: str) -> Job:
+        return self.service.get(job_id.strip())
+
+    def record(self, job: Job) -> dict:
+        """The job as clients see it (as GET /jobs/{id}), with its place in the queue."""
+        return {**job.public(), "queue_position": self.service.queue_position(job)}
+
+    async def watch(self, job_id: str) -> AsyncIterator[tuple[Job, int | None]]:
+        """Yield (job, queue position) whenever either changes, until the job ends; polls the job store."""
+        last = None
+        while True:
+            job = await asyncio.to_thread(self.job, job_id)
+            position = await asyncio.to_thread(self.service.queue_position, job)
+            state = (job.status, job.progress, job.stage, position)
+            if state != last:
+                last = state
+                yield job, position
+            if job.status in TERMINAL:
+                return
+            await asyncio.sleep(self.poll_interval_s)
+
+    def owns(self, tokens: Tokens, job_id: str) -> bool:
+        return job_id in tokens
+
+    def cancel(self, job_id: str, tokens: Tokens, confirm: bool) -> CancelOutcome:
+        """The REST API's two steps (request, then confirm), for a job this session submitted."""
+        job = self.job(job_id)
+        if not self.owns(tokens, job.job_id):
+            raise JobForbiddenError(
+                f"job {job.job_id} was not submitted from this session, so it cannot be cancelled here "
+                "(the REST API cancels any job with its job_token)",
+                field="job_id",
+            )
+        return self.service.cancel(job.job_id, tokens[job.job_id], confirm)
+
+    def cancel_confirmed(self, job_id: str, tokens: Tokens) -> CancelOutcome:
+        """The user already confirmed in the page: request and confirm in one go."""
+        self.cancel(job_id, tokens, confirm=False)
+        return self.cancel(job_id, tokens, confirm=True)
+
+    def result_ready(self, job: Job) -> bool:
+        return job.status == COMPLETED

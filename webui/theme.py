@@ -1,0 +1,64 @@
+"""The page's look: a Gradio theme and a little CSS for the notes, the job card and the report.
+
+System font stacks only, so the page loads nothing from the internet (Spaces
+and offline machines alike).
+"""
+
+from __future__ import annotations
+
+import gradio as gr
+
+SANS = ["Inter", "ui-sans-serif", "system-ui", "-apple-system", "Segoe UI", "Roboto", "sans-serif"]
+MONO = ["ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "monospace"]
+
+THEME = gr.themes.Soft(
+    primary_hue="indigo", secondary_hue="sky", neutral_hue="slate", radius_size="md", font=SANS, font_mono=MONO,
+).set(
+    body_background_fill="*neutral_50",
+    block_shadow="0 1px 2px rgba(15, 23, 42, 0.06)",
+    button_large_padding="12px 20px",
+)
+
+CSS = """
+.gradio-container { max-width: 1320px !important; margin: 0 auto; }
+#header { padding: 8px 4px 0; }
+#header h1 { font-size: 1.75rem; margin: 0 0 4px; letter-spacing: -0.01em; }
+#header p { margin: 0; color: var(--body-text-color-subdued); max-width: 880px; }
+#header .tagline { font-size: 1.02rem; color: var(--body-text-color); margin-bottom: 6px; }
+.note { font-size: 0.86rem; line-height: 1.35; padding: 6px 10px; border-radius: 6px; margin-top: -4px; }
+.note-idle { color: var(--body-text-color-subdued); background: transparent; padding-left: 2px; }
+.note-ok { color: #166534; background: #f0fdf4; border: 1px solid #bbf7d0; }
+.note-warning { color: #92400e; background: #fffbeb; border: 1px solid #fde68a; }
+.note-error { color: #991b1b; background: #fef2f2; border: 1px solid #fecaca; font-weight: 500; }
+.note-idle::before { content: "ⓘ "; }
+.note-ok::before { content: "✓ "; }
+.note-warning::before { content: "⚠ "; }
+.note-error::before { content: "✕ "; }
+.job-card { border: 1px solid var(--border-color-primary); border-radius: 10px; padding: 12px 14px;
+  background: var(--block-background-fill); }
+.job-card .job-line { display: flex; align-items: center; gap: 10px; flex-wrap: wrap; }
+.job-card code { font-size: 0.95rem; padding: 1px 6px; border-radius: 4px; background: var(--background-fill-secondary); }
+.job-card .job-detail { margin-top: 6px; color: var(--body-text-color-subdued); font-size: 0.92rem; }
+.job-card .job-warnings { margin: 6px 0 0; padding-left: 18px; color: #92400e; font-size: 0.86rem; }
+.badge { display: inline-block; font-size: 0.75rem; font-weight: 600; text-transform: uppercase; letter-spacing: 0.04em;
+  padding: 2px 9px; border-radius: 999px; background: #e2e8f0; color: #334155; }
+.badge-queued { background: #e0e7ff; color: #3730a3; }
+.badge-processing { background: #dbeafe; color: #1d4ed8; }
+.badge-completed { background: #dcfce7; color: #166534; }
+.badge-failed { background: #fee2e2; color: #991b1b; }
+.badge-cancelled { background: #f1f5f9; color: #475569; }
+.job-empty { color: var(--body-text-color-subdued); }
+#confirm-panel { border: 1px solid #fca5a5 !important; background: #fff7f7 !important; border-radius: 10px; }
+#confirm-text p { font-size: 1rem; margin: 2px 0 6px; }
+.report { font-size: 0.9rem; }
+.report-head { font-size: 0.98rem; margin-bottom: 6px; }
+.report-stages { display: flex; flex-wrap: wrap; gap: 6px; margin-bottom: 8px; }
+.report-stages .stage { background: var(--background-fill-secondary); border-radius: 6px; padding: 2px 8px; }
+.report-views { width: 100%; border-collapse: collapse; font-variant-numeric: tabular-nums; }
+.report-views th, .report-views td { text-align: left; padding: 3px 8px; border-bottom: 1px solid var(--border-color-primary); }
+.report-views th { color: var(--body-text-color-subdued); font-weight: 500; }
+.report-warnings { margin: 8px 0 0; padding-left: 18px; color: #92400e; }
+.report-note { margin-top: 6px; color: var(--body-text-color-subdued); font-size: 0.8rem; }
+#model-note { font-size: 0.88rem; }
+#viewer { min-height: 440px; }
+"""
