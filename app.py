@@ -21,7 +21,7 @@ log = logging.getLogger("multiview-studio")
 
 @asynccontextmanager
 async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-    reaper = Reaper(job_store, settings).start()
+    reaper = Reaper(job_store, HueyJobQueue(), settings).start()
     consumer = start_embedded_consumer(huey, settings.embedded_workers) if settings.embedded_workers else None
     try:
         yield

@@ -1,31 +1,39 @@
 """A worker runs a job to exactly one terminal state, publishing progress and honouring cancellation."""
 
 import json
+import threading
 
 import pytest
 
 from tests.support.stack import SLOTS
 from worker.config import load_settings
 from worker.job_files import JobFiles
-from worker.job_runner import run_job
+from worker.job_runner import Outcome, run_job
 from worker.job_store import SqliteJobStore
 from worker.jobs import CANCELLED, COMPLETED, FAILED, PROCESSING, QUEUED, Job, hash_token, new_job_id
+from worker.queue import huey
+from worker.tasks import HueyJobQueue
 from worker.uploads import store_inputs, validate_upload_files
 
 
 class RecordingStore(SqliteJobStore):
-    """A real SQLite store that also remembers every progress report, and can cancel after the n-th."""
+    """A real SQLite store that also remembers every progress report, and can act after the n-th."""
 
-    def __init__(self, path, cancel_after: int | None = None):
+    def __init__(self, path, act_after: int | None = None, act=None):
         super().__init__(path)
         self.reports: list[tuple[int, str]] = []
-        self.cancel_after = cancel_after
+        self.act_after = act_after
+        self.act = act
 
-    def report_progress(self, job_id, progress, stage, now):
+    def report_progress(self, job_id, claim, progress, stage, now):
         self.reports.append((progress, stage))
-        if self.cancel_after is not None and len(self.reports) == self.cancel_after:
-            self.transition(job_id, (PROCESSING,), status=CANCELLED)
-        return super().report_progress(job_id, progress, stage, now)
+        if len(self.reports) == self.act_after:
+            self.act(self, job_id)
+        return super().report_progress(job_id, claim, progress, stage, now)
+
+
+def cancel(store, job_id):
+    store.transition(job_id, (PROCESSING,), status=CANCELLED)
 
 
 @pytest.fixture
@@ -33,20 +41,27 @@ def config(tmp_path):
     return load_settings({"RECON_DATA_DIR": str(tmp_path)})
 
 
+@pytest.fixture
+def queue():
+    huey.flush()
+    yield HueyJobQueue(huey)
+    huey.flush()
+
+
 def queue_job(store, config, input_dir, views=None, depths=None, **options) -> Job:
     views = views or [input_dir / f"view_{i}_{slot}.png" for i, slot in enumerate(SLOTS)]
     depths = depths or [input_dir / f"depth_{i}_{slot}.png" for i, slot in enumerate(SLOTS)]
     upload = validate_upload_files(views, depths, max_file_bytes=config.max_file_bytes, max_pixels=config.max_pixels)
-    job = Job(new_job_id(), "fusion", 1.0, hash_token("t"), options={"grid_resolution": 128, **options})
+    job = Job(new_job_id(), "fusion", 1.0, hash_token("t"), options={"grid_resolution": 128, **options}, task_id="first")
     store_inputs(upload, JobFiles.of(config.jobs_dir, job.job_id).inputs)
     store.create(job)
     return job
 
 
-def test_a_job_completes_with_a_mesh_a_report_and_rising_progress(config, sphere_inputs):
+def test_a_job_completes_with_a_mesh_a_report_and_rising_progress(config, queue, sphere_inputs):
     store = RecordingStore(config.sqlite_path)
     job = queue_job(store, config, sphere_inputs)
-    assert run_job(job.job_id, store, config)
+    assert run_job(job.job_id, store, config, queue) is Outcome.FINISHED
     done = store.get(job.job_id)
     assert (done.status, done.progress, done.error) == (COMPLETED, 100, None)
     files = JobFiles.of(config.jobs_dir, job.job_id)
@@ -58,25 +73,36 @@ def test_a_job_completes_with_a_mesh_a_report_and_rising_progress(config, sphere
     assert len({stage for _, stage in store.reports}) >= 4
 
 
-def test_a_cancelled_job_stops_at_its_next_progress_update_and_leaves_no_outputs(config, sphere_inputs):
-    store = RecordingStore(config.sqlite_path, cancel_after=4)
+def test_a_cancelled_job_stops_at_its_next_progress_update_and_leaves_no_outputs(config, queue, sphere_inputs):
+    store = RecordingStore(config.sqlite_path, act_after=4, act=cancel)
     job = queue_job(store, config, sphere_inputs)
-    assert run_job(job.job_id, store, config)
+    assert run_job(job.job_id, store, config, queue) is Outcome.FINISHED
     assert store.get(job.job_id).status == CANCELLED
     assert len(store.reports) == 4
     files = JobFiles.of(config.jobs_dir, job.job_id)
     assert not files.partial.exists() and not files.output.exists()
 
 
-def test_a_job_that_is_no_longer_queued_is_not_started(config, sphere_inputs):
+def test_a_job_that_is_no_longer_queued_is_not_started(config, queue, sphere_inputs):
     store = RecordingStore(config.sqlite_path)
     job = queue_job(store, config, sphere_inputs)
     store.transition(job.job_id, (QUEUED,), status=CANCELLED)
-    assert not run_job(job.job_id, store, config)
+    assert run_job(job.job_id, store, config, queue) is Outcome.NOT_STARTED
     assert store.reports == [] and store.get(job.job_id).started_at is None
 
 
-def test_inputs_without_any_surface_fail_with_a_sentence(config, tmp_path):
+def test_a_shutting_down_worker_hands_its_job_back_to_the_queue(config, queue, sphere_inputs):
+    stopping = threading.Event()
+    store = RecordingStore(config.sqlite_path, act_after=3, act=lambda *_: stopping.set())
+    job = queue_job(store, config, sphere_inputs)
+    assert run_job(job.job_id, store, config, queue, stopping=stopping) is Outcome.HANDED_BACK
+    back = store.get(job.job_id)
+    assert (back.status, back.attempts, back.worker, back.started_at) == (QUEUED, 0, None, None)
+    assert back.task_id != "first" and [task.id for task in huey.pending()] == [back.task_id]
+    assert not JobFiles.of(config.jobs_dir, job.job_id).partial.exists()
+
+
+def test_inputs_without_any_surface_fail_with_a_sentence(config, queue, tmp_path):
     from tests.support.pngs import png
     import numpy as np
 
@@ -84,7 +110,7 @@ def test_inputs_without_any_surface_fail_with_a_sentence(config, tmp_path):
     blank_depths = [png(np.zeros((64, 64), np.uint16)) for _ in SLOTS]
     store = RecordingStore(config.sqlite_path)
     job = queue_job(store, config, tmp_path, views=blank_views, depths=blank_depths)
-    run_job(job.job_id, store, config)
+    run_job(job.job_id, store, config, queue)
     failed = store.get(job.job_id)
     assert failed.status == FAILED and failed.error and "Traceback" not in failed.error
     assert not JobFiles.of(config.jobs_dir, job.job_id).partial.exists()

@@ -40,23 +40,34 @@ def test_a_transition_applies_only_from_the_given_statuses(store):
     assert store.get(job.job_id).status == PROCESSING
 
 
+def test_a_claim_takes_a_queued_job_once_and_counts_the_run(store):
+    job = make_job()
+    store.create(job)
+    claimed = store.claim(job.job_id, "worker-a", now=5.0)
+    assert (claimed.status, claimed.worker, claimed.attempts, claimed.started_at) == (PROCESSING, "worker-a", 1, 5.0)
+    assert store.claim(job.job_id, "worker-b", now=6.0) is None
+
+
 def test_progress_never_goes_backwards_and_refreshes_the_heartbeat(store):
     job = make_job()
     store.create(job)
-    store.transition(job.job_id, (QUEUED,), status=PROCESSING)
-    assert store.report_progress(job.job_id, 40, "fusing depth", now=10.0)
-    assert store.report_progress(job.job_id, 20, "colouring", now=11.0)
+    store.claim(job.job_id, "worker-a", now=1.0)
+    assert store.report_progress(job.job_id, "worker-a", 40, "fusing depth", now=10.0)
+    assert store.report_progress(job.job_id, "worker-a", 20, "colouring", now=11.0)
     current = store.get(job.job_id)
     assert (current.progress, current.stage, current.heartbeat_at) == (40, "colouring", 11.0)
 
 
-def test_progress_is_refused_once_the_job_is_no_longer_running(store):
+def test_progress_is_refused_once_the_run_no_longer_holds_the_job(store):
     job = make_job()
     store.create(job)
-    assert not store.report_progress(job.job_id, 10, "fusing depth", now=1.0)
-    store.transition(job.job_id, (QUEUED,), status=CANCELLED)
-    assert not store.report_progress(job.job_id, 10, "fusing depth", now=1.0)
-    assert not store.heartbeat(job.job_id, now=1.0)
+    assert not store.report_progress(job.job_id, "worker-a", 10, "fusing depth", now=1.0)
+    store.claim(job.job_id, "worker-a", now=1.0)
+    assert not store.report_progress(job.job_id, "worker-b", 10, "fusing depth", now=1.0)
+    assert not store.heartbeat(job.job_id, "worker-b", now=1.0)
+    store.transition(job.job_id, (PROCESSING,), status=CANCELLED)
+    assert not store.report_progress(job.job_id, "worker-a", 10, "fusing depth", now=1.0)
+    assert not store.heartbeat(job.job_id, "worker-a", now=1.0)
 
 
 def test_status_listings_and_queue_positions_follow_creation_order(store):

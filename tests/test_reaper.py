@@ -1,4 +1,4 @@
-"""The reaper fails jobs whose worker died and removes jobs past their retention time."""
+"""The reaper retries, then fails, jobs whose worker died, and removes jobs past their retention time."""
 
 import time
 
@@ -8,12 +8,15 @@ from worker.config import load_settings
 from worker.job_files import JobFiles
 from worker.job_store import SqliteJobStore
 from worker.jobs import COMPLETED, FAILED, PROCESSING, QUEUED, WORKER_LOST, Job, hash_token, new_job_id
-from worker.reaper import remove_expired_jobs, settle_lost_jobs
+from worker.queue import huey
+from worker.reaper import RETRY_STAGE, remove_expired_jobs, settle_lost_jobs
+from worker.tasks import HueyJobQueue
 
 
 @pytest.fixture
 def config(tmp_path):
-    return load_settings({"RECON_DATA_DIR": str(tmp_path), "RECON_HEARTBEAT_TIMEOUT_S": "15", "RECON_RETENTION_HOURS": "1"})
+    return load_settings({"RECON_DATA_DIR": str(tmp_path), "RECON_HEARTBEAT_TIMEOUT_S": "15",
+                          "RECON_RETENTION_HOURS": "1", "RECON_JOB_ATTEMPTS": "2"})
 
 
 @pytest.fixture
@@ -21,30 +24,49 @@ def store(config):
     return SqliteJobStore(config.sqlite_path)
 
 
-def running_job(store, heartbeat_at: float) -> Job:
+@pytest.fixture
+def queue():
+    huey.flush()
+    yield HueyJobQueue(huey)
+    huey.flush()
+
+
+def running_job(store, heartbeat_at: float, claim: str = "worker-a") -> Job:
     job = Job(new_job_id(), "fusion", heartbeat_at - 1, hash_token("t"))
     store.create(job)
-    store.transition(job.job_id, (QUEUED,), status=PROCESSING, started_at=heartbeat_at, heartbeat_at=heartbeat_at)
+    store.claim(job.job_id, claim, now=heartbeat_at)
     return job
 
 
-def test_a_job_without_a_recent_heartbeat_fails_with_a_sentence(store, config):
+def test_a_lost_job_on_its_first_run_is_queued_again_with_a_fresh_task(store, queue, config):
     now = 1000.0
     lost = running_job(store, heartbeat_at=now - 16)
     alive = running_job(store, heartbeat_at=now - 5)
     files = JobFiles.of(config.jobs_dir, lost.job_id)
     files.partial.mkdir(parents=True)
-    assert settle_lost_jobs(store, config, now) == [lost.job_id]
-    failed = store.get(lost.job_id)
-    assert failed.status == FAILED and failed.error == WORKER_LOST and "the worker stopped unexpectedly" in failed.error
+    assert settle_lost_jobs(store, queue, config, now) == [lost.job_id]
+    retried = store.get(lost.job_id)
+    assert (retried.status, retried.stage, retried.attempts, retried.worker) == (QUEUED, RETRY_STAGE, 1, None)
+    assert [task.id for task in huey.pending()] == [retried.task_id]
     assert store.get(alive.job_id).status == PROCESSING
     assert not files.partial.exists()
 
 
-def test_queued_jobs_are_never_reaped(store, config):
+def test_a_job_lost_on_its_last_run_fails_with_a_sentence(store, queue, config):
+    now = 1000.0
+    job = running_job(store, heartbeat_at=now - 100)
+    settle_lost_jobs(store, queue, config, now - 80)
+    store.claim(job.job_id, "worker-b", now=now - 16)
+    assert settle_lost_jobs(store, queue, config, now) == [job.job_id]
+    failed = store.get(job.job_id)
+    assert failed.status == FAILED and failed.error == WORKER_LOST
+    assert "the worker stopped unexpectedly" in failed.error
+
+
+def test_queued_jobs_are_never_reaped(store, queue, config):
     job = Job(new_job_id(), "fusion", 0.0, hash_token("t"))
     store.create(job)
-    assert settle_lost_jobs(store, config, time.time()) == []
+    assert settle_lost_jobs(store, queue, config, time.time()) == []
     assert store.get(job.job_id).status == QUEUED
 
 

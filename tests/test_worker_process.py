@@ -70,11 +70,25 @@ def test_a_running_job_stops_within_two_seconds_of_the_confirmation(stack, worke
     assert not (stack.workdir / "data" / "jobs" / slow["job_id"] / "output.partial").exists()
 
 
-def test_a_killed_worker_fails_its_job_with_a_sentence(stack, worker, slow_inputs):
+def test_a_killed_worker_s_job_is_retried_once_then_fails_with_a_sentence(stack, slow_inputs):
     slow = stack.submit(slow_inputs, **SLOW)
-    wait_until(lambda: stack.job(slow["job_id"])["status"] == "processing", 60, what="the slow job to start")
-    worker.kill(signal.SIGKILL)
-    killed_at = time.monotonic()
-    record = stack.wait_for(slow["job_id"], ("failed",), timeout=30)
-    assert "the worker stopped unexpectedly" in record["error"]
-    assert time.monotonic() - killed_at < 30
+    for run in (1, 2):
+        worker = stack.start_worker()
+        wait_until(lambda: stack.job(slow["job_id"])["status"] == "processing", 60, what=f"run {run} to start")
+        worker.kill(signal.SIGKILL)
+        killed_at = time.monotonic()
+        record = stack.wait_for(slow["job_id"], ("queued", "failed"), timeout=30)
+        assert time.monotonic() - killed_at < 30
+        stack.stop_workers()
+    assert record["status"] == "failed" and "the worker stopped unexpectedly" in record["error"]
+
+
+def test_a_worker_stopped_with_sigterm_hands_its_job_back(stack, worker, slow_inputs):
+    slow = stack.submit(slow_inputs, **SLOW)
+    wait_until(lambda: stack.job(slow["job_id"])["progress"] >= 5, 60, what="the slow job to be under way")
+    worker.kill(signal.SIGTERM)
+    record = stack.wait_for(slow["job_id"], ("queued",), timeout=5)
+    assert "handed back" in record["stage"] and record["started_at"] is None
+    worker.popen.wait(10)
+    stack.cancel(slow["job_id"], slow["job_token"], False)
+    assert stack.cancel(slow["job_id"], slow["job_token"], True).json()["status"] == "cancelled"

@@ -52,6 +52,7 @@ class Settings:
     max_queued: int
     rate_limit_per_minute: int
     queue_secret: str
+    job_attempts: int
 
     @property
     def uses_redis(self) -> bool:
@@ -98,6 +99,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         max_queued=_int(env, "RECON_MAX_QUEUED", 100),
         rate_limit_per_minute=_int(env, "RECON_RATE_LIMIT_PER_MINUTE", 30),
         queue_secret=env.get("RECON_QUEUE_SECRET", ""),
+        job_attempts=max(1, _int(env, "RECON_JOB_ATTEMPTS", 2)),
     )
 
 

@@ -1,8 +1,10 @@
 """What a worker does with one job: claim it, run its model with live progress, publish or clean up.
 
 Cancellation is cooperative: the job record is the flag. Every progress update
-and every heartbeat is a conditional write that fails once the job is no longer
-`processing`, and the next progress call then unwinds the model with JobCancelled.
+and every heartbeat is a conditional write that holds only while this run's
+claim on the job stands, and the next progress call unwinds the model with
+JobCancelled once it does not (cancelled, or reaped after a lost heartbeat).
+A consumer that is shutting down hands the job back to the queue instead.
 """
 
 from __future__ import annotations
@@ -14,59 +16,83 @@ import shutil
 import socket
 import threading
 import time
+import uuid
+from enum import Enum
 
 from .config import Settings
 from .errors import JobCancelled, ReconError
 from .job_files import REPORT_NAME, JobFiles
 from .job_store import JobStore
-from .jobs import COMPLETED, FAILED, PROCESSING, QUEUED
+from .jobs import COMPLETED, FAILED, PROCESSING
 from .models import get_reconstructor
 from .recon.inputs import load_inputs
+from .requeue import requeue
+from .service import JobQueue
 from .uploads import stored_input_paths
 
 log = logging.getLogger(__name__)
 
 PROGRESS_START = 1
 PROGRESS_END = 99
+HANDED_BACK_STAGE = "waiting in queue (handed back by a worker that shut down)"
 
 
-def worker_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{threading.current_thread().name}"
+class Outcome(Enum):
+    NOT_STARTED = "not started"
+    FINISHED = "finished"
+    HANDED_BACK = "handed back"
+
+
+class JobInterrupted(Exception):
+    """The consumer is shutting down: stop the model and hand the job back."""
+
+
+def new_claim() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{threading.current_thread().name}:{uuid.uuid4().hex[:8]}"
 
 
 class ProgressReporter:
-    """Maps a model's 0..1 fraction onto the job's 1..99 and stops the model once the job was cancelled."""
+    """Maps a model's 0..1 fraction onto the job's 1..99; stops the model when the run must end."""
 
-    def __init__(self, store: JobStore, job_id: str) -> None:
+    def __init__(self, store: JobStore, job_id: str, claim: str, stopping: threading.Event | None) -> None:
         self.store = store
         self.job_id = job_id
-        self.stopped = threading.Event()
+        self.claim = claim
+        self.stopping = stopping
+        self.lost = threading.Event()
         self.stage = "starting"
 
     def __call__(self, fraction: float, stage: str) -> None:
         self.stage = stage
-        fraction = min(max(fraction, 0.0), 1.0)
-        progress = PROGRESS_START + round(fraction * (PROGRESS_END - PROGRESS_START))
-        if self.stopped.is_set() or not self.store.report_progress(self.job_id, progress, stage, time.time()):
-            self.stopped.set()
+        if self.stopping is not None and self.stopping.is_set():
+            raise JobInterrupted(self.job_id)
+        progress = PROGRESS_START + round(min(max(fraction, 0.0), 1.0) * (PROGRESS_END - PROGRESS_START))
+        if self.lost.is_set() or not self.store.report_progress(self.job_id, self.claim, progress, stage, time.time()):
+            self.lost.set()
             raise JobCancelled(self.job_id)
 
 
 class Heartbeat:
     """Proves the worker is alive between progress updates; a dead worker's job is reaped (see reaper)."""
 
-    def __init__(self, store: JobStore, job_id: str, interval_s: float, stopped: threading.Event) -> None:
+    def __init__(self, store: JobStore, job_id: str, claim: str, interval_s: float, lost: threading.Event) -> None:
         self.store = store
         self.job_id = job_id
+        self.claim = claim
         self.interval_s = interval_s
-        self.job_stopped = stopped
+        self.lost = lost
         self.done = threading.Event()
         self.thread = threading.Thread(target=self._beat, name=f"heartbeat-{job_id}", daemon=True)
 
     def _beat(self) -> None:
         while not self.done.wait(self.interval_s):
-            if not self.store.heartbeat(self.job_id, time.time()):
-                self.job_stopped.set()
+            try:
+                alive = self.store.heartbeat(self.job_id, self.claim, time.time())
+            except Exception:
+                log.warning("heartbeat of job %s not recorded; trying again", self.job_id, exc_info=True)
+                continue
+            if not alive:
+                self.lost.set()
                 return
 
     def __enter__(self) -> "Heartbeat":
@@ -78,19 +104,24 @@ class Heartbeat:
         self.thread.join()
 
 
-def run_job(job_id: str, store: JobStore, config: Settings, device: str = "cpu") -> bool:
-    """Run one job to a terminal state. False when it was no longer queued (cancelled before it started)."""
-    started = time.time()
-    job = store.transition(
-        job_id, (QUEUED,), status=PROCESSING, started_at=started, heartbeat_at=started,
-        stage="starting", progress=PROGRESS_START, worker=worker_name(),
-    )
+def run_job(
+    job_id: str,
+    store: JobStore,
+    config: Settings,
+    queue: JobQueue,
+    device: str = "cpu",
+    stopping: threading.Event | None = None,
+) -> Outcome:
+    """Run one job until it completes, fails, is cancelled, or is handed back because the consumer stops."""
+    claim = new_claim()
+    job = store.claim(job_id, claim, time.time())
     if job is None:
         log.info("job %s is no longer queued; not starting it", job_id)
-        return False
+        return Outcome.NOT_STARTED
+    started = job.started_at
     files = JobFiles.of(config.jobs_dir, job_id)
-    reporter = ProgressReporter(store, job_id)
-    with Heartbeat(store, job_id, config.heartbeat_interval_s, reporter.stopped):
+    reporter = ProgressReporter(store, job_id, claim, stopping)
+    with Heartbeat(store, job_id, claim, config.heartbeat_interval_s, reporter.lost):
         try:
             reporter(0.0, "loading model")
             model = get_reconstructor(job.model_type)
@@ -104,30 +135,34 @@ def run_job(job_id: str, store: JobStore, config: Settings, device: str = "cpu")
                       "wall_time_s": round(time.time() - started, 3)}
             (files.partial / REPORT_NAME).write_text(json.dumps(report, indent=2))
             reporter(1.0, "publishing result")
-            _publish(store, files, job_id)
+            _publish(store, files, job_id, claim)
         except JobCancelled:
-            log.info("job %s cancelled while %s", job_id, reporter.stage)
+            log.info("job %s stopped while %s: it is no longer this worker's to run", job_id, reporter.stage)
             files.discard_partial()
+        except JobInterrupted:
+            files.discard_partial()
+            if requeue(store, queue, job_id, claim, HANDED_BACK_STAGE, count_attempt=False) is not None:
+                log.info("job %s handed back to the queue: the worker is shutting down", job_id)
+                return Outcome.HANDED_BACK
         except ReconError as exc:
-            _fail(store, files, job_id, exc.message)
+            _fail(store, files, job_id, claim, exc.message)
         except OSError as exc:
             log.exception("job %s failed while %s", job_id, reporter.stage)
-            _fail(store, files, job_id, f"the worker could not read or write the job's files while {reporter.stage} ({exc.strerror or exc})")
+            _fail(store, files, job_id, claim, f"the worker could not read or write the job's files while {reporter.stage} ({exc.strerror or exc})")
         except Exception as exc:
             log.exception("job %s failed while %s", job_id, reporter.stage)
-            _fail(store, files, job_id, f"the reconstruction failed unexpectedly while {reporter.stage} ({type(exc).__name__}); the worker log has the details")
-    return True
+            _fail(store, files, job_id, claim, f"the reconstruction failed unexpectedly while {reporter.stage} ({type(exc).__name__}); the worker log has the details")
+    return Outcome.FINISHED
 
 
-def _publish(store: JobStore, files: JobFiles, job_id: str) -> None:
+def _publish(store: JobStore, files: JobFiles, job_id: str, claim: str) -> None:
     shutil.rmtree(files.output, ignore_errors=True)
     os.replace(files.partial, files.output)
-    done = store.transition(job_id, (PROCESSING,), status=COMPLETED, progress=100, stage="done", finished_at=time.time())
+    done = store.transition(job_id, (PROCESSING,), claim, status=COMPLETED, progress=100, stage="done", finished_at=time.time())
     if done is None:
         shutil.rmtree(files.output, ignore_errors=True)
 
 
-def _fail(store: JobStore, files: JobFiles, job_id: str, message: str) -> None:
+def _fail(store: JobStore, files: JobFiles, job_id: str, claim: str, message: str) -> None:
     files.discard_partial()
-    store.transition(job_id, (PROCESSING,), status=FAILED, error=message, stage="failed", finished_at=time.time())
-
+    store.transition(job_id, (PROCESSING,), claim, status=FAILED, error=message, stage="failed", finished_at=time.time())

@@ -42,9 +42,13 @@ class JobStore(ABC):
     @abstractmethod
     def delete(self, job_id: str) -> None: ...
 
-    def transition(self, job_id: str, from_statuses: tuple[str, ...], **fields: object) -> Job | None:
+    def transition(
+        self, job_id: str, from_statuses: tuple[str, ...], claim: str | None = None, **fields: object
+    ) -> Job | None:
+        """Set `fields` if the job is in one of `from_statuses` (and, given a claim, still held by it)."""
+
         def change(job: Job) -> bool:
-            if job.status not in from_statuses:
+            if job.status not in from_statuses or (claim is not None and job.worker != claim):
                 return False
             for name, value in fields.items():
                 setattr(job, name, value)
@@ -55,11 +59,24 @@ class JobStore(ABC):
     def update(self, job_id: str, **fields: object) -> Job | None:
         return self.transition(job_id, STATUSES, **fields)
 
-    def report_progress(self, job_id: str, progress: int, stage: str, now: float) -> bool:
-        """Progress never goes backwards; False once the job is no longer running (e.g. cancelled)."""
+    def claim(self, job_id: str, claim: str, now: float) -> Job | None:
+        """Take a queued job for one run; every later write of that run names the claim."""
 
         def change(job: Job) -> bool:
-            if job.status != PROCESSING:
+            if job.status != QUEUED:
+                return False
+            job.status, job.worker, job.attempts = PROCESSING, claim, job.attempts + 1
+            job.started_at = job.heartbeat_at = now
+            job.stage, job.error = "starting", None
+            return True
+
+        return self.mutate(job_id, change)
+
+    def report_progress(self, job_id: str, claim: str, progress: int, stage: str, now: float) -> bool:
+        """Progress never goes backwards; False once this run no longer holds the job (cancelled, reaped)."""
+
+        def change(job: Job) -> bool:
+            if job.status != PROCESSING or job.worker != claim:
                 return False
             job.progress = max(job.progress, min(100, int(progress)))
             job.stage = stage
@@ -68,8 +85,8 @@ class JobStore(ABC):
 
         return self.mutate(job_id, change) is not None
 
-    def heartbeat(self, job_id: str, now: float) -> bool:
-        return self.transition(job_id, (PROCESSING,), heartbeat_at=now) is not None
+    def heartbeat(self, job_id: str, claim: str, now: float) -> bool:
+        return self.transition(job_id, (PROCESSING,), claim, heartbeat_at=now) is not None
 
     def queue_position(self, job: Job) -> int | None:
         """1 for the next job to start; None once the job has left the queue."""

@@ -76,6 +76,7 @@ class Job:
     cancel_requested_at: float | None = None
     error: str | None = None
     worker: str | None = None
+    attempts: int = 0
 
     @classmethod
     def column_names(cls) -> list[str]:

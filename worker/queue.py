@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import threading
 
 import redis
 from huey import RedisHuey, SqliteHuey
@@ -41,12 +42,34 @@ def queue_secret(config: Settings) -> str:
     return path.read_text().strip()
 
 
+class ShutdownAware:
+    """Lets a running job see its consumer stopping (SIGTERM/SIGINT), so it can hand the job back.
+
+    The stock `huey_consumer` builds its consumer with `create_consumer`, so this works there too.
+    """
+
+    stopping: threading.Event | None = None
+
+    def create_consumer(self, consumer_class: type[Consumer] = Consumer, **options: object) -> Consumer:
+        consumer = consumer_class(self, **options)
+        self.stopping = consumer.stop_flag
+        return consumer
+
+
+class ReconSqliteHuey(ShutdownAware, SqliteHuey):
+    pass
+
+
+class ReconRedisHuey(ShutdownAware, RedisHuey):
+    pass
+
+
 def make_huey(config: Settings) -> Huey:
     """Task messages are pickles: signing them means a writable queue alone cannot run code."""
     serializer = SignedSerializer(secret=queue_secret(config), salt=QUEUE_NAME)
     if config.uses_redis:
-        return RedisHuey(QUEUE_NAME, url=config.queue_url, blocking=True, read_timeout=1, serializer=serializer)
-    return SqliteHuey(QUEUE_NAME, filename=str(config.sqlite_path), serializer=serializer)
+        return ReconRedisHuey(QUEUE_NAME, url=config.queue_url, blocking=True, read_timeout=1, serializer=serializer)
+    return ReconSqliteHuey(QUEUE_NAME, filename=str(config.sqlite_path), serializer=serializer)
 
 
 def make_job_store(config: Settings) -> JobStore:
@@ -62,9 +85,9 @@ class EmbeddedConsumer(Consumer):
         pass
 
 
-def start_embedded_consumer(queue: Huey, workers: int) -> EmbeddedConsumer:
-    consumer = EmbeddedConsumer(
-        queue,
+def start_embedded_consumer(queue: ShutdownAware, workers: int) -> Consumer:
+    consumer = queue.create_consumer(
+        consumer_class=EmbeddedConsumer,
         workers=workers,
         worker_type="thread",
         initial_delay=POLL_INITIAL_DELAY_S,

@@ -1,4 +1,9 @@
-"""Settles what no worker will: jobs whose worker died, and jobs past their retention time."""
+"""Settles what no worker will: jobs whose worker died, and jobs past their retention time.
+
+Policy for a job whose worker died (SIGKILL, OOM, power loss: its heartbeat stops):
+it is run again on another worker, up to RECON_JOB_ATTEMPTS runs in all (default 2,
+i.e. retried once); after that it fails with a sentence that says so.
+"""
 
 from __future__ import annotations
 
@@ -10,27 +15,43 @@ from .config import Settings
 from .job_files import JobFiles
 from .job_store import JobStore
 from .jobs import FAILED, PROCESSING, TERMINAL, WORKER_LOST, Job
+from .requeue import requeue
+from .service import JobQueue
 
 log = logging.getLogger(__name__)
 
 RETENTION_SWEEP_S = 60.0
+RETRY_STAGE = "waiting in queue (retrying: its worker stopped unexpectedly)"
 
 
-def settle_lost_jobs(store: JobStore, config: Settings, now: float) -> list[str]:
-    """Fail every running job whose heartbeat is older than the timeout (SIGKILL, OOM, power loss)."""
+def settle_lost_jobs(store: JobStore, queue: JobQueue, config: Settings, now: float) -> list[str]:
+    """Retry or fail every running job whose heartbeat is older than the timeout."""
     deadline = now - config.heartbeat_timeout_s
+    settled = []
+    for job_id in store.ids_with_status(PROCESSING):
+        job = store.get(job_id)
+        if job is None or job.status != PROCESSING or (job.heartbeat_at or job.started_at or job.created_at) >= deadline:
+            continue
+        JobFiles.of(config.jobs_dir, job_id).discard_partial()
+        if job.attempts < config.job_attempts and requeue(store, queue, job_id, job.worker, RETRY_STAGE, count_attempt=True):
+            log.warning("job %s: its worker stopped unexpectedly; queued again (run %d of %d)",
+                        job_id, job.attempts + 1, config.job_attempts)
+            settled.append(job_id)
+        elif store.mutate(job_id, _fail_if_still_lost(job.worker, deadline, now)):
+            log.warning("job %s: %s", job_id, WORKER_LOST)
+            settled.append(job_id)
+    return settled
 
-    def lost(job: Job) -> bool:
-        if job.status != PROCESSING or (job.heartbeat_at or job.started_at or job.created_at) >= deadline:
+
+def _fail_if_still_lost(claim: str | None, deadline: float, now: float):
+    def fail(job: Job) -> bool:
+        stale = (job.heartbeat_at or job.started_at or job.created_at) < deadline
+        if job.status != PROCESSING or job.worker != claim or not stale:
             return False
         job.status, job.error, job.stage, job.finished_at = FAILED, WORKER_LOST, "failed", now
         return True
 
-    settled = [job_id for job_id in store.ids_with_status(PROCESSING) if store.mutate(job_id, lost)]
-    for job_id in settled:
-        JobFiles.of(config.jobs_dir, job_id).discard_partial()
-        log.warning("job %s: %s", job_id, WORKER_LOST)
-    return settled
+    return fail
 
 
 def remove_expired_jobs(store: JobStore, config: Settings, now: float) -> list[str]:
@@ -49,14 +70,12 @@ def remove_expired_jobs(store: JobStore, config: Settings, now: float) -> list[s
 class Reaper:
     """A daemon thread in the web process: checks for lost jobs a few times per timeout, expiry once a minute."""
 
-    def __init__(self, store: JobStore, config: Settings) -> None:
+    def __init__(self, store: JobStore, queue: JobQueue, config: Settings) -> None:
         self.store = store
+        self.queue = queue
         self.config = config
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self._loop, name="reaper", daemon=True)
-
-    def sweep(self, now: float | None = None) -> None:
-        settle_lost_jobs(self.store, self.config, time.time() if now is None else now)
 
     def _loop(self) -> None:
         interval = max(self.config.heartbeat_timeout_s / 3, 0.5)
@@ -64,7 +83,7 @@ class Reaper:
         while not self.stopping.wait(interval):
             try:
                 now = time.time()
-                settle_lost_jobs(self.store, self.config, now)
+                settle_lost_jobs(self.store, self.queue, self.config, now)
                 if now - last_expiry >= RETENTION_SWEEP_S:
                     remove_expired_jobs(self.store, self.config, now)
                     last_expiry = now
@@ -72,7 +91,7 @@ class Reaper:
                 log.exception("reaper sweep failed; trying again")
 
     def start(self) -> "Reaper":
-        self.sweep()
+        settle_lost_jobs(self.store, self.queue, self.config, time.time())
         self.thread.start()
         return self
 

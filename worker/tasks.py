@@ -8,7 +8,7 @@ from huey.api import Huey, Task
 
 from .config import settings
 from .devices import configure_torch, select_device
-from .job_runner import run_job
+from .job_runner import Outcome, run_job
 from .models import load_available_models
 from .queue import huey, job_store
 
@@ -20,12 +20,6 @@ def load_models() -> None:
     """Once per worker: fix torch's threads and load every model that can run here."""
     configure_torch(settings)
     log.info("models loaded on %s: %s", select_device(settings), ", ".join(load_available_models()))
-
-
-@huey.task(context=True)
-def reconstruct(job_id: str, task: Task | None = None) -> None:
-    if not run_job(job_id, job_store, settings, select_device(settings)) and task is not None:
-        huey.restore_by_id(task.id)
 
 
 class HueyJobQueue:
@@ -42,3 +36,10 @@ class HueyJobQueue:
 
     def revoke(self, task_id: str) -> None:
         self.queue.revoke_by_id(task_id, revoke_once=True)
+
+
+@huey.task(context=True)
+def reconstruct(job_id: str, task: Task | None = None) -> None:
+    outcome = run_job(job_id, job_store, settings, HueyJobQueue(), select_device(settings), huey.stopping)
+    if outcome is Outcome.NOT_STARTED and task is not None:
+        huey.restore_by_id(task.id)
