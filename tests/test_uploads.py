@@ -76,7 +76,7 @@ def test_an_empty_file_is_named():
 def test_a_truncated_png_is_refused():
     views, depths = input_set(32)
     error = rejected(with_replaced(views, 1, views[1][: len(views[1]) // 2]), depths)
-    assert error.field == "views[1]" and "truncated or corrupt" in error.message
+    assert error.field == "views[1]" and "truncated" in error.message
 
 
 def test_a_png_with_a_corrupted_data_chunk_is_refused():

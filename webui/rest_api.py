@@ -8,6 +8,7 @@ from dataclasses import asdict
 from fastapi import APIRouter, Body, File, Form, Header, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from worker.errors import ReconError, ServiceBusyError
 from worker.jobs import COMPLETED, Job
@@ -117,6 +118,10 @@ def build_router(service: JobService) -> APIRouter:
 def recon_error_response(_: Request, exc: ReconError) -> JSONResponse:
     headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, ServiceBusyError) else None
     return JSONResponse({"error": exc.message, "field": exc.field}, status_code=exc.status_code, headers=headers)
+
+
+def http_error_response(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    return JSONResponse({"error": str(exc.detail), "field": None}, status_code=exc.status_code, headers=exc.headers)
 
 
 def request_validation_response(_: Request, exc: RequestValidationError) -> JSONResponse:

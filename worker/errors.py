@@ -43,6 +43,12 @@ class JobCancelled(Exception):
     """Raised inside a running job when its cancellation was confirmed; unwinds the engine."""
 
 
+class StorageError(ReconError):
+    """The server could not store a job's files (e.g. its disk is full); nothing of the job was kept."""
+
+    status_code = 507
+
+
 class ReconstructionFailed(ReconError):
     """The engine could not produce a mesh from these inputs; the message says why."""
 

@@ -9,6 +9,7 @@ A consumer that is shutting down hands the job back to the queue instead.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -148,11 +149,17 @@ def run_job(
             _fail(store, files, job_id, claim, exc.message)
         except OSError as exc:
             log.exception("job %s failed while %s", job_id, reporter.stage)
-            _fail(store, files, job_id, claim, f"the worker could not read or write the job's files while {reporter.stage} ({exc.strerror or exc})")
+            _fail(store, files, job_id, claim, _storage_sentence(exc, reporter.stage))
         except Exception as exc:
             log.exception("job %s failed while %s", job_id, reporter.stage)
             _fail(store, files, job_id, claim, f"the reconstruction failed unexpectedly while {reporter.stage} ({type(exc).__name__}); the worker log has the details")
     return Outcome.FINISHED
+
+
+def _storage_sentence(exc: OSError, stage: str) -> str:
+    if exc.errno == errno.ENOSPC:
+        return f"the server ran out of disk space while {stage}; try again later or ask its operator to free space"
+    return f"the worker could not read or write the job's files while {stage} ({exc.strerror or exc})"
 
 
 def _publish(store: JobStore, files: JobFiles, job_id: str, claim: str) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Protocol, Sequence
 
 from .config import Settings
-from .errors import JobConflictError, JobForbiddenError, JobNotFoundError, JobStateError, ServiceBusyError
+from .errors import JobConflictError, JobForbiddenError, JobNotFoundError, JobStateError, ServiceBusyError, StorageError
 from .job_files import JobFiles
 from .job_store import JobStore
 from .limits import RateLimiter
@@ -82,9 +82,12 @@ class JobService:
             store_inputs(upload, files.inputs)
             self.store.create(job)
             self.queue.enqueue(task)
-        except BaseException:
+        except BaseException as exc:
             self.store.delete(job_id)
             files.discard_all()
+            if isinstance(exc, OSError):
+                raise StorageError(f"the server could not store the job's files ({exc.strerror or exc}); "
+                                   "try again later") from exc
             raise
         return SubmittedJob(job, token)
 

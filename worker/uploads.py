@@ -28,6 +28,7 @@ UploadSource = Union[bytes, str, Path, BinaryIO]
 
 VIEW_COUNT = 6
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"
 READ_CHUNK = 1 << 20
 GREY, RGB, PALETTE, GREY_ALPHA, RGBA = 0, 2, 3, 4, 6
 COLOUR_TYPE_NAMES = {GREY: "greyscale", RGB: "RGB", PALETTE: "palette", GREY_ALPHA: "greyscale+alpha", RGBA: "RGBA"}
@@ -100,6 +101,8 @@ def decode_png(data: bytes, header: PngHeader, field_name: str, max_pixels: int)
         raise FileValidationError(
             field_name, f"is {header.size}, more than the limit of {max_pixels} pixels"
         )
+    if not data.endswith(PNG_END):
+        raise FileValidationError(field_name, "is a truncated PNG: it does not end with the IEND chunk")
     try:
         with Image.open(io.BytesIO(data)) as probe:
             probe.verify()

@@ -1,0 +1,69 @@
+"""A full disk fails the submission or the job with a clear sentence, keeps nothing half-written, and the service goes on."""
+
+import os
+import subprocess
+
+import pytest
+
+from tests.support.pngs import input_set
+from worker.config import load_settings
+from worker.errors import StorageError
+from worker.job_files import JobFiles
+from worker.job_runner import run_job
+from worker.job_store import SqliteJobStore
+from worker.jobs import FAILED, QUEUED
+from worker.queue import huey
+from worker.service import JobService
+from worker.tasks import HueyJobQueue
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 256 KiB tmpfs mounted as the jobs folder (needs root; skipped where mounting is not allowed)."""
+    jobs = tmp_path / "data" / "jobs"
+    jobs.mkdir(parents=True)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(jobs)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.decode().strip()}")
+    yield jobs
+    subprocess.run(["umount", str(jobs)], check=True)
+
+
+def fill(directory) -> None:
+    with open(directory / "filler", "wb") as handle:
+        try:
+            while True:
+                handle.write(b"\0" * 65536)
+        except OSError:
+            pass
+
+
+@pytest.fixture
+def service(tmp_path, small_disk):
+    huey.flush()
+    config = load_settings({"RECON_DATA_DIR": str(tmp_path / "data")})
+    yield JobService(SqliteJobStore(config.sqlite_path), HueyJobQueue(huey), config)
+    huey.flush()
+
+
+def test_a_submission_that_does_not_fit_is_refused_and_leaves_nothing(service, small_disk):
+    fill(small_disk)
+    views, depths = input_set(32)
+    with pytest.raises(StorageError) as refused:
+        service.submit(views, depths)
+    assert refused.value.status_code == 507 and "could not store" in refused.value.message
+    assert sorted(os.listdir(small_disk)) == ["filler"]
+    assert service.store.ids_with_status(QUEUED) == [] and huey.pending_count() == 0
+    (small_disk / "filler").unlink()
+    assert service.submit(views, depths).job.status == QUEUED
+
+
+def test_a_job_whose_outputs_do_not_fit_fails_with_a_sentence(service, small_disk, sphere_inputs):
+    views = sorted(sphere_inputs.glob("view_*.png"))
+    depths = sorted(sphere_inputs.glob("depth_*.png"))
+    job = service.submit(views, depths, options={"grid_resolution": 128}).job
+    fill(small_disk)
+    run_job(job.job_id, service.store, service.config, service.queue)
+    failed = service.get(job.job_id)
+    assert failed.status == FAILED and "ran out of disk space" in failed.error
+    assert not JobFiles.of(service.config.jobs_dir, job.job_id).partial.exists()
