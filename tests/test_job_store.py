@@ -5,6 +5,8 @@ import time
 import pytest
 import redis
 
+from tests.support.processes import free_port
+from worker.errors import ServiceBusyError
 from worker.job_store import RedisJobStore, SqliteJobStore
 from worker.jobs import CANCELLED, COMPLETED, PROCESSING, QUEUED, Job, hash_token, new_job_id
 
@@ -88,3 +90,10 @@ def test_a_deleted_job_is_gone_from_record_and_listings(store):
     store.delete(job.job_id)
     assert store.get(job.job_id) is None
     assert store.ids_with_status(QUEUED) == []
+
+
+def test_an_unreachable_redis_is_a_retryable_503():
+    store = RedisJobStore(redis.Redis(port=free_port(), socket_connect_timeout=0.2))
+    with pytest.raises(ServiceBusyError) as unavailable:
+        store.get("abcdefgh")
+    assert unavailable.value.status_code == 503 and unavailable.value.retry_after > 0

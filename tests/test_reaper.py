@@ -9,7 +9,7 @@ from worker.job_files import JobFiles
 from worker.job_store import SqliteJobStore
 from worker.jobs import COMPLETED, FAILED, PROCESSING, QUEUED, WORKER_LOST, Job, hash_token, new_job_id
 from worker.queue import huey
-from worker.reaper import RETRY_STAGE, remove_expired_jobs, settle_lost_jobs
+from worker.reaper import RETRY_STAGE, remove_expired_jobs, repair_orphaned_jobs, settle_lost_jobs
 from worker.tasks import HueyJobQueue
 
 
@@ -80,3 +80,19 @@ def test_finished_jobs_past_retention_are_removed_with_their_files(store, config
     assert remove_expired_jobs(store, config, now) == [old.job_id]
     assert store.get(old.job_id) is None and not JobFiles.of(config.jobs_dir, old.job_id).root.exists()
     assert store.get(recent.job_id) is not None and JobFiles.of(config.jobs_dir, recent.job_id).root.exists()
+
+
+def test_a_queued_job_whose_task_was_lost_gets_a_fresh_one(store, queue, config):
+    now = 1000.0
+    orphan = Job(new_job_id(), "fusion", now - 31, hash_token("t"), task_id="lost-with-a-killed-worker")
+    young = Job(new_job_id(), "fusion", now - 5, hash_token("t"), task_id="not-enqueued-yet")
+    waiting = Job(new_job_id(), "fusion", now - 60, hash_token("t"))
+    task = queue.new_task(waiting.job_id)
+    waiting.task_id = task.id
+    queue.enqueue(task)
+    for job in (orphan, young, waiting):
+        store.create(job)
+    assert repair_orphaned_jobs(store, queue, now) == [orphan.job_id]
+    repaired = store.get(orphan.job_id)
+    assert repaired.status == QUEUED and repaired.task_id in queue.pending_task_ids()
+    assert store.get(young.job_id).task_id == "not-enqueued-yet"

@@ -60,3 +60,7 @@ class ServiceBusyError(ReconError):
         super().__init__(message)
         self.retry_after = retry_after
         self.status_code = status_code
+
+
+def store_unavailable(what: str) -> ServiceBusyError:
+    return ServiceBusyError(f"the {what} is unavailable for a moment; try again in a few seconds", 5, 503)

@@ -21,7 +21,7 @@ import uuid
 from enum import Enum
 
 from .config import Settings
-from .errors import JobCancelled, ReconError
+from .errors import JobCancelled, ReconError, ServiceBusyError
 from .job_files import REPORT_NAME, JobFiles
 from .job_store import JobStore
 from .jobs import COMPLETED, FAILED, PROCESSING
@@ -68,7 +68,14 @@ class ProgressReporter:
         if self.stopping is not None and self.stopping.is_set():
             raise JobInterrupted(self.job_id)
         progress = PROGRESS_START + round(min(max(fraction, 0.0), 1.0) * (PROGRESS_END - PROGRESS_START))
-        if self.lost.is_set() or not self.store.report_progress(self.job_id, self.claim, progress, stage, time.time()):
+        if self.lost.is_set():
+            raise JobCancelled(self.job_id)
+        try:
+            held = self.store.report_progress(self.job_id, self.claim, progress, stage, time.time())
+        except ServiceBusyError:
+            log.warning("progress of job %s not recorded: the job store is unavailable; going on", self.job_id)
+            return
+        if not held:
             self.lost.set()
             raise JobCancelled(self.job_id)
 
@@ -168,6 +175,8 @@ def _publish(store: JobStore, files: JobFiles, job_id: str, claim: str) -> None:
     done = store.transition(job_id, (PROCESSING,), claim, status=COMPLETED, progress=100, stage="done", finished_at=time.time())
     if done is None:
         shutil.rmtree(files.output, ignore_errors=True)
+    else:
+        log.info("job %s completed", job_id)
 
 
 def _fail(store: JobStore, files: JobFiles, job_id: str, claim: str, message: str) -> None:

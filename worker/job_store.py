@@ -7,16 +7,21 @@ the web process and a progress update from a worker can never both win.
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
 import threading
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Callable
+from typing import Callable, TypeVar
 
 import redis
 
+from .errors import store_unavailable
 from .jobs import PROCESSING, QUEUED, STATUSES, Job
+
+T = TypeVar("T", bound=Callable)
+REDIS_OUTAGES = (redis.ConnectionError, redis.TimeoutError)
 
 Change = Callable[[Job], bool]
 
@@ -164,6 +169,19 @@ class SqliteJobStore(JobStore):
         self._conn().execute("DELETE FROM jobs WHERE job_id = ?", (job_id,))
 
 
+def _redis_outage_is_unavailable(method: T) -> T:
+    """A Redis restart becomes a typed, retryable error (503 at the edge), not a crash."""
+
+    @functools.wraps(method)
+    def call(*args, **kwargs):
+        try:
+            return method(*args, **kwargs)
+        except REDIS_OUTAGES as exc:
+            raise store_unavailable("job store (Redis)") from exc
+
+    return call  # type: ignore[return-value]
+
+
 class RedisJobStore(JobStore):
     """One JSON value per job plus one sorted set per status (scored by creation time)."""
 
@@ -177,16 +195,19 @@ class RedisJobStore(JobStore):
     def _index(self, status: str) -> str:
         return f"{self.prefix}:status:{status}"
 
+    @_redis_outage_is_unavailable
     def create(self, job: Job) -> None:
         with self.client.pipeline() as pipe:
             pipe.set(self._key(job.job_id), json.dumps(job.to_row()))
             pipe.zadd(self._index(job.status), {job.job_id: job.created_at})
             pipe.execute()
 
+    @_redis_outage_is_unavailable
     def get(self, job_id: str) -> Job | None:
         raw = self.client.get(self._key(job_id))
         return Job.from_row(json.loads(raw)) if raw else None
 
+    @_redis_outage_is_unavailable
     def mutate(self, job_id: str, change: Change) -> Job | None:
         key = self._key(job_id)
         with self.client.pipeline() as pipe:
@@ -209,12 +230,15 @@ class RedisJobStore(JobStore):
                 except redis.WatchError:
                     continue
 
+    @_redis_outage_is_unavailable
     def ids_with_status(self, status: str) -> list[str]:
         return [member.decode() for member in self.client.zrange(self._index(status), 0, -1)]
 
+    @_redis_outage_is_unavailable
     def count_queued_before(self, created_at: float) -> int:
         return int(self.client.zcount(self._index(QUEUED), "-inf", f"({created_at}"))
 
+    @_redis_outage_is_unavailable
     def delete(self, job_id: str) -> None:
         job = self.get(job_id)
         with self.client.pipeline() as pipe:

@@ -3,6 +3,11 @@
 Policy for a job whose worker died (SIGKILL, OOM, power loss: its heartbeat stops):
 it is run again on another worker, up to RECON_JOB_ATTEMPTS runs in all (default 2,
 i.e. retried once); after that it fails with a sentence that says so.
+
+Huey delivers a task at most once: a worker killed between taking a task and
+claiming its job, or a broker that lost messages, leaves a queued job without a
+task. Such a job gets a fresh task; a duplicate is harmless, since only one run
+can claim a job.
 """
 
 from __future__ import annotations
@@ -14,13 +19,14 @@ import time
 from .config import Settings
 from .job_files import JobFiles
 from .job_store import JobStore
-from .jobs import FAILED, PROCESSING, TERMINAL, WORKER_LOST, Job
+from .jobs import FAILED, PROCESSING, QUEUED, TERMINAL, WORKER_LOST, Job
 from .requeue import requeue
 from .service import JobQueue
 
 log = logging.getLogger(__name__)
 
-RETENTION_SWEEP_S = 60.0
+SLOW_SWEEP_S = 10.0
+ORPHAN_AGE_S = 30.0
 RETRY_STAGE = "waiting in queue (retrying: its worker stopped unexpectedly)"
 
 
@@ -54,6 +60,27 @@ def _fail_if_still_lost(claim: str | None, deadline: float, now: float):
     return fail
 
 
+def repair_orphaned_jobs(store: JobStore, queue: JobQueue, now: float) -> list[str]:
+    """Give a fresh task to every job queued for a while whose task is no longer in the queue."""
+    queued = store.ids_with_status(QUEUED)
+    if not queued:
+        return []
+    pending = queue.pending_task_ids()
+    repaired = []
+    for job_id in queued:
+        job = store.get(job_id)
+        if job is None or job.created_at >= now - ORPHAN_AGE_S or job.task_id in pending:
+            continue
+        task = queue.new_task(job_id)
+        queue.enqueue(task)
+        if store.transition(job_id, (QUEUED,), task_id=task.id) is None:
+            queue.revoke(task.id)
+            continue
+        log.warning("job %s had lost its queue task; enqueued a fresh one", job_id)
+        repaired.append(job_id)
+    return repaired
+
+
 def remove_expired_jobs(store: JobStore, config: Settings, now: float) -> list[str]:
     deadline = now - config.retention_hours * 3600
     expired = []
@@ -68,7 +95,7 @@ def remove_expired_jobs(store: JobStore, config: Settings, now: float) -> list[s
 
 
 class Reaper:
-    """A daemon thread in the web process: checks for lost jobs a few times per timeout, expiry once a minute."""
+    """A daemon thread in the web process: lost jobs a few times per heartbeat timeout, the rest every 10 s."""
 
     def __init__(self, store: JobStore, queue: JobQueue, config: Settings) -> None:
         self.store = store
@@ -79,14 +106,15 @@ class Reaper:
 
     def _loop(self) -> None:
         interval = max(self.config.heartbeat_timeout_s / 3, 0.5)
-        last_expiry = 0.0
+        last_slow_sweep = 0.0
         while not self.stopping.wait(interval):
             try:
                 now = time.time()
                 settle_lost_jobs(self.store, self.queue, self.config, now)
-                if now - last_expiry >= RETENTION_SWEEP_S:
+                if now - last_slow_sweep >= SLOW_SWEEP_S:
+                    repair_orphaned_jobs(self.store, self.queue, now)
                     remove_expired_jobs(self.store, self.config, now)
-                    last_expiry = now
+                    last_slow_sweep = now
             except Exception:
                 log.exception("reaper sweep failed; trying again")
 

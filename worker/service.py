@@ -5,13 +5,14 @@ The REST API and the Gradio UI both call this; neither talks to Huey directly.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, Sequence
 
 from .config import Settings
-from .errors import JobConflictError, JobForbiddenError, JobNotFoundError, JobStateError, ServiceBusyError, StorageError
+from .errors import JobConflictError, ReconError, JobForbiddenError, JobNotFoundError, JobStateError, ServiceBusyError, StorageError
 from .job_files import JobFiles
 from .job_store import JobStore
 from .limits import RateLimiter
@@ -33,6 +34,8 @@ class JobQueue(Protocol):
     def enqueue(self, task: TaskHandle) -> None: ...
 
     def revoke(self, task_id: str) -> None: ...
+
+    def pending_task_ids(self) -> set[str]: ...
 
 
 @dataclass(frozen=True)
@@ -83,8 +86,9 @@ class JobService:
             self.store.create(job)
             self.queue.enqueue(task)
         except BaseException as exc:
-            self.store.delete(job_id)
             files.discard_all()
+            with contextlib.suppress(ReconError):
+                self.store.delete(job_id)
             if isinstance(exc, OSError):
                 raise StorageError(f"the server could not store the job's files ({exc.strerror or exc}); "
                                    "try again later") from exc

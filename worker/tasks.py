@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 
+import redis
 from huey.api import Huey, Task
 
 from .config import settings
 from .devices import configure_torch, select_device
+from .errors import store_unavailable
 from .job_runner import Outcome, run_job
 from .models import load_available_models
 from .queue import huey, job_store
@@ -22,8 +25,11 @@ def load_models() -> None:
     log.info("models loaded on %s: %s", select_device(settings), ", ".join(load_available_models()))
 
 
+QUEUE_OUTAGES = (redis.ConnectionError, redis.TimeoutError, sqlite3.OperationalError)
+
+
 class HueyJobQueue:
-    """The service's view of the queue: build a task (to know its id), enqueue it, revoke it."""
+    """The service's view of the queue: build a task (to know its id), enqueue, revoke, list what waits."""
 
     def __init__(self, queue: Huey = huey) -> None:
         self.queue = queue
@@ -32,10 +38,16 @@ class HueyJobQueue:
         return reconstruct.s(job_id)
 
     def enqueue(self, task: Task) -> None:
-        self.queue.enqueue(task)
+        try:
+            self.queue.enqueue(task)
+        except QUEUE_OUTAGES as exc:
+            raise store_unavailable("job queue") from exc
 
     def revoke(self, task_id: str) -> None:
         self.queue.revoke_by_id(task_id, revoke_once=True)
+
+    def pending_task_ids(self) -> set[str]:
+        return {task.id for task in self.queue.pending()}
 
 
 @huey.task(context=True)
