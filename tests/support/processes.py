@@ -69,13 +69,15 @@ class Process:
         return self.log_path.read_text(errors="replace")
 
 
-def start_redis(workdir: Path) -> tuple[Process, str]:
+def start_redis(workdir: Path, port: int | None = None, appendonly: bool = False) -> tuple[Process, str]:
+    """Start redis-server; with `appendonly` and the same workdir and port, a restart keeps its data."""
     binary = shutil.which("redis-server")
     if binary is None:
         raise RuntimeError("redis-server is not installed (apt-get install -y redis-server)")
-    port = free_port()
+    port = port or free_port()
     proc = Process(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(workdir)],
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", str(workdir),
+         "--appendonly", "yes" if appendonly else "no", "--appendfsync", "always"],
         dict(os.environ), workdir / "redis.log",
     )
     url = f"redis://127.0.0.1:{port}/0"

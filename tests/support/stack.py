@@ -24,6 +24,7 @@ def input_files(input_dir: Path) -> list[tuple[str, tuple[str, bytes, str]]]:
 class Stack:
     def __init__(self, workdir: Path, **env: str) -> None:
         self.workdir = workdir
+        workdir.mkdir(parents=True, exist_ok=True)
         self.env = service_env(workdir / "data", **env)
         self.web, self.url = start_web(self.env, workdir / "web.log")
         self.http = httpx.Client(base_url=self.url, timeout=30)

@@ -1,0 +1,204 @@
+"""Chaos run: Redis (append-only), the web process and two `huey_consumer` workers, all real processes.
+
+Jobs are submitted at a steady pace while a worker is SIGKILLed (and restarted) every few
+seconds, redis-server is restarted once, and about a tenth of the jobs are cancelled at
+random moments. Afterwards every job must be terminal within 60 s of the last submission:
+completed with a valid GLB, cancelled, or failed with a sentence; none stuck, none
+completed twice, and no outputs left for jobs that did not complete.
+
+    python bench/chaos.py [--jobs 100] [--kill-every 6] [--cancel-fraction 0.1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import random
+import re
+import signal
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.support.inputs import sphere  # noqa: E402
+from tests.support.processes import Process, start_redis  # noqa: E402
+from tests.support.stack import Stack  # noqa: E402
+
+TERMINAL = ("completed", "failed", "cancelled")
+SETTLE_DEADLINE_S = 60.0
+JOB_OPTIONS = {"grid_resolution": 128}
+
+
+@dataclass
+class ChaosResult:
+    jobs: dict[str, dict] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+    worker_kills: int = 0
+    redis_restarts: int = 0
+    cancels_confirmed: int = 0
+    settle_s: float = 0.0
+
+    def counts(self) -> dict[str, int]:
+        return dict(collections.Counter(record["status"] for record in self.jobs.values()))
+
+
+class Chaos:
+    def __init__(self, workdir: Path, inputs: Path, seed: int) -> None:
+        self.workdir = workdir
+        self.inputs = inputs
+        self.random = random.Random(seed)
+        self.redis_dir = workdir / "redis"
+        self.redis_dir.mkdir()
+        self.redis, url = start_redis(self.redis_dir, appendonly=True)
+        self.redis_port = int(url.rsplit(":", 1)[1].split("/")[0])
+        self.stack = Stack(
+            workdir / "stack", RECON_QUEUE=url, RECON_EMBEDDED_WORKERS="0", RECON_TORCH_THREADS="1",
+            RECON_HEARTBEAT_INTERVAL_S="0.5", RECON_HEARTBEAT_TIMEOUT_S="3",
+        )
+        self.workers: list[Process] = [self.stack.start_worker() for _ in range(2)]
+        self.tokens: dict[str, str] = {}
+        self.result = ChaosResult()
+        self.done = threading.Event()
+
+    def call(self, action, attempts: int = 100):
+        """Retry through the moments when Redis restarts (503) or a connection drops."""
+        for _ in range(attempts):
+            try:
+                response = action()
+            except httpx.HTTPError:
+                time.sleep(0.1)
+                continue
+            if response.status_code != 503:
+                return response
+            time.sleep(0.1)
+        raise RuntimeError("the service stayed unavailable")
+
+    def submit(self) -> None:
+        from tests.support.stack import input_files
+
+        import json
+
+        response = self.call(lambda: self.stack.http.post(
+            "/jobs", files=input_files(self.inputs), data={"options": json.dumps(JOB_OPTIONS)}))
+        assert response.status_code == 200, response.text
+        self.tokens[response.json()["job_id"]] = response.json()["job_token"]
+
+    def kill_workers(self, every_s: float) -> None:
+        while not self.done.wait(every_s):
+            index = self.random.randrange(len(self.workers))
+            self.workers[index].kill(signal.SIGKILL)
+            self.workers[index].stop()
+            self.result.worker_kills += 1
+            self.workers[index] = self.stack.start_worker()
+
+    def restart_redis(self) -> None:
+        self.redis.stop()
+        self.redis, _ = start_redis(self.redis_dir, port=self.redis_port, appendonly=True)
+        self.result.redis_restarts += 1
+
+    def cancel_random(self) -> None:
+        job_id = self.random.choice(list(self.tokens))
+        token = self.tokens[job_id]
+        self.call(lambda: self.stack.cancel(job_id, token, False))
+        confirmed = self.call(lambda: self.stack.cancel(job_id, token, True))
+        if confirmed.status_code == 200 and confirmed.json()["status"] == "cancelled":
+            self.result.cancels_confirmed += 1
+
+    def run(self, jobs: int, pace_s: float, kill_every_s: float, cancel_fraction: float) -> ChaosResult:
+        killer = threading.Thread(target=self.kill_workers, args=(kill_every_s,), daemon=True)
+        killer.start()
+        try:
+            for index in range(jobs):
+                self.submit()
+                if index == jobs // 3:
+                    self.restart_redis()
+                if self.random.random() < cancel_fraction:
+                    self.cancel_random()
+                time.sleep(pace_s)
+            last_submission = time.monotonic()
+            self.done.set()
+            killer.join()
+            self.settle(last_submission)
+            self.check_outputs()
+        finally:
+            self.done.set()
+            self.stack.close()
+            self.redis.stop()
+        return self.result
+
+    def settle(self, last_submission: float) -> None:
+        deadline = last_submission + SETTLE_DEADLINE_S
+        while True:
+            for job_id in self.tokens:
+                self.result.jobs[job_id] = self.call(lambda: self.stack.http.get(f"/jobs/{job_id}")).json()
+            open_jobs = [j for j, r in self.result.jobs.items() if r["status"] not in TERMINAL]
+            if not open_jobs:
+                break
+            if time.monotonic() > deadline:
+                self.result.problems += [f"job {j} stuck {self.result.jobs[j]['status']}" for j in open_jobs]
+                break
+            time.sleep(0.5)
+        self.result.settle_s = time.monotonic() - last_submission
+
+    def check_outputs(self) -> None:
+        completions = collections.Counter()
+        for log in (self.workdir / "stack").glob("worker-*.log"):
+            completions.update(re.findall(r"job ([0-9a-z]{8}) completed", log.read_text(errors="replace")))
+        jobs_dir = self.workdir / "stack" / "data" / "jobs"
+        for job_id, record in self.result.jobs.items():
+            if completions[job_id] > 1:
+                self.result.problems.append(f"job {job_id} completed {completions[job_id]} times")
+            outputs = [p.name for p in (jobs_dir / job_id).glob("output*")]
+            if record["status"] == "completed":
+                glb = self.stack.http.get(f"/jobs/{job_id}/result")
+                if glb.status_code != 200 or glb.content[:4] != b"glTF":
+                    self.result.problems.append(f"job {job_id} completed without a valid GLB")
+            elif outputs:
+                self.result.problems.append(f"job {job_id} is {record['status']} but left {outputs}")
+            if record["status"] == "failed" and not (record["error"] or "").strip():
+                self.result.problems.append(f"job {job_id} failed without a sentence")
+
+
+def run_chaos(workdir: Path, jobs: int, pace_s: float, kill_every_s: float, cancel_fraction: float,
+              seed: int = 7) -> ChaosResult:
+    inputs = sphere(workdir / "inputs", 64, subdivisions=3)
+    return Chaos(workdir, inputs, seed).run(jobs, pace_s, kill_every_s, cancel_fraction)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=100)
+    parser.add_argument("--pace", type=float, default=0.6, help="seconds between submissions")
+    parser.add_argument("--kill-every", type=float, default=6.0)
+    parser.add_argument("--cancel-fraction", type=float, default=0.1)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        started = time.monotonic()
+        result = run_chaos(Path(tmp), args.jobs, args.pace, args.kill_every, args.cancel_fraction)
+        wall = time.monotonic() - started
+    print(f"\n{'jobs':<34}{len(result.jobs)}")
+    for status in TERMINAL + ("queued", "processing"):
+        print(f"  {status:<32}{result.counts().get(status, 0)}")
+    print(f"{'worker SIGKILLs':<34}{result.worker_kills}")
+    print(f"{'redis-server restarts':<34}{result.redis_restarts}")
+    print(f"{'cancellations confirmed':<34}{result.cancels_confirmed}")
+    print(f"{'all terminal after last submit':<34}{result.settle_s:.1f} s (limit {SETTLE_DEADLINE_S:.0f} s)")
+    failures = collections.Counter(r["error"] for r in result.jobs.values() if r["status"] == "failed")
+    for error, count in failures.most_common():
+        print(f"  failed x{count}: {error}")
+    print(f"{'wall time':<34}{wall:.1f} s")
+    print("problems:" if result.problems else "problems: none")
+    for problem in result.problems:
+        print(f"  {problem}")
+    sys.exit(1 if result.problems else 0)
+
+
+if __name__ == "__main__":
+    main()
