@@ -160,7 +160,7 @@ class Chaos:
                 glb = self.stack.http.get(f"/jobs/{job_id}/result")
                 if glb.status_code != 200 or glb.content[:4] != b"glTF":
                     self.result.problems.append(f"job {job_id} completed without a valid GLB")
-            elif outputs:
+            elif record["status"] in TERMINAL and outputs:
                 self.result.problems.append(f"job {job_id} is {record['status']} but left {outputs}")
             if record["status"] == "failed" and not (record["error"] or "").strip():
                 self.result.problems.append(f"job {job_id} failed without a sentence")

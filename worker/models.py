@@ -6,6 +6,8 @@ Availability is computed once per process; models are loaded once per worker.
 
 from __future__ import annotations
 
+import logging
+import os
 import threading
 from dataclasses import dataclass
 from functools import cache
@@ -14,6 +16,8 @@ from typing import TYPE_CHECKING, Callable, Protocol
 
 from .config import settings
 from .errors import ModelUnavailableError, ReconError
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from .recon.inputs import ReconInputs
@@ -139,6 +143,7 @@ def get_reconstructor(name: str) -> Reconstructor:
     """Load a model once per worker process, however many worker threads ask."""
     with _load_lock:
         if name not in _loaded:
+            log.info("loading model %s (pid %d)", name, os.getpid())
             _loaded[name] = require_model(name).load()
         return _loaded[name]
 

@@ -16,11 +16,14 @@ from .models import load_available_models
 from .queue import huey, job_store
 
 log = logging.getLogger(__name__)
+LOG_FORMAT = "[%(asctime)s] %(levelname)s:%(name)s:%(threadName)s:%(message)s"
 
 
 @huey.on_startup()
 def load_models() -> None:
     """Once per worker: fix torch's threads and load every model that can run here."""
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     configure_torch(settings)
     log.info("models loaded on %s: %s", select_device(settings), ", ".join(load_available_models()))
 
