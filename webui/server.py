@@ -5,14 +5,18 @@ from __future__ import annotations
 from contextlib import AbstractAsyncContextManager
 from typing import Callable
 
+import gradio as gr
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from worker.errors import ReconError
 from worker.service import JobService
 
 from .body_limit import BodyLimitMiddleware
-from .rest_api import build_router, recon_error_response, request_validation_response
+from .gradio_ui import build_demo
+from .rest_api import build_router, http_error_response, recon_error_response, request_validation_response
+from .theme import CSS, THEME
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
@@ -26,6 +30,10 @@ def create_app(service: JobService, lifespan: Lifespan | None = None) -> FastAPI
     app = FastAPI(title="Multiview Studio", description=DESCRIPTION, version="1.0", lifespan=lifespan)
     app.add_exception_handler(ReconError, recon_error_response)
     app.add_exception_handler(RequestValidationError, request_validation_response)
+    app.add_exception_handler(StarletteHTTPException, http_error_response)
     app.add_middleware(BodyLimitMiddleware, max_bytes=service.config.max_request_bytes)
     app.include_router(build_router(service))
-    return app
+    return gr.mount_gradio_app(
+        app, build_demo(service, service.config), path="/", max_file_size=f"{service.config.max_file_mb}mb",
+        theme=THEME, css=CSS, footer_links=["api"],
+    )

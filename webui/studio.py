@@ -11,11 +11,12 @@ from __future__ import annotations
 import asyncio
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import AsyncIterator, Sequence
 
 from worker.config import Settings
 from worker.errors import FileValidationError, JobForbiddenError, ReconError
-from worker.jobs import COMPLETED, TERMINAL, Job
+from worker.jobs import TERMINAL, Job
 from worker.models import MODELS, availability, best_available_model
 from worker.recon.rig import SLOT_NAMES
 from worker.service import CancelOutcome, JobService
@@ -61,7 +62,7 @@ def error_sentence(error: ReconError) -> str:
     message = error.message
     if isinstance(error, FileValidationError) and error.field and message.split(" ", 1)[0] in _VERBS:
         return f"{_subject(error.field)} {message}"
-    return message[:1].upper() + message[1:]
+    return message[:1].upper() + message[1:] if message.split(" ", 1)[0].isalpha() else message
 
 
 def default_model(config: Settings) -> str:
@@ -81,19 +82,16 @@ class Studio:
         """The notes under the galleries and the cameras upload, from the REST API's own validation."""
         notes = {
             "views": Note(IDLE, f"Add {VIEW_COUNT} views, one per slot: {SLOT_LIST}."),
-            "depth_renders": Note(IDLE, f"Add {VIEW_COUNT} depth renders in the same slots, the same size as the views."),
+            "depth_renders": Note(IDLE, f"Add {VIEW_COUNT} depth renders: the same slots, the same size as the views."),
             "cameras": Note(IDLE, "Optional: without it the default cube6 rig applies."),
         }
-        counts_ok = True
-        for field, files, what in (("views", views, "views"), ("depth_renders", depths, "depth renders")):
-            if files and len(files) != VIEW_COUNT:
-                notes[field] = Note(ERROR, f"Expected exactly {VIEW_COUNT} {what} ({SLOT_LIST}), got {len(files)}.")
-            if len(files) != VIEW_COUNT:
-                counts_ok = False
-        if not counts_ok:
-            for field, files, what in (("views", views, "views"), ("depth_renders", depths, "depth renders")):
+        galleries = (("views", views, "views"), ("depth_renders", depths, "depth renders"))
+        if any(len(files) != VIEW_COUNT for _, files, _ in galleries):
+            for field, files, what in galleries:
                 if len(files) == VIEW_COUNT:
                     notes[field] = Note(OK, f"{VIEW_COUNT} {what}, one per slot.")
+                elif files:
+                    notes[field] = Note(ERROR, f"Expected exactly {VIEW_COUNT} {what} ({SLOT_LIST}), got {len(files)}.")
             return notes
         try:
             upload = validate_upload_files(
@@ -128,16 +126,20 @@ class Studio:
     def job(self, job_id: str) -> Job:
         return self.service.get(job_id.strip())
 
-    def record(self, job: Job) -> dict:
+    def position(self, job: Job) -> int | None:
+        """1 for the next job to start; None once it has left the queue."""
+        return self.service.queue_position(job)
+
+    def record(self, job: Job, position: int | None) -> dict:
         """The job as clients see it (as GET /jobs/{id}), with its place in the queue."""
-        return {**job.public(), "queue_position": self.service.queue_position(job)}
+        return {**job.public(), "queue_position": position}
 
     async def watch(self, job_id: str) -> AsyncIterator[tuple[Job, int | None]]:
         """Yield (job, queue position) whenever either changes, until the job ends; polls the job store."""
         last = None
         while True:
             job = await asyncio.to_thread(self.job, job_id)
-            position = await asyncio.to_thread(self.service.queue_position, job)
+            position = await asyncio.to_thread(self.position, job)
             state = (job.status, job.progress, job.stage, position)
             if state != last:
                 last = state
@@ -165,5 +167,6 @@ class Studio:
         self.cancel(job_id, tokens, confirm=False)
         return self.cancel(job_id, tokens, confirm=True)
 
-    def result_ready(self, job: Job) -> bool:
-        return job.status == COMPLETED
+    def output(self, job: Job, kind: str) -> Path:
+        """The GLB (`result`) or report.json (`report`) of a completed job: the only files the UI hands out."""
+        return self.service.output_file(job.job_id, kind)

@@ -17,6 +17,11 @@ THEME = gr.themes.Soft(
     body_background_fill="*neutral_50",
     block_shadow="0 1px 2px rgba(15, 23, 42, 0.06)",
     button_large_padding="12px 20px",
+    button_cancel_background_fill="#dc2626",
+    button_cancel_background_fill_hover="#b91c1c",
+    button_cancel_text_color="white",
+    button_cancel_text_color_hover="white",
+    button_cancel_border_color="#dc2626",
 )
 
 CSS = """
@@ -25,19 +30,17 @@ CSS = """
 #header h1 { font-size: 1.75rem; margin: 0 0 4px; letter-spacing: -0.01em; }
 #header p { margin: 0; color: var(--body-text-color-subdued); max-width: 880px; }
 #header .tagline { font-size: 1.02rem; color: var(--body-text-color); margin-bottom: 6px; }
-.note { font-size: 0.86rem; line-height: 1.35; padding: 6px 10px; border-radius: 6px; margin-top: -4px; }
-.note-idle { color: var(--body-text-color-subdued); background: transparent; padding-left: 2px; }
-.note-ok { color: #166534; background: #f0fdf4; border: 1px solid #bbf7d0; }
-.note-warning { color: #92400e; background: #fffbeb; border: 1px solid #fde68a; }
-.note-error { color: #991b1b; background: #fef2f2; border: 1px solid #fecaca; font-weight: 500; }
-.note-idle::before { content: "ⓘ "; }
-.note-ok::before { content: "✓ "; }
-.note-warning::before { content: "⚠ "; }
-.note-error::before { content: "✕ "; }
+.input-note { margin-top: calc(-1 * var(--layout-gap) + 4px); }
+.note { font-size: 0.86rem; line-height: 1.35; padding: 5px 10px; border-radius: 6px; border-left: 3px solid; }
+.note-idle { color: var(--body-text-color-subdued); border-color: transparent; padding-left: 2px; }
+.note-ok { color: #166534; background: #f0fdf4; border-color: #22c55e; }
+.note-warning { color: #92400e; background: #fffbeb; border-color: #f59e0b; }
+.note-error { color: #991b1b; background: #fef2f2; border-color: #ef4444; font-weight: 500; }
 .job-card { border: 1px solid var(--border-color-primary); border-radius: 10px; padding: 12px 14px;
   background: var(--block-background-fill); }
 .job-card .job-line { display: flex; align-items: center; gap: 10px; flex-wrap: wrap; }
-.job-card code { font-size: 0.95rem; padding: 1px 6px; border-radius: 4px; background: var(--background-fill-secondary); }
+.job-card code { font-size: 0.95rem; padding: 1px 6px; border-radius: 4px;
+  background: var(--background-fill-secondary); }
 .job-card .job-detail { margin-top: 6px; color: var(--body-text-color-subdued); font-size: 0.92rem; }
 .job-card .job-warnings { margin: 6px 0 0; padding-left: 18px; color: #92400e; font-size: 0.86rem; }
 .badge { display: inline-block; font-size: 0.75rem; font-weight: 600; text-transform: uppercase; letter-spacing: 0.04em;
@@ -53,12 +56,25 @@ CSS = """
 .report { font-size: 0.9rem; }
 .report-head { font-size: 0.98rem; margin-bottom: 6px; }
 .report-stages { display: flex; flex-wrap: wrap; gap: 6px; margin-bottom: 8px; }
+.report-refinement { margin-bottom: 8px; }
 .report-stages .stage { background: var(--background-fill-secondary); border-radius: 6px; padding: 2px 8px; }
-.report-views { width: 100%; border-collapse: collapse; font-variant-numeric: tabular-nums; }
-.report-views th, .report-views td { text-align: left; padding: 3px 8px; border-bottom: 1px solid var(--border-color-primary); }
+.report-views { width: 100%; border-collapse: collapse; font-variant-numeric: tabular-nums; margin: 0; }
+.report-views th, .report-views td { text-align: left; padding: 3px 8px;
+  border-bottom: 1px solid var(--border-color-primary); }
 .report-views th { color: var(--body-text-color-subdued); font-weight: 500; }
 .report-warnings { margin: 8px 0 0; padding-left: 18px; color: #92400e; }
 .report-note { margin-top: 6px; color: var(--body-text-color-subdued); font-size: 0.8rem; }
 #model-note { font-size: 0.88rem; }
 #viewer { min-height: 440px; }
+#views .grid-container, #depths .grid-container { grid-template-columns: repeat(6, minmax(0, 1fr)) !important;
+  grid-auto-rows: auto !important; }
+#views .gallery-item, #depths .gallery-item { aspect-ratio: 1 / 1; }
+#views .grid-wrap, #depths .grid-wrap { padding-top: 22px; }
+#views [data-testid="block-label"], #depths [data-testid="block-label"] { display: none; }
+#track { max-width: 140px; }
+.section-head { margin-bottom: calc(-1 * var(--layout-gap) + 6px); }
+.section-title { font-size: 0.95rem; }
+.section-title span { color: var(--body-text-color-subdued); font-size: 0.86rem; margin-left: 6px; }
+.report-views, .report-views tr, .report-views th, .report-views td { border-left: none !important;
+  border-right: none !important; border-top: none !important; }
 """

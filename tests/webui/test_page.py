@@ -1,0 +1,272 @@
+"""The page in a real browser (Debian's Chromium) against a live `python app.py`.
+
+Screenshots of the main states go to test-output/webui/.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from playwright.sync_api import Page, expect, sync_playwright
+
+from tests.support.processes import wait_until
+
+from tests.webui.live import EXAMPLE, SLOTS, SLOW_OPTIONS, depths_of, views_of
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync",
+]
+SERVER_ENV = {"RECON_EMBEDDED_WORKERS": "1"}
+RECORD_PROGRESS = """() => {
+  window.__widths = [];
+  setInterval(() => {
+    const bar = document.querySelector('#viewer .progress-bar');
+    const width = bar ? parseFloat(bar.style.width) : NaN;
+    if (!isNaN(width) && window.__widths[window.__widths.length - 1] !== width) window.__widths.push(width);
+  }, 20);
+}"""
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def open_page(browser, live_server):
+    pages: list[Page] = []
+
+    def open_(query: str = "") -> Page:
+        page = browser.new_page(viewport={"width": 1440, "height": 1000}, accept_downloads=True)
+        page.goto(f"{live_server.url}/{query}")
+        page.wait_for_selector("#views")
+        expect(page.locator("#job-status")).to_contain_text(re.compile(r"No job yet|Job"))
+        pages.append(page)
+        return page
+
+    yield open_
+    for page in pages:
+        page.close()
+
+
+def gallery_slots(page: Page, gallery: str) -> list[tuple[str, str]]:
+    """(caption, file name) of each thumbnail, in gallery order."""
+    items = page.locator(f"#{gallery} .thumbnail-item")
+    return [
+        (item.locator(".caption-label").inner_text(), Path(item.locator("img").get_attribute("src")).name)
+        for item in items.all()
+    ]
+
+
+def job_id_on_page(page: Page) -> str:
+    return page.locator("#job-status code").inner_text()
+
+
+def test_an_example_fills_both_galleries_and_a_job_progresses_to_a_mesh_in_the_viewer(
+    open_page, live_server, screenshots
+):
+    page = open_page()
+    page.screenshot(path=screenshots / "01-empty.png", full_page=True)
+    page.locator("#examples").get_by_text("Spot the cow").click()
+    expect(page.locator("#views-note .note-ok")).to_contain_text("6 views, 256×256")
+    expect(page.locator("#depths-note .note-ok")).to_contain_text("16-bit")
+    assert gallery_slots(page, "views") == [(slot, f"view_{i}_{slot}.png") for i, slot in enumerate(SLOTS)]
+    assert gallery_slots(page, "depths") == [(slot, f"depth_{i}_{slot}.png") for i, slot in enumerate(SLOTS)]
+
+    page.locator("#model input").click()
+    page.get_by_role("option", name=re.compile("Fusion")).click()
+    expect(page.locator("#model-note")).to_contain_text("Fuses the six depth renders")
+    page.screenshot(path=screenshots / "02-example-loaded.png", full_page=True)
+
+    page.evaluate(RECORD_PROGRESS)
+    page.click("#reconstruct")
+    expect(page.locator("#job-status .badge")).to_have_text(re.compile("Queued|Running|Completed"))
+    job_id = job_id_on_page(page)
+    expect(page.locator("#cancel")).to_be_enabled()
+    expect(page).to_have_url(re.compile(rf"\?job={job_id}$"))
+    wait_until(lambda: len(page.evaluate("window.__widths")) >= 4, 60, what="the progress bar to move")
+    page.screenshot(path=screenshots / "03-progress.png", full_page=True)
+
+    expect(page.locator("#job-status .badge-completed")).to_be_visible(timeout=90_000)
+    widths = page.evaluate("window.__widths")
+    increases = sum(later > earlier for earlier, later in zip(widths, widths[1:]))
+    assert increases >= 2, widths
+    expect(page.locator("#viewer canvas")).to_be_visible(timeout=10_000)
+    expect(page.locator("#cancel")).to_be_disabled()
+    expect(page.locator("#reconstruct")).to_be_enabled()
+    summary = page.locator("#report-summary")
+    expect(summary).to_contain_text("triangles")
+    expect(summary.locator(".report-views tbody tr")).to_have_count(6)
+    time.sleep(3)
+    page.screenshot(path=screenshots / "04-result.png", full_page=True)
+
+    with page.expect_download() as download:
+        page.click("#download-glb")
+    assert download.value.suggested_filename == f"{job_id}.glb"
+    assert Path(download.value.path()).read_bytes()[:4] == b"glTF"
+    assert live_server.job(job_id)["status"] == "completed"
+
+
+def test_uploaded_files_go_to_the_slots_their_names_give(open_page, live_server):
+    page = open_page()
+    page.set_input_files("#views input[type=file]", [str(path) for path in reversed(views_of(EXAMPLE))])
+    expect(page.locator("#views .thumbnail-item")).to_have_count(6)
+    expect(page.locator("#views-note .note-ok")).to_be_visible()
+    assert gallery_slots(page, "views") == [(slot, f"view_{i}_{slot}.png") for i, slot in enumerate(SLOTS)]
+    expect(page.locator("#depths-note .note-idle")).to_contain_text("Add 6 depth renders")
+
+    uploads = uploaded_copies(live_server, views_of(EXAMPLE))
+    assert len(uploads) == 6
+    page.close()
+    time.sleep(2)
+    assert all(path.exists() for path in uploads), "an upload of a shipped example is the example everyone is served"
+
+
+def test_a_wrong_file_count_is_shown_next_to_the_gallery_and_nothing_is_queued(open_page, live_server, screenshots):
+    page = open_page()
+    before = live_server.job_ids()
+    page.set_input_files("#views input[type=file]", [str(path) for path in views_of(EXAMPLE)[:5]])
+    page.set_input_files("#depths input[type=file]", [str(path) for path in depths_of(EXAMPLE)])
+    error = page.locator("#views-note .note-error")
+    expect(error).to_contain_text("Expected exactly 6 views (front, right, back, left, top, bottom), got 5")
+    page.click("#reconstruct")
+    expect(error).to_contain_text("got 5")
+    page.wait_for_timeout(1000)
+    expect(page.locator("#job-status")).to_contain_text("No job yet")
+    expect(page.locator("#cancel")).to_be_disabled()
+    assert live_server.job_ids() == before
+    page.screenshot(path=screenshots / "05-wrong-count.png", full_page=True)
+
+    unavailable = [model for model in live_server.http.get("/models").json() if not model["available"]]
+    if unavailable:
+        page.set_input_files("#views input[type=file]", [str(path) for path in views_of(EXAMPLE)[5:]])
+        expect(page.locator("#views-note .note-ok")).to_be_visible()
+        page.locator("#model input").click()
+        page.get_by_role("option", name=re.compile(re.escape(unavailable[0]["label"]))).click()
+        expect(page.locator("#model-note")).to_contain_text("Not available on this deployment")
+        page.click("#reconstruct")
+        expect(page.locator("#model-note .note-error")).to_contain_text("cannot run on this deployment")
+        assert live_server.job_ids() == before
+
+
+def test_cancel_asks_first_no_keeps_the_job_running_yes_cancels_it(
+    open_page, live_server, slow_inputs, screenshots
+):
+    page = open_page()
+    page.set_input_files("#views input[type=file]", [str(path) for path in views_of(slow_inputs)])
+    page.set_input_files("#depths input[type=file]", [str(path) for path in depths_of(slow_inputs)])
+    expect(page.locator("#depths-note .note-ok")).to_contain_text("6 depth renders")
+    page.click("#advanced")
+    grid = page.locator("#option-fusion-grid_resolution input[type=number]")
+    expect(grid).to_have_value("256")
+    page.wait_for_timeout(300)
+    grid.fill(str(SLOW_OPTIONS["grid_resolution"]))
+    grid.press("Tab")
+    expect(page.locator("#option-fusion-grid_resolution input[type=range]")).to_have_value("512")
+    page.click("#reconstruct")
+    expect(page.locator("#job-status code")).to_be_visible()
+    job_id = job_id_on_page(page)
+    assert live_server.job(job_id)["options"] == SLOW_OPTIONS
+    live_server.wait_for(job_id, lambda job: job["status"] == "processing" and job["progress"] >= 14, 60,
+                         "the slow job to be fusing depth")
+
+    page.click("#cancel")
+    panel = page.locator("#confirm-panel")
+    expect(panel).to_be_visible()
+    expect(panel).to_contain_text(f"Cancel job {job_id}? The work done so far is lost.")
+    page.screenshot(path=screenshots / "06-confirm-cancel.png", full_page=True)
+    page.click("#confirm-no")
+    expect(panel).to_be_hidden()
+    progress = live_server.job(job_id)["progress"]
+    later = live_server.wait_for(job_id, lambda job: job["progress"] > progress or job["status"] != "processing",
+                                 30, "the job to keep running")
+    assert later["status"] == "processing"
+    expect(page.locator("#job-status .badge-processing")).to_be_visible()
+
+    waiting = open_page(f"?job={submit_over_rest(live_server, EXAMPLE)}")
+    expect(waiting.locator("#job-status .badge-queued")).to_be_visible()
+    expect(waiting.locator("#job-status")).to_contain_text("Position 1 in the queue")
+    expect(waiting.locator("#cancel")).to_be_disabled()
+    waiting.screenshot(path=screenshots / "07-queued.png", full_page=True)
+
+    page.click("#cancel")
+    expect(panel).to_be_visible()
+    assert live_server.partial_output(job_id).is_dir()
+    page.click("#confirm-yes")
+    clicked = time.monotonic()
+    expect(page.locator("#job-status .badge-cancelled")).to_be_visible(timeout=3000)
+    assert time.monotonic() - clicked < 3
+    assert live_server.job(job_id)["status"] == "cancelled"
+    expect(page.locator("#reconstruct")).to_be_enabled()
+    expect(page.locator("#cancel")).to_be_disabled()
+    page.screenshot(path=screenshots / "08-cancelled.png", full_page=True)
+    wait_until(lambda: not live_server.partial_output(job_id).exists(), 15, what="the worker to stop the job")
+
+    uploads = uploaded_copies(live_server, views_of(slow_inputs) + depths_of(slow_inputs))
+    assert len(uploads) == 12
+    page.close()
+    wait_until(lambda: not any(path.exists() for path in uploads), 15, what="the session's uploads to be removed")
+
+
+def test_a_job_is_re_attached_from_the_url_and_its_files_go_when_the_page_closes(open_page, live_server):
+    job_id = submit_over_rest(live_server, EXAMPLE)
+    live_server.wait_for(job_id, lambda job: job["status"] == "completed", 90, "the REST job to complete")
+    page = open_page(f"?job={job_id}")
+    expect(page.locator("#job-status .badge-completed")).to_be_visible(timeout=20_000)
+    expect(page.locator("#job-id input, #job-id textarea")).to_have_value(job_id)
+    expect(page.locator("#viewer canvas")).to_be_visible(timeout=10_000)
+    expect(page.locator("#cancel")).to_be_disabled()
+    copies = list(live_server.gradio_dir.glob(f"multiview-studio-sessions/*/{job_id}.glb"))
+    assert len(copies) == 1
+    page.close()
+    wait_until(lambda: not copies[0].exists(), 15, what="the session's result copy to be removed")
+
+
+def test_a_failed_job_shows_its_error_sentence(open_page, tmp_path):
+    blank_view = np.zeros((64, 64, 4), np.uint8)
+    blank_depth = np.zeros((64, 64), np.uint16)
+    for index, slot in enumerate(SLOTS):
+        Image.fromarray(blank_view).save(tmp_path / f"view_{index}_{slot}.png")
+        Image.fromarray(blank_depth).save(tmp_path / f"depth_{index}_{slot}.png")
+    page = open_page()
+    page.set_input_files("#views input[type=file]", [str(path) for path in views_of(tmp_path)])
+    page.set_input_files("#depths input[type=file]", [str(path) for path in depths_of(tmp_path)])
+    expect(page.locator("#depths-note .note-ok")).to_be_visible()
+    page.click("#reconstruct")
+    card = page.locator("#job-status")
+    expect(card.locator(".badge-failed")).to_be_visible(timeout=60_000)
+    expect(card).to_contain_text("Every silhouette is empty, so there is no object to reconstruct")
+    expect(card).not_to_contain_text("Traceback")
+    expect(page.locator("#reconstruct")).to_be_enabled()
+
+
+def test_an_unknown_job_id_is_answered_in_words(open_page):
+    page = open_page()
+    page.fill("#job-id input, #job-id textarea", "zzzzzzzz")
+    page.click("#track")
+    expect(page.locator("#job-status")).to_contain_text("There is no job 'zzzzzzzz'")
+
+
+def uploaded_copies(live_server, originals: list[Path]) -> list[Path]:
+    """The server's copies of these files in its Gradio cache (named by content, so matched by bytes)."""
+    wanted = {path.read_bytes() for path in originals}
+    return [path for path in live_server.gradio_dir.rglob("*.png") if path.read_bytes() in wanted]
+
+
+def submit_over_rest(live_server, folder: Path) -> str:
+    files = [("views", (path.name, path.read_bytes(), "image/png")) for path in views_of(folder)]
+    files += [("depth_renders", (path.name, path.read_bytes(), "image/png")) for path in depths_of(folder)]
+    response = live_server.http.post("/jobs", files=files, data={"options": json.dumps({})})
+    assert response.status_code == 200, response.text
+    return response.json()["job_id"]

@@ -1,0 +1,96 @@
+"""The named endpoints for `gradio_client`: /submit, /status, /wait, /cancel, /result.
+
+They are API-only events (no trigger in the page) on hidden components, so the
+client sees typed, documented parameters; the session's job tokens stay in the
+same gr.State as the page's, which is how /cancel knows the jobs this client
+submitted. Every other event of the app is private.
+"""
+
+from __future__ import annotations
+
+from typing import AsyncIterator
+
+import gradio as gr
+
+from worker.errors import ReconError
+from worker.models import MODELS
+
+from .fragments import progress_text
+from .session_files import SessionFiles
+from .slots import gallery_items
+from .studio import Studio, Tokens, error_sentence
+
+
+def _user_error(error: ReconError) -> gr.Error:
+    return gr.Error(error_sentence(error), print_exception=False)
+
+
+def add_client_api(studio: Studio, files: SessionFiles, tokens: gr.State, default_model: str) -> None:
+    with gr.Column(visible=False):
+        views = gr.Gallery(label="Views (6, slot order: front, right, back, left, top, bottom)", type="filepath")
+        depth_renders = gr.Gallery(label="Depth renders (6, same order and size)", type="filepath")
+        model = gr.Dropdown(choices=list(MODELS), value=default_model, label="Model")
+        options = gr.JSON(value={}, label="Model options, e.g. {\"grid_resolution\": 256}")
+        cameras = gr.File(label="cameras.json (optional)", type="filepath", file_types=[".json"])
+        job_id = gr.Textbox(label="Job id")
+        confirm = gr.Checkbox(value=False, label="Confirm (false: request, true: confirm)")
+        record = gr.JSON(label="Job record")
+        outcome = gr.JSON(label="Cancellation outcome")
+        glb = gr.File(label="Mesh (GLB)")
+
+    def submit(
+        views: list, depth_renders: list, model: str, options: dict | None, cameras: str | None, tokens: Tokens
+    ) -> tuple[str, Tokens]:
+        try:
+            if options is not None and not isinstance(options, dict):
+                raise ReconError('options must be a JSON object, e.g. {"grid_resolution": 256}', field="options")
+            job, tokens = studio.submit(
+                [path for path, _ in gallery_items(views)], [path for path, _ in gallery_items(depth_renders)],
+                cameras, model, options, tokens,
+            )
+        except ReconError as error:
+            raise _user_error(error) from None
+        return job.job_id, tokens
+
+    def status(job_id: str) -> dict:
+        try:
+            job = studio.job(job_id)
+            return studio.record(job, studio.position(job))
+        except ReconError as error:
+            raise _user_error(error) from None
+
+    async def wait(job_id: str, progress: gr.Progress = gr.Progress()) -> AsyncIterator[dict]:
+        try:
+            async for job, position in studio.watch(job_id):
+                progress(job.progress / 100, desc=progress_text(job, position))
+                yield studio.record(job, position)
+        except ReconError as error:
+            raise _user_error(error) from None
+
+    def cancel(job_id: str, confirm: bool, tokens: Tokens) -> dict:
+        try:
+            result = studio.cancel(job_id, tokens, bool(confirm))
+        except ReconError as error:
+            raise _user_error(error) from None
+        return {"status": result.status, "message": result.message}
+
+    def result(job_id: str, request: gr.Request) -> str:
+        try:
+            job = studio.job(job_id)
+            path = studio.output(job, "result")
+        except ReconError as error:
+            raise _user_error(error) from None
+        return str(files.copy_result(request.session_hash or "", path, f"{job.job_id}.glb"))
+
+    gr.on([], submit, [views, depth_renders, model, options, cameras, tokens], [job_id, tokens], api_name="submit",
+          api_description="Queue a job: 6 views and 6 depth renders in slot order, a model and its options. "
+                          "Returns the job id.")
+    gr.on([], status, [job_id], [record], api_name="status",
+          api_description="The job record: status, progress 0-100, stage, queue_position, warnings, error.")
+    gr.on([], wait, [job_id], [record], api_name="wait", concurrency_limit=None,
+          api_description="Streams the job record whenever it changes (with progress) until the job ends.")
+    window = f"{studio.config.cancel_confirm_window_s:.0f} seconds"
+    gr.on([], cancel, [job_id, confirm, tokens], [outcome], api_name="cancel",
+          api_description=f"Two steps, as the REST API: confirm=false requests, then confirm=true within {window} "
+                          "cancels. Only jobs submitted by this client session.")
+    gr.on([], result, [job_id], [glb], api_name="result", api_description="The mesh (binary glTF) of a completed job.")

@@ -1,0 +1,258 @@
+"""The Gradio page: layout and event wiring. What each event does lives in ui_handlers.
+
+Left: the six-slot galleries, examples, model and its options. Right: the job
+card, the 3D viewer (Gradio's progress bar runs over it while a job works), the
+downloads and the report summary. Every page event is private; the named
+client endpoints come from client_api.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import gradio as gr
+from gradio.utils import get_upload_folder
+
+from worker.config import Settings, settings
+from worker.models import MODELS, availability
+from worker.recon.rig import SLOT_NAMES
+from worker.service import JobService
+
+from .client_api import add_client_api
+from .session_files import SessionFiles
+from .studio import Studio, default_model
+from .fragments import IDLE_STATUS, model_note_html, note_html
+from .ui_handlers import UiHandlers
+
+EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "examples"
+EXAMPLES = (("spot", "Spot the cow (textured)"), ("fandisk", "Fandisk (CAD part)"))
+INPUT_FORMAT_LINK = "README.md#input-format"
+CACHE_SWEEP_S = 3600
+JOB_IN_URL = """(jobId) => {
+  const url = new URL(window.location.href);
+  if (jobId && url.searchParams.get("job") !== jobId) {
+    url.searchParams.set("job", jobId);
+    window.history.replaceState(null, "", url);
+  }
+}"""
+
+HEADER = f"""
+<h1>Multiview Studio</h1>
+<p class="tagline">Six views and six depth renders of an object in, a textured 3D mesh out.</p>
+<p>Give one view and one depth render per camera slot ({", ".join(SLOT_NAMES)}): PNGs of the same square size,
+the views 8-bit RGB or RGBA, the depth renders one-channel 8- or 16-bit with 0 as background. The cameras follow the
+default cube6 rig unless you upload a cameras.json under Advanced; the
+<a href="{INPUT_FORMAT_LINK}" target="_blank">input format</a> has every detail.</p>
+"""
+
+
+@dataclass
+class Page:
+    """Every component an event reads or writes."""
+
+    tokens: gr.State
+    active_job: gr.State
+    views: gr.Gallery
+    views_note: gr.HTML
+    depths: gr.Gallery
+    depths_note: gr.HTML
+    model: gr.Dropdown
+    model_note: gr.HTML
+    cameras: gr.File
+    cameras_note: gr.HTML
+    options_note: gr.HTML
+    reconstruct: gr.Button
+    cancel: gr.Button
+    confirm_panel: gr.Column
+    confirm_text: gr.Markdown
+    confirm_yes: gr.Button
+    confirm_no: gr.Button
+    status: gr.HTML
+    viewer: gr.Model3D
+    download_glb: gr.DownloadButton
+    download_report: gr.DownloadButton
+    summary: gr.HTML
+    job_box: gr.Textbox
+    track: gr.Button
+    examples: gr.Examples | None = None
+    option_groups: dict[str, gr.Column] = field(default_factory=dict)
+    options: dict[str, dict[str, gr.Slider]] = field(default_factory=dict)
+
+
+def example_rows() -> tuple[list[list[list[tuple[str, str]]]], list[str]]:
+    """Each shipped example as (views, depth renders) gallery values, captioned with their slots."""
+    rows, labels = [], []
+    for name, label in EXAMPLES:
+        folder = EXAMPLES_DIR / name
+        if not folder.is_dir():
+            continue
+        rows.append([
+            [(str(folder / f"{kind}_{index}_{slot}.png"), slot) for index, slot in enumerate(SLOT_NAMES)]
+            for kind in ("view", "depth")
+        ])
+        labels.append(label)
+    return rows, labels
+
+
+def model_choices() -> list[tuple[str, str]]:
+    reasons = availability()
+    return [
+        (spec.label if reasons[name] is None else f"{spec.label} (unavailable: {reasons[name]})", name)
+        for name, spec in MODELS.items()
+    ]
+
+
+def _gallery(title: str, hint: str, elem_id: str) -> gr.Gallery:
+    gr.HTML(f"<div class='section-title'><b>{title}</b> <span>{hint}</span></div>", elem_classes="section-head")
+    return gr.Gallery(
+        show_label=False, type="filepath", interactive=True, columns=6, rows=1, height=136, object_fit="contain",
+        file_types=["image"], elem_id=elem_id, allow_preview=True,
+    )
+
+
+def _inputs_column(chosen_model: str, studio: Studio) -> dict:
+    hints = studio.check_inputs([], [], None)
+    parts: dict = {}
+    parts["views"] = _gallery("Views", "one per slot: front, right, back, left, top, bottom", "views")
+    parts["views_note"] = gr.HTML(note_html(hints["views"]), elem_id="views-note", elem_classes="input-note")
+    parts["depths"] = _gallery("Depth renders", "same slots and size; 16-bit greyscale PNG, 0 = background", "depths")
+    parts["depths_note"] = gr.HTML(note_html(hints["depth_renders"]), elem_id="depths-note", elem_classes="input-note")
+    rows, labels = example_rows()
+    parts["examples"] = None
+    if rows:
+        parts["examples"] = gr.Examples(
+            rows, inputs=[parts["views"], parts["depths"]], example_labels=labels,
+            label="Examples: one click fills both", elem_id="examples", api_visibility="private",
+        )
+    parts["model"] = gr.Dropdown(
+        choices=model_choices(), value=chosen_model, label="Model", elem_id="model", interactive=True,
+    )
+    parts["model_note"] = gr.HTML(model_note_html(chosen_model), elem_id="model-note", elem_classes="input-note")
+    parts["option_groups"], parts["options"] = {}, {}
+    with gr.Accordion("Advanced", open=False, elem_id="advanced"):
+        parts["cameras"] = gr.File(
+            label="cameras.json (optional custom rig)", file_types=[".json"], type="filepath", elem_id="cameras",
+            height=120,
+        )
+        parts["cameras_note"] = gr.HTML(note_html(hints["cameras"]), elem_id="cameras-note", elem_classes="input-note")
+        for name, spec in MODELS.items():
+            with gr.Column(visible=name == chosen_model, elem_id=f"options-{name}") as group:
+                parts["option_groups"][name] = group
+                parts["options"][name] = {
+                    option.name: gr.Slider(
+                        option.minimum, option.maximum, value=option.default, step=1, label=option.label,
+                        info=option.help, elem_id=f"option-{name}-{option.name}",
+                    )
+                    for option in spec.options
+                }
+        parts["options_note"] = gr.HTML(elem_id="options-note", elem_classes="input-note")
+    with gr.Row():
+        parts["reconstruct"] = gr.Button("Reconstruct", variant="primary", size="lg", elem_id="reconstruct", scale=3)
+        parts["cancel"] = gr.Button("Cancel", size="lg", interactive=False, elem_id="cancel", scale=1)
+    with gr.Column(visible=False, variant="panel", elem_id="confirm-panel") as confirm_panel:
+        parts["confirm_panel"] = confirm_panel
+        parts["confirm_text"] = gr.Markdown(elem_id="confirm-text")
+        with gr.Row():
+            parts["confirm_yes"] = gr.Button("Yes, cancel", variant="stop", elem_id="confirm-yes")
+            parts["confirm_no"] = gr.Button("No, keep running", elem_id="confirm-no")
+    return parts
+
+
+def _result_column() -> dict:
+    parts: dict = {}
+    parts["status"] = gr.HTML(IDLE_STATUS, elem_id="job-status")
+    parts["viewer"] = gr.Model3D(
+        label="Result", interactive=False, height=460, elem_id="viewer", clear_color=(0.97, 0.98, 0.99, 1.0),
+    )
+    with gr.Row():
+        parts["download_glb"] = gr.DownloadButton(
+            "Download GLB", visible=False, elem_id="download-glb", variant="primary"
+        )
+        parts["download_report"] = gr.DownloadButton("Download report.json", visible=False, elem_id="download-report")
+    parts["summary"] = gr.HTML(elem_id="report-summary")
+    with gr.Row(elem_id="track-row", equal_height=True):
+        parts["job_box"] = gr.Textbox(
+            show_label=False, placeholder="Re-attach to a job: paste its id, e.g. k3m8xq2p", max_lines=1, scale=4,
+            container=False, elem_id="job-id",
+        )
+        parts["track"] = gr.Button("Track", scale=1, size="md", elem_id="track")
+    return parts
+
+
+def _wire(demo: gr.Blocks, page: Page, handlers: UiHandlers) -> None:
+    private = {"api_visibility": "private"}
+    checked = [page.views, page.depths, page.cameras]
+    notes = [page.views_note, page.depths_note, page.cameras_note]
+    for gallery in (page.views, page.depths):
+        gallery.upload(handlers.arrange, [gallery], [gallery], show_progress="hidden", **private).then(
+            handlers.check, checked, notes, show_progress="hidden", **private
+        )
+    page.cameras.upload(handlers.hold_upload, [page.cameras], None, show_progress="hidden", **private)
+    for component in checked:
+        component.change(handlers.check, checked, notes, show_progress="hidden", **private)
+    if page.examples is not None:
+        page.examples.load_input_event.then(handlers.check, checked, notes, show_progress="hidden", **private)
+    page.model.change(
+        handlers.describe_model, [page.model], [page.model_note, *page.option_groups.values()],
+        show_progress="hidden", **private,
+    )
+
+    finish_outputs = [
+        page.status, page.viewer, page.download_glb, page.download_report, page.summary,
+        page.reconstruct, page.cancel, page.track, page.confirm_panel,
+    ]
+    start_outputs = finish_outputs + [page.active_job, page.job_box]
+
+    def then_follow(event: gr.events.Dependency) -> None:
+        """Put the job in the URL (a reload re-attaches), poll until it ends (the progress bar runs over the
+        viewer), then show the result."""
+        event.then(None, [page.job_box], None, js=JOB_IN_URL, **private).then(
+            handlers.follow, [page.active_job, page.tokens], [page.status], show_progress_on=[page.viewer],
+            concurrency_limit=None, **private,
+        ).then(handlers.finish, [page.active_job, page.tokens], finish_outputs, show_progress="hidden", **private)
+
+    sliders = [slider for group in page.options.values() for slider in group.values()]
+    then_follow(page.reconstruct.click(
+        handlers.reconstruct, {page.views, page.depths, page.cameras, page.model, page.tokens, *sliders},
+        start_outputs + [page.tokens, page.views_note, page.depths_note, page.cameras_note, page.model_note,
+                         page.options_note],
+        show_progress="hidden", api_name="reconstruct", **private,
+    ))
+    for trigger in (page.track.click, page.job_box.submit):
+        then_follow(
+            trigger(handlers.track, [page.job_box, page.tokens], start_outputs, show_progress="hidden", **private)
+        )
+    then_follow(demo.load(handlers.attach_from_url, [page.tokens], start_outputs, show_progress="hidden", **private))
+
+    page.cancel.click(
+        handlers.open_confirm, [page.active_job], [page.confirm_panel, page.confirm_text], queue=False, **private
+    )
+    page.confirm_no.click(handlers.close_confirm, None, [page.confirm_panel], queue=False, **private)
+    page.confirm_yes.click(
+        handlers.confirm_cancel, [page.active_job, page.tokens], [page.confirm_panel, page.confirm_text, page.cancel],
+        queue=False, **private,
+    )
+    demo.unload(handlers.end_session)
+
+
+def build_demo(service: JobService, config: Settings = settings) -> gr.Blocks:
+    """The page and the client API for one JobService; mounted at / by webui.server."""
+    studio = Studio(service, config)
+    retention_s = int(config.retention_hours * 3600)
+    files = SessionFiles(Path(get_upload_folder()), max_age_s=retention_s, keep=EXAMPLES_DIR.glob("*/*.png"))
+    chosen = default_model(config)
+    with gr.Blocks(title="Multiview Studio", delete_cache=(CACHE_SWEEP_S, retention_s)) as demo:
+        tokens = gr.State({})
+        active_job = gr.State("")
+        gr.HTML(HEADER, elem_id="header")
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=6, min_width=420):
+                inputs = _inputs_column(chosen, studio)
+            with gr.Column(scale=5, min_width=420):
+                results = _result_column()
+        page = Page(tokens=tokens, active_job=active_job, **inputs, **results)
+        _wire(demo, page, UiHandlers(studio, files, page))
+        add_client_api(studio, files, tokens, chosen)
+    demo.queue(default_concurrency_limit=8)
+    return demo

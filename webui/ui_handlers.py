@@ -1,0 +1,175 @@
+"""The page's event handlers: turn Studio's answers into component updates.
+
+Each handler returns a dict keyed by the Page's components, so it updates only
+what it names. The polling handler is an async generator (run with
+concurrency_limit=None, so no user waits for another user's loop); the 3D viewer
+is set by `finish`, a plain function chained after it, because Model3D stays
+blank when a generator sets it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, AsyncIterator
+
+import gradio as gr
+
+from worker.errors import ReconError
+from worker.jobs import ACTIVE, COMPLETED, Job
+
+from .fragments import error_card_html, model_note_html, note_html, progress_text, status_html
+from .report_view import summarize_report_file
+from .session_files import SessionFiles
+from .slots import arrange, gallery_items, paths_in_slot_order
+from .studio import ERROR, Note, Studio, Tokens, error_sentence, input_field
+
+if TYPE_CHECKING:
+    from .gradio_ui import Page
+
+
+class UiHandlers:
+    def __init__(self, studio: Studio, files: SessionFiles, page: "Page") -> None:
+        self.studio = studio
+        self.files = files
+        self.page = page
+
+    def arrange(self, value: list | None, request: gr.Request) -> list:
+        """After an upload: remember the files for cleanup and put each in its slot."""
+        items = gallery_items(value)
+        self.files.hold(request.session_hash or "", [path for path, _ in items])
+        return arrange(items)
+
+    def hold_upload(self, path: str | None, request: gr.Request) -> None:
+        """After a cameras.json upload: remember it for cleanup."""
+        if path:
+            self.files.hold(request.session_hash or "", [path])
+
+    def check(self, views: list | None, depths: list | None, cameras: str | None) -> dict:
+        """Refresh the notes next to the inputs, before anything is queued."""
+        notes = self.studio.check_inputs(paths_in_slot_order(views), paths_in_slot_order(depths), cameras)
+        page = self.page
+        return {
+            page.views_note: note_html(notes["views"]),
+            page.depths_note: note_html(notes["depth_renders"]),
+            page.cameras_note: note_html(notes["cameras"]),
+        }
+
+    def describe_model(self, name: str) -> dict:
+        """Show the chosen model's description, availability and options."""
+        page = self.page
+        return {
+            page.model_note: model_note_html(name),
+            **{group: gr.update(visible=model == name) for model, group in page.option_groups.items()},
+        }
+
+    def _following(self, job: Job, position: int | None, tokens: Tokens) -> dict:
+        """The page while it follows `job`: inputs locked, Cancel enabled when this session may cancel it."""
+        page = self.page
+        owned = self.studio.owns(tokens, job.job_id)
+        return {
+            page.active_job: job.job_id, page.job_box: job.job_id,
+            page.status: status_html(job, position, owned),
+            page.viewer: None, page.summary: "",
+            page.download_glb: gr.update(visible=False, value=None),
+            page.download_report: gr.update(visible=False, value=None),
+            page.reconstruct: gr.update(interactive=False), page.track: gr.update(interactive=False),
+            page.cancel: gr.update(interactive=owned and job.status in ACTIVE),
+            page.confirm_panel: gr.update(visible=False),
+        }
+
+    def reconstruct(self, values: dict) -> dict:
+        """Queue a job from the page's inputs, or put the reason it cannot be queued next to the input at fault."""
+        page = self.page
+        model = values[page.model]
+        options = {name: int(values[slider]) for name, slider in page.options.get(model, {}).items()}
+        cleared = {page.model_note: model_note_html(model), page.options_note: ""}
+        try:
+            job, tokens = self.studio.submit(
+                paths_in_slot_order(values[page.views]), paths_in_slot_order(values[page.depths]),
+                values[page.cameras], model, options, values[page.tokens],
+            )
+        except ReconError as error:
+            note = {
+                "views": page.views_note, "depth_renders": page.depths_note, "cameras": page.cameras_note,
+                "model_type": page.model_note, "options": page.options_note,
+            }.get(input_field(error.field) or "", page.options_note)
+            return {**cleared, page.active_job: "", note: note_html(Note(ERROR, error_sentence(error)))}
+        position = self.studio.position(job)
+        return {**cleared, **self._following(job, position, tokens), page.tokens: tokens}
+
+    def track(self, job_id: str, tokens: Tokens) -> dict:
+        """Re-attach the page to a job by its id."""
+        page = self.page
+        try:
+            job = self.studio.job(job_id or "")
+        except ReconError as error:
+            return {page.active_job: "", page.status: error_card_html(error_sentence(error))}
+        return self._following(job, self.studio.position(job), tokens)
+
+    def attach_from_url(self, tokens: Tokens, request: gr.Request) -> dict:
+        """`?job=<id>` in the page's URL re-attaches to that job."""
+        job_id = request.query_params.get("job", "") if request else ""
+        return self.track(job_id, tokens) if job_id else {self.page.active_job: ""}
+
+    async def follow(self, job_id: str, tokens: Tokens, progress: gr.Progress = gr.Progress()) -> AsyncIterator[dict]:
+        """Poll the job store and drive the progress bar until the job ends."""
+        if not job_id:
+            yield {self.page.status: gr.skip()}
+            return
+        try:
+            async for job, position in self.studio.watch(job_id):
+                progress(job.progress / 100, desc=progress_text(job, position))
+                yield {self.page.status: status_html(job, position, self.studio.owns(tokens, job_id))}
+        except ReconError as error:
+            yield {self.page.status: error_card_html(error_sentence(error))}
+
+    def finish(self, job_id: str, tokens: Tokens, request: gr.Request) -> dict:
+        """Unlock the inputs; for a completed job show the mesh, the downloads and the report summary."""
+        page = self.page
+        update = {
+            page.reconstruct: gr.update(interactive=True), page.track: gr.update(interactive=True),
+            page.cancel: gr.update(interactive=False), page.confirm_panel: gr.update(visible=False),
+        }
+        if not job_id:
+            return update
+        try:
+            job = self.studio.job(job_id)
+            update[page.status] = status_html(job, None, self.studio.owns(tokens, job_id))
+            if job.status != COMPLETED:
+                return update
+            glb = self.studio.output(job, "result")
+            report = self.studio.output(job, "report")
+        except ReconError as error:
+            update[page.status] = error_card_html(error_sentence(error))
+            return update
+        session = request.session_hash or ""
+        glb_copy = self.files.copy_result(session, glb, f"{job.job_id}.glb")
+        report_copy = self.files.copy_result(session, report, f"{job.job_id}-report.json")
+        return {
+            **update,
+            page.viewer: str(glb_copy),
+            page.download_glb: gr.update(value=str(glb_copy), visible=True),
+            page.download_report: gr.update(value=str(report_copy), visible=True),
+            page.summary: summarize_report_file(report),
+        }
+
+    def open_confirm(self, job_id: str) -> dict:
+        page = self.page
+        return {
+            page.confirm_panel: gr.update(visible=True),
+            page.confirm_text: f"**Cancel job `{job_id}`?** The work done so far is lost.",
+        }
+
+    def close_confirm(self) -> dict:
+        return {self.page.confirm_panel: gr.update(visible=False)}
+
+    def confirm_cancel(self, job_id: str, tokens: Tokens) -> dict:
+        """"Yes, cancel": the two-step cancellation through JobService; the polling loop then sees `cancelled`."""
+        page = self.page
+        try:
+            self.studio.cancel_confirmed(job_id, tokens)
+        except ReconError as error:
+            return {page.confirm_text: f"Could not cancel: {error_sentence(error)}"}
+        return {page.confirm_panel: gr.update(visible=False), page.cancel: gr.update(interactive=False)}
+
+    def end_session(self, request: gr.Request) -> None:
+        self.files.discard(request.session_hash or "")
