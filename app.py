@@ -40,4 +40,4 @@ app = build_app()
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    uvicorn.run(app, host=settings.server_name, port=settings.server_port)
+    uvicorn.run(app, host=settings.server_name, port=settings.server_port, timeout_graceful_shutdown=5)

@@ -15,6 +15,7 @@ from worker.service import JobService
 
 from .body_limit import BodyLimitMiddleware
 from .gradio_ui import build_demo
+from .readme_page import build_readme_router
 from .rest_api import build_router, http_error_response, recon_error_response, request_validation_response
 from .theme import CSS, THEME
 
@@ -33,6 +34,7 @@ def create_app(service: JobService, lifespan: Lifespan | None = None) -> FastAPI
     app.add_exception_handler(StarletteHTTPException, http_error_response)
     app.add_middleware(BodyLimitMiddleware, max_bytes=service.config.max_request_bytes)
     app.include_router(build_router(service))
+    app.include_router(build_readme_router())
     return gr.mount_gradio_app(
         app, build_demo(service, service.config), path="/", max_file_size=f"{service.config.max_file_mb}mb",
         theme=THEME, css=CSS, footer_links=["api"],
