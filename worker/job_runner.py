@@ -138,9 +138,8 @@ def run_job(
             files.discard_partial()
             files.partial.mkdir(parents=True)
             report = model(inputs, files.partial, reporter, job.options, device)
-            report = {"job_id": job_id, "model": job.model_type, "options": job.options,
-                      "warnings": job.warnings + report.pop("warnings", []), **report,
-                      "wall_time_s": round(time.time() - started, 3)}
+            report = {"job_id": job_id, "model": job.model_type, "options": job.options, "warnings": [],
+                      **report, "wall_time_s": round(time.time() - started, 3)}
             (files.partial / REPORT_NAME).write_text(json.dumps(report, indent=2))
             reporter(1.0, "publishing result")
             _publish(store, files, job_id, claim)
