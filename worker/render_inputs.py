@@ -39,10 +39,14 @@ def normalize_mesh(mesh: trimesh.Trimesh) -> trimesh.Trimesh:
 
 
 def procedural_albedo(points: np.ndarray) -> np.ndarray:
-    """A smooth, saturated sRGB colour (N, 3) in [0, 1] for world points (N, 3): hue turns around Y and with height."""
+    """A smooth, saturated sRGB colour (N, 3) in [0, 1] for world points (N, 3).
+
+    The hue runs about two turns of the colour wheel across the normalised cube, along a slanted direction
+    with a gentle wave, so every side of an object gets different colours.
+    """
     points = np.asarray(points, dtype=np.float64)
     x, y, z = points[:, 0], points[:, 1], points[:, 2]
-    hue = (np.arctan2(z, x) / (2 * np.pi) + 0.4 * y + 0.08 * np.sin(3.0 * x)) % 1.0
+    hue = (0.55 * x + 0.35 * y - 0.45 * z + 0.1 * np.sin(5.0 * x + 3.0 * z)) % 1.0
     saturation = 0.75
     value = 0.8 + 0.15 * np.cos(2.5 * y)
     sector = np.floor(hue * 6.0)
@@ -66,10 +70,9 @@ def _texture_image(mesh: trimesh.Trimesh) -> np.ndarray | None:
     return None if image is None else np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
 
 
-def _shade(mesh: trimesh.Trimesh, faces: torch.Tensor, tri_id: torch.Tensor, bary: torch.Tensor,
-           points: torch.Tensor) -> torch.Tensor:
+def _shade(mesh: trimesh.Trimesh, texture: np.ndarray | None, faces: torch.Tensor, tri_id: torch.Tensor,
+           bary: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
     """sRGB base colour (H, W, 3) in [0, 1] of the visible surface."""
-    texture = _texture_image(mesh)
     if texture is not None:
         uv = interpolate(torch.as_tensor(mesh.visual.uv, dtype=torch.float32), tri_id, bary, faces)
         height, width = texture.shape[:2]
@@ -113,19 +116,20 @@ def render_inputs(mesh: trimesh.Trimesh, out_dir: Path, res: int = 512, depth_bi
         mesh = normalize_mesh(mesh)
     vertices = torch.as_tensor(mesh.vertices, dtype=torch.float32)
     faces = torch.as_tensor(mesh.faces, dtype=torch.int64)
+    texture = _texture_image(mesh)
     paths = []
     for index, (slot, camera) in enumerate(zip(SLOT_NAMES, rig.cameras)):
         raster = rasterize(camera, vertices, faces)
         covered = (raster.tri_id >= 0).numpy()
         points = interpolate(vertices, raster.tri_id, raster.bary, faces)
-        colour = _shade(mesh, faces, raster.tri_id, raster.bary, points).clamp(0, 1).numpy()
+        colour = _shade(mesh, texture, faces, raster.tri_id, raster.bary, points).clamp(0, 1).numpy()
         rgba = np.zeros((camera.height, camera.width, 4), dtype=np.uint8)
         rgba[..., :3] = np.where(covered[..., None], np.round(colour * 255), 0)
         rgba[..., 3] = np.where(covered, 255, 0)
         depth = rig.depth.encode(np.where(covered, raster.depth.numpy(), 0.0), depth_bits)
         view_path = out_dir / f"view_{index}_{slot}.png"
         depth_path = out_dir / f"depth_{index}_{slot}.png"
-        Image.fromarray(rgba, "RGBA").save(view_path)
+        Image.fromarray(rgba).save(view_path)
         Image.fromarray(depth).save(depth_path)
         paths += [view_path, depth_path]
     cameras_path = out_dir / "cameras.json"
@@ -151,8 +155,9 @@ def main(argv: list[str] | None = None) -> int:
         rig = cube6_rig(args.res or 512)
     else:
         data = json.loads(Path(args.rig).read_text())
-        width = args.res or data.get("w")
-        height = args.res or data.get("h")
+        width = height = args.res
+        if width is None and isinstance(data, dict):
+            width, height = data.get("w"), data.get("h")
         try:
             rig = parse_cameras_json(data, width, height)
         except FileValidationError as exc:

@@ -7,6 +7,8 @@ its depth (it is not occluded there), weighted by how frontally the view sees it
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 import torch
 from scipy.spatial import cKDTree
@@ -15,6 +17,7 @@ from .rig import Camera
 from .sampling import sample_masked
 
 FACING_POWER = 4.0
+CHUNK_VERTICES = 1 << 18
 
 
 def srgb_to_linear(srgb: np.ndarray) -> np.ndarray:
@@ -37,24 +40,30 @@ def vertex_colours(
     masks: torch.Tensor,
     depths: torch.Tensor,
     tolerance: float,
+    on_view: Callable[[float], None] = lambda views_done: None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Linear RGB per vertex (V, 3) and whether any view saw it (V,).
 
     colors (6, H, W, 3) linear, masks (6, H, W), depths (6, H, W); a view sees a vertex when its
-    depth map, sampled there, is within `tolerance` of the vertex's depth.
+    depth map, sampled there, is within `tolerance` of the vertex's depth. `on_view(views_done)` reports
+    progress in views (fractional within a view) before each chunk of vertices.
     """
     total = torch.zeros(vertices.shape[0], 3, dtype=colors.dtype, device=vertices.device)
     weight = torch.zeros(vertices.shape[0], dtype=colors.dtype, device=vertices.device)
-    for camera, colour_map, mask, depth_map in zip(cameras, colors, masks, depths):
-        uvd = camera.project(vertices)
-        u, v, d = uvd[:, 0], uvd[:, 1], uvd[:, 2]
-        surface, coverage = sample_masked(depth_map[..., None], depth_map > 0, u, v)
-        colour, colour_coverage = sample_masked(colour_map, mask, u, v)
-        facing = -(normals * camera.view_dirs(vertices)).sum(dim=-1)
-        seen = (coverage > 0) & (colour_coverage > 0) & ((surface[:, 0] - d).abs() <= tolerance) & (facing > 0)
-        w = torch.where(seen, facing.clamp_min(0) ** FACING_POWER * coverage, torch.zeros_like(facing))
-        total += colour * w[:, None]
-        weight += w
+    for index, (camera, colour_map, mask, depth_map) in enumerate(zip(cameras, colors, masks, depths)):
+        for first in range(0, vertices.shape[0], CHUNK_VERTICES):
+            on_view(index + first / vertices.shape[0])
+            chunk = slice(first, first + CHUNK_VERTICES)
+            points = vertices[chunk]
+            uvd = camera.project(points)
+            u, v, d = uvd[:, 0], uvd[:, 1], uvd[:, 2]
+            surface, coverage = sample_masked(depth_map[..., None], depth_map > 0, u, v)
+            colour, colour_coverage = sample_masked(colour_map, mask, u, v)
+            facing = -(normals[chunk] * camera.view_dirs(points)).sum(dim=-1)
+            seen = (coverage > 0) & (colour_coverage > 0) & ((surface[:, 0] - d).abs() <= tolerance) & (facing > 0)
+            w = torch.where(seen, facing.clamp_min(0) ** FACING_POWER * coverage, 0.0)
+            total[chunk] += colour * w[:, None]
+            weight[chunk] += w
     seen = weight > 0
     return total / weight.clamp_min(1e-12)[:, None], seen
 

@@ -5,9 +5,13 @@ from __future__ import annotations
 from typing import Callable
 
 import torch
+import trimesh
+from scipy.spatial import cKDTree
 
 from .raster import rasterize
 from .rig import SLOT_NAMES, Rig
+
+CHUNK_TRIANGLES = 1 << 18
 
 
 def compare_with_inputs(
@@ -16,24 +20,38 @@ def compare_with_inputs(
     faces: torch.Tensor,
     masks: torch.Tensor,
     depths: torch.Tensor,
-    on_view: Callable[[int], None] = lambda index: None,
+    on_view: Callable[[float], None] = lambda views_done: None,
 ) -> list[dict]:
     """Per view: silhouette IoU, and mean |depth difference| in world units where both have depth.
 
-    `on_view(i)` is called before view i (progress reporting); a view with nothing to compare reports None.
+    The mesh is rasterized in chunks of triangles (nearest wins), calling `on_view(views_done)` before
+    each, so progress keeps coming on big meshes. A view with nothing to compare reports None.
     """
     report = []
+    chunks = range(0, faces.shape[0], CHUNK_TRIANGLES)
     for index, (slot, camera) in enumerate(zip(SLOT_NAMES, rig.cameras)):
-        on_view(index)
-        raster = rasterize(camera, vertices, faces)
-        rendered = raster.tri_id >= 0
+        nearest = torch.full((camera.height, camera.width), torch.inf, device=vertices.device)
+        for number, first in enumerate(chunks):
+            on_view(index + number / len(chunks))
+            raster = rasterize(camera, vertices, faces[first : first + CHUNK_TRIANGLES])
+            nearest = torch.minimum(nearest, torch.where(raster.tri_id >= 0, raster.depth, torch.inf))
+        rendered = torch.isfinite(nearest)
         union = (rendered | masks[index]).sum().item()
         iou = (rendered & masks[index]).sum().item() / union if union else None
         both = rendered & (depths[index] > 0)
-        error = (raster.depth - depths[index]).abs()[both].mean().item() if both.any() else None
+        error = (nearest - depths[index]).abs()[both].mean().item() if both.any() else None
         report.append({
             "slot": slot,
             "silhouette_iou": None if iou is None else round(iou, 4),
             "depth_error": None if error is None else round(error, 6),
         })
     return report
+
+
+def chamfer_distance(a: trimesh.Trimesh, b: trimesh.Trimesh, samples: int = 100_000, seed: int = 0) -> float:
+    """Symmetric mean nearest-neighbour distance between points sampled uniformly on two surfaces."""
+    points_a, _ = trimesh.sample.sample_surface(a, samples, seed=seed)
+    points_b, _ = trimesh.sample.sample_surface(b, samples, seed=seed + 1)
+    a_to_b = cKDTree(points_b).query(points_a)[0]
+    b_to_a = cKDTree(points_a).query(points_b)[0]
+    return float((a_to_b.mean() + b_to_a.mean()) / 2)

@@ -28,25 +28,31 @@ class Raster(NamedTuple):
     depth: torch.Tensor  # (H, W) z-depth of the visible surface, 0 on background
 
 
-def _edges(screen: torch.Tensor, faces: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    """Per triangle and edge k (opposite corner k): canonical origin (F,3,2), delta (F,3,2), inside-sign (F,3),
-    and twice the unsigned area (F,)."""
-    corners = screen[faces]  # (F, 3, 2)
-    start = corners[:, [1, 2, 0]]
-    end = corners[:, [2, 0, 1]]
+def _edges(corners: torch.Tensor) -> torch.Tensor:
+    """Per triangle (F, 3, 2 screen corners) -> packed (F, 16) edge data, see `_edge_values`.
+
+    Columns: canonical origin (x, y) of edges 0..2 (edge k is opposite corner k), their deltas, the sign that
+    makes each edge function >= 0 inside, and twice the unsigned area.
+    """
+    start = torch.roll(corners, -1, dims=1)
+    end = torch.roll(corners, -2, dims=1)
     swap = (end[..., 0] < start[..., 0]) | ((end[..., 0] == start[..., 0]) & (end[..., 1] < start[..., 1]))
     origin = torch.where(swap[..., None], end, start)
     delta = torch.where(swap[..., None], start, end) - origin
-    sign = torch.where(swap, -1.0, 1.0).to(screen.dtype)
+    sign = 1.0 - 2.0 * swap.to(corners.dtype)
     # Edge 0's function at corner 0 is twice the signed area.
-    area2 = sign[:, 0] * (delta[:, 0, 0] * (corners[:, 0, 1] - origin[:, 0, 1]) - delta[:, 0, 1] * (corners[:, 0, 0] - origin[:, 0, 0]))
-    orientation = torch.where(area2 < 0, -1.0, 1.0).to(screen.dtype)
-    return origin, delta, sign * orientation[:, None], area2.abs()
+    area2 = sign[:, 0] * (delta[:, 0, 0] * (corners[:, 0, 1] - origin[:, 0, 1])
+                          - delta[:, 0, 1] * (corners[:, 0, 0] - origin[:, 0, 0]))
+    sign = sign * torch.where(area2 < 0, -1.0, 1.0)[:, None]
+    return torch.cat((origin.flatten(1), delta.flatten(1), sign, area2.abs()[:, None]), dim=1)
 
 
-def _edge_values(origin: torch.Tensor, delta: torch.Tensor, sign: torch.Tensor, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """(N, 3) edge functions at points (u, v) (N,), >= 0 inside, for per-point edge data (N, 3, 2)/(N, 3)."""
-    return sign * (delta[..., 0] * (v[:, None] - origin[..., 1]) - delta[..., 1] * (u[:, None] - origin[..., 0]))
+def _edge_values(edges: torch.Tensor, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """(N, 3) edge functions of packed edge data (N, 16) at points (u, v), >= 0 inside; exact negatives
+    across a shared edge because both triangles evaluate it from the same canonical endpoints."""
+    origin_x, origin_y = edges[:, 0:6:2], edges[:, 1:6:2]
+    delta_x, delta_y = edges[:, 6:12:2], edges[:, 7:12:2]
+    return edges[:, 12:15] * (delta_x * (v[:, None] - origin_y) - delta_y * (u[:, None] - origin_x))
 
 
 def rasterize(camera: Camera, vertices: torch.Tensor, faces: torch.Tensor, *, max_pairs: int = DEFAULT_MAX_PAIRS) -> Raster:
@@ -58,66 +64,67 @@ def rasterize(camera: Camera, vertices: torch.Tensor, faces: torch.Tensor, *, ma
         raise ValueError(f"rasterize handles at most {1 << TRI_BITS} triangles")
     device = vertices.device
     height, width = camera.height, camera.width
-    faces = faces.long()
     projected = camera.project(vertices.float())
-    screen, z = projected[:, :2].contiguous(), projected[:, 2]
-    origin, delta, sign, area2 = _edges(screen, faces)
-    corners, corner_z = screen[faces], z[faces]
+    corners = projected.index_select(0, faces.long().flatten()).view(-1, 3, 3)  # (F, 3, [u, v, depth])
 
-    lo, hi = corners.amin(dim=1), corners.amax(dim=1)
+    lo, hi = corners[..., :2].amin(dim=1), corners[..., :2].amax(dim=1)
     col0 = torch.ceil(lo[:, 0] - 0.5).clamp_min(0).long()
     col1 = torch.floor(hi[:, 0] - 0.5).clamp_max(width - 1).long()
     row0 = torch.ceil(lo[:, 1] - 0.5).clamp_min(0).long()
     row1 = torch.floor(hi[:, 1] - 0.5).clamp_max(height - 1).long()
-    usable = (col1 >= col0) & (row1 >= row0) & (area2 > 0)
+    usable = (col1 >= col0) & (row1 >= row0)
     if not camera.is_ortho:
-        usable &= (corner_z > NEAR_EPS).all(dim=1)
+        usable &= (corners[..., 2] > NEAR_EPS).all(dim=1)
     candidates = torch.nonzero(usable).squeeze(1)
+    corners = corners.index_select(0, candidates)
+    # Everything a (triangle, pixel) pair needs, packed so that one index_select fetches it.
+    packed = torch.cat((_edges(corners[..., :2].contiguous()), corners[..., 2]), dim=1)  # (C, 19)
+    col0, row0 = col0.index_select(0, candidates), row0.index_select(0, candidates)
+    box_w = col1.index_select(0, candidates) - col0 + 1
+    counts = box_w * (row1.index_select(0, candidates) - row0 + 1) * (packed[:, 15] > 0)
+    boxes = torch.stack((col0, row0, box_w), dim=1)
 
-    zbuffer = torch.full((height * width,), torch.iinfo(torch.int64).max, dtype=torch.int64, device=device)
+    no_hit = torch.iinfo(torch.int64).max
+    zbuffer = torch.full((height * width,), no_hit, dtype=torch.int64, device=device)
     if candidates.numel():
-        z_lo = corner_z[candidates].min().item()
-        z_scale = DEPTH_LEVELS / max(corner_z[candidates].max().item() - z_lo, 1e-12)
-        box_w = col1 - col0 + 1
-        counts = box_w * (row1 - row0 + 1)
-        ends = torch.cumsum(counts[candidates], 0)
+        z_lo = corners[..., 2].min().item()
+        z_scale = DEPTH_LEVELS / max(corners[..., 2].max().item() - z_lo, 1e-12)
+        ends = torch.cumsum(counts, 0)
         first = 0
         while first < candidates.numel():
             done = ends[first - 1].item() if first else 0
             last = max(int(torch.searchsorted(ends, done + max_pairs, right=True).item()), first + 1)
-            tris = candidates[first:last]
-            chunk_counts = counts[tris]
-            owner = torch.repeat_interleave(torch.arange(tris.numel(), device=device), chunk_counts)
+            chunk_counts = counts[first:last]
+            owner = torch.repeat_interleave(torch.arange(first, last, device=device), chunk_counts)
             offsets = torch.cumsum(chunk_counts, 0) - chunk_counts
-            local = torch.arange(owner.numel(), device=device) - offsets[owner]
-            tri = tris[owner]
-            col = col0[tri] + local % box_w[tri]
-            row = row0[tri] + local // box_w[tri]
-            u, v = col.to(screen.dtype) + 0.5, row.to(screen.dtype) + 0.5
-            edge = _edge_values(origin[tri], delta[tri], sign[tri], u, v)
-            inside = (edge >= 0).all(dim=1)
-            tri, col, row, edge = tri[inside], col[inside], row[inside], edge[inside]
-            depth = _depth(edge / area2[tri, None], corner_z[tri], camera.is_ortho)
+            local = torch.arange(owner.numel(), device=device) - offsets.index_select(0, owner - first)
+            pair = packed.index_select(0, owner)
+            box = boxes.index_select(0, owner)
+            col = box[:, 0] + local % box[:, 2]
+            row = box[:, 1] + local // box[:, 2]
+            edge = _edge_values(pair, col.to(pair.dtype) + 0.5, row.to(pair.dtype) + 0.5)
+            depth = _depth(edge / pair[:, 15:16], pair[:, 16:19], camera.is_ortho)
             quantised = ((depth - z_lo) * z_scale).clamp(0, DEPTH_LEVELS).long()
-            zbuffer.scatter_reduce_(0, row * width + col, (quantised << TRI_BITS) | tri, reduce="amin")
+            key = torch.where((edge >= 0).all(dim=1), (quantised << TRI_BITS) | owner, no_hit)
+            zbuffer.scatter_reduce_(0, row * width + col, key, reduce="amin")
             first = last
 
-    covered = zbuffer != torch.iinfo(torch.int64).max
-    tri_id = torch.where(covered, zbuffer & ((1 << TRI_BITS) - 1), torch.full_like(zbuffer, -1))
-    bary = torch.zeros(height * width, 3, dtype=screen.dtype, device=device)
-    depth = torch.zeros(height * width, dtype=screen.dtype, device=device)
+    covered = zbuffer != no_hit
     pixels = torch.nonzero(covered).squeeze(1)
+    winner = zbuffer.index_select(0, pixels) & ((1 << TRI_BITS) - 1)  # index into candidates
+    tri_id = torch.full((height * width,), -1, dtype=torch.int64, device=device)
+    tri_id[pixels] = candidates.index_select(0, winner)
+    bary = torch.zeros(height * width, 3, dtype=projected.dtype, device=device)
+    depth = torch.zeros(height * width, dtype=projected.dtype, device=device)
     if pixels.numel():
-        tri = tri_id[pixels]
-        u = (pixels % width).to(screen.dtype) + 0.5
-        v = (pixels // width).to(screen.dtype) + 0.5
-        screen_bary = (_edge_values(origin[tri], delta[tri], sign[tri], u, v) / area2[tri, None]).clamp_min(0)
+        pair = packed.index_select(0, winner)
+        u = (pixels % width).to(pair.dtype) + 0.5
+        v = (pixels // width).to(pair.dtype) + 0.5
+        screen_bary = (_edge_values(pair, u, v) / pair[:, 15:16]).clamp_min(0)
         screen_bary = screen_bary / screen_bary.sum(dim=1, keepdim=True).clamp_min(1e-12)
-        depth[pixels] = _depth(screen_bary, corner_z[tri], camera.is_ortho)
-        if camera.is_ortho:
-            bary[pixels] = screen_bary
-        else:
-            bary[pixels] = screen_bary / corner_z[tri] * depth[pixels, None]
+        corner_z = pair[:, 16:19]
+        depth[pixels] = _depth(screen_bary, corner_z, camera.is_ortho)
+        bary[pixels] = screen_bary if camera.is_ortho else screen_bary / corner_z * depth[pixels, None]
     return Raster(tri_id.view(height, width), bary.view(height, width, 3), depth.view(height, width))
 
 

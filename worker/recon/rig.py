@@ -150,8 +150,8 @@ class DepthEncoding:
         values = np.clip(values, 1, vmax)
         return np.where(depth > 0, values, 0).astype(np.uint16 if bits == 16 else np.uint8)
 
-    def step(self, bits: int) -> float | None:
-        """World units per PNG value step, or None for a non-linear/unknown range."""
+    def step(self, bits: int) -> float:
+        """World units per PNG value step: the depth quantisation of a `bits`-bit depth render."""
         if self.unit_scale is not None:
             return self.unit_scale
         return (self.far - self.near) / (2**bits - 1)
@@ -231,13 +231,17 @@ _MISSING = object()
 def _number(value: object, field: str, *, positive: bool = False, minimum: float | None = None) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise FileValidationError(field, f"must be a number, got {type(value).__name__}")
+    try:
+        value = float(value)
+    except OverflowError:
+        raise FileValidationError(field, "is too large a number") from None
     if not math.isfinite(value):
         raise FileValidationError(field, f"must be a finite number, got {value}")
     if positive and value <= 0:
         raise FileValidationError(field, f"must be greater than 0, got {value}")
     if minimum is not None and value < minimum:
         raise FileValidationError(field, f"must be at least {minimum}, got {value}")
-    return float(value)
+    return value
 
 
 def _lookup(frame: dict, top: dict, key: str, index: int) -> tuple[object, str]:
@@ -261,9 +265,12 @@ def _transform(value: object, field: str) -> np.ndarray:
         for item in row:
             if isinstance(item, bool) or not isinstance(item, (int, float)):
                 raise FileValidationError(field, f"must contain only numbers, got {type(item).__name__}")
-    matrix = np.asarray(value, dtype=np.float64)
-    if not np.isfinite(matrix).all():
-        raise FileValidationError(field, "contains a non-finite number")
+    try:
+        matrix = np.asarray(value, dtype=np.float64)
+    except OverflowError:
+        raise FileValidationError(field, "contains a number too large to use") from None
+    if not np.isfinite(matrix).all() or np.abs(matrix).max() > 1e12:
+        raise FileValidationError(field, "contains a non-finite or absurdly large number")
     if np.abs(matrix[3] - (0, 0, 0, 1)).max() > RIGID_TOLERANCE:
         raise FileValidationError(field, f"must have [0, 0, 0, 1] as its last row, got {matrix[3].tolist()}")
     rotation = matrix[:3, :3]
@@ -300,7 +307,10 @@ def _camera(frame: dict, top: dict, index: int, width: int, height: int) -> Came
         fy = _number(*_require(frame, top, "fl_y", index, why), positive=True)
         cx = _number(*_require(frame, top, "cx", index, why))
         cy = _number(*_require(frame, top, "cy", index, why))
-    matrix = _transform(*_require(frame, top, "transform_matrix", index, "each frame needs its camera-to-world matrix"))
+    field = f"cameras.frames[{index}].transform_matrix"
+    if "transform_matrix" not in frame:
+        raise FileValidationError(field, "is missing; each frame needs its camera-to-world matrix")
+    matrix = _transform(frame["transform_matrix"], field)
     return Camera(str(model), matrix, width, height, fx, fy, cx, cy)
 
 

@@ -15,7 +15,6 @@ import torch
 class Neighbours(NamedTuple):
     values: torch.Tensor  # (N, 4, C): texels (x0, y0), (x0+1, y0), (x0, y0+1), (x0+1, y0+1)
     weights: torch.Tensor  # (N, 4): bilinear weights, 0 for texels outside the image
-    inside: torch.Tensor  # (N, 4) bool: the texel lies inside the image
     flat: torch.Tensor  # (N, 4) int64 flat texel index (clamped into the image)
 
 
@@ -32,7 +31,7 @@ def neighbours_2x2(image: torch.Tensor, u: torch.Tensor, v: torch.Tensor) -> Nei
     inside = (xs >= 0) & (xs < width) & (ys >= 0) & (ys < height)
     flat = ys.clamp(0, height - 1) * width + xs.clamp(0, width - 1)
     values = image.reshape(height * width, -1)[flat]
-    return Neighbours(values, torch.where(inside, weights, torch.zeros_like(weights)), inside, flat)
+    return Neighbours(values, torch.where(inside, weights, torch.zeros_like(weights)), flat)
 
 
 def sample_masked(

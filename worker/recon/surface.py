@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
-import trimesh
+import torch
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from skimage.measure import marching_cubes
@@ -12,6 +14,7 @@ from ..errors import ReconstructionFailed
 from .tsdf import SdfGrid
 
 MIN_COMPONENT_FRACTION = 0.01
+SLAB_VOXELS = 1 << 22
 
 
 def keep_large_components(vertices: np.ndarray, faces: np.ndarray, fraction: float = MIN_COMPONENT_FRACTION
@@ -23,30 +26,84 @@ def keep_large_components(vertices: np.ndarray, faces: np.ndarray, fraction: flo
     _, labels = connected_components(graph, directed=False)
     face_labels = labels[faces[:, 0]]
     sizes = np.bincount(face_labels)
-    keep_faces = sizes[face_labels] >= fraction * sizes.max()
-    faces = faces[keep_faces]
+    faces = faces[sizes[face_labels] >= fraction * sizes.max()]
     used = np.zeros(count, dtype=bool)
     used[faces] = True
     remap = np.cumsum(used) - 1
     return vertices[used], remap[faces]
 
 
-def extract_surface(grid: SdfGrid) -> trimesh.Trimesh:
-    """Marching cubes at level 0 (outward-facing triangles), then floater removal; vertex normals precomputed."""
+def vertex_normals(vertices: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
+    """Smooth unit normals: the area-weighted mean of the adjacent faces' normals."""
+    corners = vertices[faces]
+    face_normals = torch.linalg.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0], dim=-1)
+    normals = torch.zeros_like(vertices)
+    for k in range(3):
+        normals.index_add_(0, faces[:, k], face_normals)  # face normals' length is twice the area
+    return torch.nn.functional.normalize(normals, dim=1)
+
+
+def is_watertight(faces: np.ndarray) -> bool:
+    """Every edge is shared by exactly two faces that traverse it in opposite directions (closed, oriented)."""
+    start, end = faces.reshape(-1), np.roll(faces, -1, axis=1).reshape(-1)
+    lo, hi = np.minimum(start, end).astype(np.int64), np.maximum(start, end).astype(np.int64)
+    keys = np.sort((lo * (int(faces.max()) + 1) + hi) * 2 + (start > end))
+    if len(keys) % 2:
+        return False
+    first, second = keys[0::2], keys[1::2]
+    return bool((first % 2 == 0).all() and (second == first + 1).all() and (first[1:] > second[:-1]).all())
+
+
+def _weld(vertices: np.ndarray, faces: np.ndarray, seams: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Merge the identical vertices that neighbouring slabs both produced on their shared x planes."""
+    on_seam = np.flatnonzero(np.isin(vertices[:, 0], seams))
+    _, first, inverse = np.unique(vertices[on_seam], axis=0, return_index=True, return_inverse=True)
+    target = np.arange(len(vertices))
+    target[on_seam] = on_seam[first][inverse.reshape(-1)]
+    faces = target[faces]
+    used = np.zeros(len(vertices), dtype=bool)
+    used[faces] = True
+    remap = np.cumsum(used) - 1
+    return vertices[used], remap[faces]
+
+
+def marching_cubes_slabs(values: np.ndarray, on_slab: Callable[[float], None] = lambda done: None
+                         ) -> tuple[np.ndarray, np.ndarray]:
+    """Marching cubes at level 0 in voxel units, one slab of x planes at a time (progress in between).
+
+    Neighbouring slabs share a plane; the vertices both produce there are bitwise identical and welded,
+    so the result is the same mesh a single call would give.
+    """
+    size = values.shape[0]
+    step = max(2, SLAB_VOXELS // (values.shape[1] * values.shape[2]))
+    vertices, faces, count = [], [], 0
+    for start in range(0, size - 1, step):
+        slab = values[start : min(start + step, size - 1) + 1]
+        if slab.min() < 0 < slab.max():
+            slab_vertices, slab_faces, _, _ = marching_cubes(slab, level=0.0)
+            slab_vertices[:, 0] += start
+            vertices.append(slab_vertices)
+            faces.append(slab_faces + count)
+            count += len(slab_vertices)
+        on_slab(min(start + step, size - 1) / (size - 1))
+    if not faces:
+        return np.zeros((0, 3), np.float32), np.zeros((0, 3), np.int64)
+    return _weld(np.concatenate(vertices), np.concatenate(faces), np.arange(step, size - 1, step, dtype=np.float32))
+
+
+def extract_surface(grid: SdfGrid, on_progress: Callable[[float], None] = lambda done: None
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Marching cubes at level 0 (outward-facing triangles) in world units, then floater removal.
+
+    `on_progress(done)` is called between slabs, done in 0..1.
+    """
     values = grid.values.cpu().numpy()
     # An exact zero makes coincident vertices (degenerate triangles); nudge it outward.
     values[values == 0] = 1e-7 * grid.voxel_size
-    if values.min() >= 0 or values.max() <= 0:
+    vertices, faces = marching_cubes_slabs(values, lambda done: on_progress(0.8 * done))
+    if len(faces) == 0:
         raise ReconstructionFailed(
             "The depth renders and silhouettes do not enclose any volume; check that every view shows the object "
             "and that its depth render matches it."
         )
-    vertices, faces, _, _ = marching_cubes(
-        values, level=0.0, spacing=(grid.voxel_size,) * 3, gradient_direction="ascent"
-    )
-    if len(faces) == 0:
-        raise ReconstructionFailed("No surface was found in the fused depth; check the depth renders and masks.")
-    vertices, faces = keep_large_components(vertices + grid.origin, faces)
-    mesh = trimesh.Trimesh(vertices, faces, process=False)
-    _ = mesh.vertex_normals
-    return mesh
+    return keep_large_components(vertices.astype(np.float64) * grid.voxel_size + grid.origin, faces)

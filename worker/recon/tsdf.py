@@ -38,8 +38,8 @@ BAND_VOXELS = 2.5
 MIN_COS = 0.05
 SILHOUETTE_SLACK_PX = 1.0
 NO_BOUND = -1e9
-CHUNK_VOXELS = 1 << 20
-PROGRESS_INTERVAL_S = 0.4
+CHUNK_VOXELS = 1 << 18
+PROGRESS_INTERVAL_S = 0.25
 
 Progress = Callable[[float, str], None]
 
@@ -58,12 +58,11 @@ class SdfGrid:
 class _View:
     """One view, prepared for voxel lookups."""
 
-    transform: torch.Tensor  # (3, 4): world point -> (x * d, y * d, d) (PERSPECTIVE) or (x, y, d) (ORTHO),
-    #                          x, y in cell coordinates (texel centres at integers, shifted by the pad)
+    transform: torch.Tensor  # (3, 4) world -> (x, y, depth), x and y times depth for PERSPECTIVE; see _pixel_transform
     perspective: bool
     width: int
     height: int
-    cells: torch.Tensor  # ((H + 1) * (W + 1) + 1, 10) per-cell table, see _cell_table; last row = no data
+    cells: torch.Tensor  # ((H + 1) * (W + 1) + 1, 9) per-cell table, see _cell_table; the last row means no data
 
 
 def _shift(image: torch.Tensor, axis: int, offset: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -170,13 +169,13 @@ def _view_terms(view: _View, points: torch.Tensor, truncation: float) -> tuple[t
         inside &= depth > 0
     no_data = (view.height + 1) * (view.width + 1)
     index = torch.where(inside, cy * (view.width + 1) + cx, no_data)
-    a, b, c, d, weight, e, f, g, h = view.cells[index].unbind(dim=-1)
+    a, b, c, d, weight, e, f, g, h = view.cells.index_select(0, index).unbind(dim=-1)
     surface = a + b * tx + (c + d * tx) * ty
     distance = (surface - depth) * weight
     weight = torch.where(distance >= -truncation, weight, 0.0)
     bound = e + f * tx + (g + h * tx) * ty
     if view.perspective:
-        bound = bound * depth
+        bound = torch.where(depth > 0, bound * depth, NO_BOUND)
     return distance.clamp_max(truncation) * weight, weight, bound
 
 
@@ -214,22 +213,47 @@ def _depth_points(inputs: ReconInputs, device: torch.device) -> torch.Tensor:
     return torch.cat(points)
 
 
-def _band_blocks(points: torch.Tensor, origin: torch.Tensor, voxel: float, blocks: tuple[int, int, int]) -> torch.Tensor:
-    """(blocks) bool: blocks within BAND_VOXELS of a depth point."""
+def _band_blocks(points: torch.Tensor, origin: torch.Tensor, voxel: float, blocks: tuple[int, int, int],
+                 on_pass: Callable[[float], None]) -> torch.Tensor:
+    """(blocks) bool: blocks within BAND_VOXELS of a depth point (the corners of a box around each point)."""
     active = torch.zeros(blocks, dtype=torch.bool, device=points.device)
     limit = torch.tensor(blocks, device=points.device) - 1
     grid_points = (points - origin) / voxel
-    for offset in torch.cartesian_prod(*[torch.tensor([-BAND_VOXELS, BAND_VOXELS], device=points.device)] * 3):
+    offsets = torch.cartesian_prod(*[torch.tensor([-BAND_VOXELS, BAND_VOXELS], device=points.device)] * 3)
+    for number, offset in enumerate(offsets):
         index = torch.minimum(torch.floor((grid_points + offset) / BLOCK).long().clamp_min(0), limit)
         active[index[:, 0], index[:, 1], index[:, 2]] = True
+        on_pass((number + 1) / len(offsets))
     return active
+
+
+def _evaluate_chunked(views: list[_View], points: torch.Tensor, truncation: float,
+                      on_chunk: Callable[[float], None]) -> torch.Tensor:
+    """evaluate_sdf in chunks of CHUNK_VOXELS points, calling `on_chunk(done)` after each."""
+    out = torch.empty(points.shape[0], dtype=points.dtype, device=points.device)
+    for first in range(0, points.shape[0], CHUNK_VOXELS):
+        out[first : first + CHUNK_VOXELS] = evaluate_sdf(views, points[first : first + CHUNK_VOXELS], truncation)
+        on_chunk(min(1.0, (first + CHUNK_VOXELS) / points.shape[0]))
+    return out
 
 
 def fuse_depth(
     inputs: ReconInputs, grid_resolution: int, progress: Progress, fraction: tuple[float, float], device: torch.device
 ) -> SdfGrid:
-    """Build the signed-distance grid; `fraction` is the slice of the job's progress bar this stage owns."""
-    start_fraction, end_fraction = fraction
+    """Build the signed-distance grid; `fraction` is the slice of the job's progress bar this stage owns.
+
+    `progress` is called at least every PROGRESS_INTERVAL_S (plus one chunk) while it works.
+    """
+    last_report = time.monotonic()
+
+    def report(done: float, share: tuple[float, float]) -> None:
+        """`done` of the part of the work that is `share` of this stage."""
+        nonlocal last_report
+        if time.monotonic() - last_report > PROGRESS_INTERVAL_S:
+            part = share[0] + (share[1] - share[0]) * done
+            progress(fraction[0] + (fraction[1] - fraction[0]) * part, "fusing depth")
+            last_report = time.monotonic()
+
     points = _depth_points(inputs, device)
     if points.shape[0] == 0:
         raise ReconstructionFailed(
@@ -239,41 +263,38 @@ def fuse_depth(
     origin, voxel, blocks = _grid_geometry(points, grid_resolution)
     step = inputs.rig.depth.step(inputs.depth_bits)
     truncation = max(TRUNCATION_VOXELS * voxel, 2.0 * step)
-    views = [
-        _prepare_view(camera, depth, mask, truncation, device)
-        for camera, depth, mask in zip(inputs.rig.cameras, inputs.depths, inputs.masks)
-        if mask.any()
-    ]
+    views = []
+    for index, (camera, depth, mask) in enumerate(zip(inputs.rig.cameras, inputs.depths, inputs.masks)):
+        if mask.any():
+            views.append(_prepare_view(camera, depth, mask, truncation, device))
+        report((index + 1) / len(inputs.depths), (0.0, 0.1))
     origin_t = torch.as_tensor(origin, dtype=torch.float32, device=device)
-    active = _band_blocks(points, origin_t, voxel, blocks)
+    active = _band_blocks(points, origin_t, voxel, blocks, lambda done: report(done, (0.1, 0.15)))
 
     # Coarse pass on the block corners: the sign of every block that is not evaluated voxel by voxel.
     lattice = torch.meshgrid(*[torch.arange(n + 1, device=device) for n in blocks], indexing="ij")
     corner_points = origin_t + (torch.stack(lattice, dim=-1).reshape(-1, 3) * BLOCK - 0.5).float() * voxel
-    inside = (evaluate_sdf(views, corner_points, truncation) < 0).float().view(*(n + 1 for n in blocks))
+    corner_sdf = _evaluate_chunked(views, corner_points, truncation, lambda done: report(done, (0.15, 0.2)))
+    inside = (corner_sdf < 0).float().view(*(n + 1 for n in blocks))
     bx, by, bz = blocks
     inside_share = sum(
         inside[i : i + bx, j : j + by, k : k + bz] for i in (0, 1) for j in (0, 1) for k in (0, 1)
     ) / 8.0
     active |= (inside_share > 0) & (inside_share < 1)
-    fill = torch.where(inside_share >= 0.5, -truncation, truncation)
-    values = fill[..., None, None, None].expand(*blocks, BLOCK, BLOCK, BLOCK).contiguous()
+    dense = torch.empty(bx * BLOCK, by * BLOCK, bz * BLOCK, device=device)
+    values = dense.view(bx, BLOCK, by, BLOCK, bz, BLOCK).permute(0, 2, 4, 1, 3, 5)  # per-block view of `dense`
+    values[:] = torch.where(inside_share >= 0.5, -truncation, truncation)[..., None, None, None]
 
     local = torch.stack(torch.meshgrid(*[torch.arange(BLOCK, device=device)] * 3, indexing="ij"), dim=-1).reshape(-1, 3)
     block_ids = torch.nonzero(active)
     per_chunk = max(1, CHUNK_VOXELS // BLOCK**3)
-    last_report = time.monotonic()
     for first in range(0, block_ids.shape[0], per_chunk):
         chunk = block_ids[first : first + per_chunk]
         voxels = (chunk[:, None, :] * BLOCK + local[None]).reshape(-1, 3)
         sdf = evaluate_sdf(views, origin_t + voxels.float() * voxel, truncation)
         values[chunk[:, 0], chunk[:, 1], chunk[:, 2]] = sdf.view(-1, BLOCK, BLOCK, BLOCK)
-        if time.monotonic() - last_report > PROGRESS_INTERVAL_S:
-            done = (first + chunk.shape[0]) / block_ids.shape[0]
-            progress(start_fraction + (end_fraction - start_fraction) * done, "fusing depth")
-            last_report = time.monotonic()
+        report((first + chunk.shape[0]) / block_ids.shape[0], (0.2, 1.0))
 
-    dense = values.permute(0, 3, 1, 4, 2, 5).reshape(bx * BLOCK, by * BLOCK, bz * BLOCK)
     dense[[0, -1]] = truncation
     dense[:, [0, -1]] = truncation
     dense[:, :, [0, -1]] = truncation

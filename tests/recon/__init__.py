@@ -1,0 +1,1 @@
+"""Tests of the reconstruction engine (worker/recon) and the input renderer."""

@@ -1,0 +1,78 @@
+"""Input sets rendered once per session with render_inputs, and a cached one-call reconstruction."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import trimesh
+
+from worker.recon.fusion import reconstruct_fusion
+from worker.recon.rig import parse_cameras_json
+from worker.render_inputs import render_inputs
+
+from . import scenes
+
+RES = 256
+
+
+def _render(tmp_path_factory, name: str, mesh: trimesh.Trimesh, **kwargs) -> Path:
+    directory = tmp_path_factory.mktemp(name)
+    render_inputs(mesh, directory, normalize=False, **kwargs)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def sphere_dir(tmp_path_factory) -> Path:
+    return _render(tmp_path_factory, "sphere", scenes.sphere(), res=RES)
+
+
+@pytest.fixture(scope="session")
+def box_dir(tmp_path_factory) -> Path:
+    return _render(tmp_path_factory, "box", scenes.box(), res=RES)
+
+
+@pytest.fixture(scope="session")
+def sphere_8bit_dir(tmp_path_factory) -> Path:
+    return _render(tmp_path_factory, "sphere8", scenes.sphere(), res=RES, depth_bits=8)
+
+
+@pytest.fixture(scope="session")
+def sphere_perspective_dir(tmp_path_factory) -> Path:
+    rig = parse_cameras_json(scenes.perspective_cameras_json(RES), RES, RES)
+    return _render(tmp_path_factory, "sphere_perspective", scenes.sphere(), rig=rig)
+
+
+@pytest.fixture(scope="session")
+def colour_cube_dir(tmp_path_factory) -> Path:
+    return _render(tmp_path_factory, "colour_cube", scenes.colour_cube(), res=RES)
+
+
+@dataclass
+class Result:
+    report: dict
+    out_dir: Path
+    progress: list[tuple[float, str, float]]  # (fraction, stage, monotonic time) per call
+    mesh: trimesh.Trimesh  # model.glb, reloaded
+
+
+@pytest.fixture(scope="session")
+def reconstruct(tmp_path_factory):
+    """reconstruct(input_dir, grid_resolution=128) -> Result; each combination runs once per session."""
+    cache: dict = {}
+
+    def run(directory: Path, grid_resolution: int = 128) -> Result:
+        if (directory, grid_resolution) not in cache:
+            calls: list[tuple[float, str, float]] = []
+            out_dir = tmp_path_factory.mktemp("out")
+            report = reconstruct_fusion(
+                scenes.load(directory), out_dir, lambda f, s: calls.append((f, s, time.monotonic())),
+                grid_resolution=grid_resolution,
+            )
+            mesh = trimesh.load(out_dir / "model.glb", force="mesh", process=False)
+            cache[directory, grid_resolution] = Result(report, out_dir, calls, mesh)
+        return cache[directory, grid_resolution]
+
+    return run

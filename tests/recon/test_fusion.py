@@ -1,0 +1,141 @@
+"""The fusion model end to end: shape accuracy, colours, report, progress, cancellation and failures."""
+
+from __future__ import annotations
+
+import numpy as np
+import pygltflib
+import pytest
+import torch
+import trimesh
+
+from worker.errors import JobCancelled, ReconstructionFailed
+from worker.recon import tsdf
+from worker.recon.colour import srgb_to_linear
+from worker.recon.evaluate import chamfer_distance
+from worker.recon.fusion import reconstruct_fusion
+from worker.recon.rig import SLOT_NAMES
+
+from . import scenes
+
+STAGES = ["decoding inputs", "fusing depth", "extracting surface", "colouring", "writing mesh", "checking against inputs"]
+
+
+def relative_chamfer(result, reference: trimesh.Trimesh) -> float:
+    diagonal = np.linalg.norm(reference.bounds[1] - reference.bounds[0])
+    return chamfer_distance(result.mesh, reference, samples=50_000) / diagonal
+
+
+def test_sphere_is_accurate_and_watertight(sphere_dir, reconstruct):
+    result = reconstruct(sphere_dir)
+    assert relative_chamfer(result, scenes.sphere()) < 0.01
+    radius = np.linalg.norm(result.mesh.vertices, axis=1)
+    assert np.abs(radius - 0.7).mean() < 0.002  # a tenth of a voxel at grid 128 on a 1.4 sphere: 0.0011
+    assert result.report["mesh"]["watertight"] and result.mesh.is_watertight
+    assert result.mesh.volume > 0  # outward-facing triangles
+
+
+def test_box_is_accurate_and_keeps_its_extent(box_dir, reconstruct):
+    result = reconstruct(box_dir)
+    assert relative_chamfer(result, scenes.box()) < 0.01
+    np.testing.assert_allclose(result.mesh.bounds, scenes.box().bounds, atol=0.01)
+    assert result.report["mesh"]["watertight"]
+
+
+def test_perspective_rig_reconstructs_a_sphere(sphere_perspective_dir, reconstruct):
+    result = reconstruct(sphere_perspective_dir)
+    assert relative_chamfer(result, scenes.sphere()) < 0.01
+    assert min(view["silhouette_iou"] for view in result.report["views"]) > 0.97
+
+
+def test_8_bit_depth_still_works_and_says_it_is_coarse(sphere_8bit_dir, reconstruct):
+    result = reconstruct(sphere_8bit_dir)
+    assert relative_chamfer(result, scenes.sphere()) < 0.01
+    assert result.report["depth_bits"] == 8
+    assert any("8-bit" in warning for warning in result.report["warnings"])
+
+
+def test_each_face_of_a_colour_cube_comes_back_in_its_colour(colour_cube_dir, reconstruct):
+    result = reconstruct(colour_cube_dir)
+    vertices = result.mesh.vertices
+    colours = result.mesh.visual.vertex_colors[:, :3].astype(float)  # COLOR_0: linear, 8-bit
+    for normal, srgb in scenes.FACE_COLOURS.items():
+        axis = int(np.flatnonzero(normal)[0])
+        on_face = np.abs(vertices[:, axis] - 0.6 * normal[axis]) < 0.01
+        away_from_edges = (np.delete(np.abs(vertices), axis, axis=1) < 0.55).all(axis=1)
+        chosen = on_face & away_from_edges
+        assert chosen.sum() > 100
+        expected = srgb_to_linear(np.array(srgb) / 255.0) * 255.0
+        assert np.abs(colours[chosen] - expected).max() <= 3, normal
+
+
+def test_report_describes_mesh_views_and_timings(sphere_dir, reconstruct):
+    report = reconstruct(sphere_dir).report
+    assert report["model"] == "fusion" and report["depth_bits"] == 16 and report["warnings"] == []
+    assert set(report["timings"]) >= {"fuse", "extract", "colour", "write", "check", "total"}
+    assert [view["slot"] for view in report["views"]] == list(SLOT_NAMES)
+    for view in report["views"]:
+        assert view["silhouette_iou"] > 0.98
+        assert view["depth_error"] < 0.005
+    assert report["mesh"]["triangles"] == len(reconstruct(sphere_dir).mesh.faces)
+
+
+def test_progress_names_every_stage_in_order(sphere_dir, reconstruct):
+    calls = reconstruct(sphere_dir).progress
+    fractions = [fraction for fraction, _, _ in calls]
+    assert fractions == sorted(fractions) and 0 <= fractions[0] and fractions[-1] <= 1
+    stages = [stage for _, stage, _ in calls]
+    assert [s for i, s in enumerate(stages) if i == 0 or stages[i - 1] != s] == STAGES
+
+
+def test_fusion_reports_progress_while_it_works(sphere_dir, tmp_path, monkeypatch):
+    monkeypatch.setattr(tsdf, "PROGRESS_INTERVAL_S", 0.0)
+    monkeypatch.setattr(tsdf, "CHUNK_VOXELS", 1 << 12)
+    calls = []
+    reconstruct_fusion(scenes.load(sphere_dir), tmp_path, lambda f, s: calls.append((f, s)), grid_resolution=64)
+    fusing = [fraction for fraction, stage in calls if stage == "fusing depth"]
+    assert len(fusing) > 5 and fusing == sorted(fusing)
+
+
+def test_glb_is_in_the_input_frame_with_normals_and_linear_colours(box_dir, reconstruct):
+    result = reconstruct(box_dir)
+    gltf = pygltflib.GLTF2().load(str(result.out_dir / "model.glb"))
+    for node in gltf.nodes:
+        assert node.matrix is None or np.allclose(node.matrix, np.eye(4).ravel())
+        assert node.rotation is None and node.translation is None and node.scale is None
+    attributes = gltf.meshes[0].primitives[0].attributes
+    assert attributes.NORMAL is not None and attributes.COLOR_0 is not None
+    # The box is 1.2 x 0.8 x 1.0: no axis swap, no recentring.
+    np.testing.assert_allclose(result.mesh.extents, (1.2, 0.8, 1.0), atol=0.01)
+
+
+def test_cancellation_propagates_and_writes_no_mesh(sphere_dir, tmp_path):
+    def progress(fraction: float, stage: str) -> None:
+        if stage == "extracting surface":
+            raise JobCancelled()
+
+    with pytest.raises(JobCancelled):
+        reconstruct_fusion(scenes.load(sphere_dir), tmp_path, progress, grid_resolution=128)
+    assert not (tmp_path / "model.glb").exists()
+
+
+def test_no_silhouette_is_a_sentence_not_a_traceback(sphere_dir, tmp_path):
+    inputs = scenes.load(sphere_dir)
+    inputs.masks[:] = False
+    inputs.depths[:] = 0
+    with pytest.raises(ReconstructionFailed, match="silhouette"):
+        reconstruct_fusion(inputs, tmp_path, lambda f, s: None, grid_resolution=128)
+
+
+def test_no_depth_is_a_sentence_not_a_traceback(sphere_dir, tmp_path):
+    inputs = scenes.load(sphere_dir)
+    inputs.depths[:] = 0
+    with pytest.raises(ReconstructionFailed, match="depth"):
+        reconstruct_fusion(inputs, tmp_path, lambda f, s: None, grid_resolution=128)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_gives_the_same_mesh(sphere_dir, reconstruct, tmp_path):
+    reconstruct_fusion(scenes.load(sphere_dir), tmp_path, lambda f, s: None, grid_resolution=128, device="cuda")
+    on_gpu = trimesh.load(tmp_path / "model.glb", force="mesh")
+    assert chamfer_distance(on_gpu, reconstruct(sphere_dir).mesh, samples=20_000) < 1e-3
