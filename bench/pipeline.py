@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.support.processes import start_redis, wait_until  # noqa: E402
 from tests.support.stack import Stack  # noqa: E402
-from tests.support.inputs import box, sphere  # noqa: E402
+from tests.support.inputs import EXAMPLES, enlarged, sphere  # noqa: E402
 
 TARGETS = {
     "submit->start median (ms)": "< 100",
@@ -130,7 +130,7 @@ def main() -> None:
         inputs = {
             "quick": sphere(workdir / "quick", 64, subdivisions=3),
             "full": sphere(workdir / "full", 512, subdivisions=5),
-            "slow": box(workdir / "slow", 1024),
+            "slow": enlarged(EXAMPLES / "spot", workdir / "slow", 1024),
         }
         redis_proc, redis_url = start_redis(workdir)
         try:

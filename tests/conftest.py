@@ -39,5 +39,6 @@ def sphere_inputs(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def slow_inputs(tmp_path_factory):
-    """Large inputs (a 1024x1024 box) that keep a fusion job at grid 512 busy for several seconds."""
-    return inputs.box(tmp_path_factory.mktemp("slow"), 1024)
+    """The spot example enlarged to 1024x1024: with grid_resolution 512 and one torch thread, a fusion job
+    runs 15-25 s on 2 cores (measured), long enough to cancel or kill with margin."""
+    return inputs.enlarged(inputs.EXAMPLES / "spot", tmp_path_factory.mktemp("slow"), 1024)

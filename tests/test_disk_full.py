@@ -19,10 +19,10 @@ from worker.tasks import HueyJobQueue
 
 @pytest.fixture
 def small_disk(tmp_path):
-    """A 256 KiB tmpfs mounted as the jobs folder (needs root; skipped where mounting is not allowed)."""
+    """A 4 MiB tmpfs mounted as the jobs folder (needs root; skipped where mounting is not allowed)."""
     jobs = tmp_path / "data" / "jobs"
     jobs.mkdir(parents=True)
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(jobs)], capture_output=True)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(jobs)], capture_output=True)
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.decode().strip()}")
     yield jobs
@@ -30,7 +30,7 @@ def small_disk(tmp_path):
 
 
 def fill(directory) -> None:
-    with open(directory / "filler", "wb") as handle:
+    with open(directory / "filler", "wb", buffering=0) as handle:
         try:
             while True:
                 handle.write(b"\0" * 65536)

@@ -32,6 +32,13 @@ def _float(env: Mapping[str, str], key: str, default: float) -> float:
         raise ValueError(f"{key} must be a number, got {raw!r}") from None
 
 
+def _choice(env: Mapping[str, str], key: str, default: str, choices: tuple[str, ...]) -> str:
+    value = env.get(key) or default
+    if value not in choices:
+        raise ValueError(f"{key} must be one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path
@@ -48,6 +55,8 @@ class Settings:
     server_name: str
     server_port: int
     reconviagen_model: str
+    render_backend: str
+    nvdiffrec_cpu_budget_s: float
     default_model: str
     max_queued: int
     rate_limit_per_minute: int
@@ -95,6 +104,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         server_name=env.get("GRADIO_SERVER_NAME", "127.0.0.1"),
         server_port=_int(env, "GRADIO_SERVER_PORT", 7860),
         reconviagen_model=env.get("RECON_RECONVIAGEN_MODEL", "Stable-X/trellis-vggt-v0-2"),
+        render_backend=_choice(env, "RECON_RENDER_BACKEND", "auto", ("auto", "nvdiffrast", "reference")),
+        nvdiffrec_cpu_budget_s=_float(env, "RECON_NVDIFFREC_CPU_BUDGET_S", 105.0),
         default_model=env.get("RECON_DEFAULT_MODEL", ""),
         max_queued=_int(env, "RECON_MAX_QUEUED", 100),
         rate_limit_per_minute=_int(env, "RECON_RATE_LIMIT_PER_MINUTE", 30),

@@ -5,6 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import trimesh
+from PIL import Image
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 def rendered_inputs(directory: Path, mesh: trimesh.Trimesh, res: int, **kwargs) -> Path:
@@ -18,5 +21,10 @@ def sphere(directory: Path, res: int, subdivisions: int = 4) -> Path:
     return rendered_inputs(directory, trimesh.creation.icosphere(subdivisions=subdivisions), res)
 
 
-def box(directory: Path, res: int) -> Path:
-    return rendered_inputs(directory, trimesh.creation.box(), res)
+def enlarged(source: Path, directory: Path, res: int) -> Path:
+    """An input set resized with nearest-neighbour sampling, so depth values stay exact: slow, valid jobs."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for path in source.glob("*.png"):
+        with Image.open(path) as image:
+            image.resize((res, res), Image.NEAREST).save(directory / path.name)
+    return directory

@@ -7,12 +7,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from PIL import Image
 
 from tests.support.processes import service_env, start_web
-from tests.webui.live import (
-    EXAMPLE, SCREENSHOTS, SLOW_RESOLUTION, STOP_TIMEOUT_S, LiveServer, depths_of, views_of,
-)
+from tests.webui.live import SCREENSHOTS, STOP_TIMEOUT_S, LiveServer
 
 
 @pytest.fixture(scope="module")
@@ -28,17 +25,6 @@ def live_server(request, tmp_path_factory):
     server.http.close()
     process.stop(timeout=STOP_TIMEOUT_S)
     shutil.rmtree(workdir, ignore_errors=True)
-
-
-@pytest.fixture(scope="session")
-def slow_inputs(tmp_path_factory) -> Path:
-    """The spot example at 1024x1024 (nearest-neighbour, so depth values stay exact): with grid_resolution 512
-    and one torch thread a fusion job runs about 20 s on 2 cores (measured), long enough to cancel with margin."""
-    folder = tmp_path_factory.mktemp("spot1024")
-    for path in [*views_of(EXAMPLE), *depths_of(EXAMPLE)]:
-        with Image.open(path) as image:
-            image.resize((SLOW_RESOLUTION, SLOW_RESOLUTION), Image.NEAREST).save(folder / path.name)
-    return folder
 
 
 @pytest.fixture(scope="session")

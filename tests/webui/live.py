@@ -9,12 +9,11 @@ from typing import Callable
 import httpx
 
 from tests.support.processes import REPO, Process, wait_until
+from tests.support.stack import SLOTS
 from worker.job_files import JobFiles
 
 EXAMPLE = REPO / "examples" / "spot"
 SCREENSHOTS = REPO / "test-output" / "webui"
-SLOTS = ("front", "right", "back", "left", "top", "bottom")
-SLOW_RESOLUTION = 1024
 SLOW_OPTIONS = {"grid_resolution": 512}
 STOP_TIMEOUT_S = 3  # a gradio_client heartbeat stream keeps uvicorn's graceful shutdown waiting
 

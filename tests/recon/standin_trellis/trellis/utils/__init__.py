@@ -1,0 +1,1 @@
+"""Stand-in for trellis.utils (see trellis/__init__.py)."""

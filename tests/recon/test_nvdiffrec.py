@@ -1,0 +1,181 @@
+"""The nvdiffrec model on a CPU with tiny settings: it must beat its own starting mesh, report, and stop when told."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pygltflib
+import pytest
+import torch
+import trimesh
+
+from worker import devices, models
+from worker.errors import JobCancelled, ReconstructionFailed
+from worker.recon import nvdiffrec
+from worker.recon.rig import parse_cameras_json
+from worker.render_inputs import render_inputs
+
+from . import scenes
+
+RES = 64
+ITERATIONS = 25
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Small tensors: one thread is faster than two fighting other processes on a busy 2-core machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def box_and_ball() -> trimesh.Trimesh:
+    """Sharp box edges that a coarse fusion grid rounds off, and a ball on one corner."""
+    ball = trimesh.creation.icosphere(subdivisions=3, radius=0.3)
+    ball.apply_translation((0.4, 0.25, 0.2))
+    return trimesh.util.concatenate([trimesh.creation.box((1.0, 0.6, 0.7)), ball])
+
+
+@pytest.fixture(scope="module")
+def coarse_dir(tmp_path_factory) -> Path:
+    """64x64 inputs with 8-bit depth: the fusion mesh nvdiffrec starts from is visibly imperfect."""
+    directory = tmp_path_factory.mktemp("box_and_ball")
+    render_inputs(box_and_ball(), directory, res=RES, depth_bits=8, normalize=False)
+    return directory
+
+
+class Recorder:
+    """Records (fraction, stage, CPU time) per progress call; CPU time measures work, so that a busy machine
+    (other processes taking the cores) does not make the cadence check flaky. Can cancel within a stage."""
+
+    def __init__(self, cancel_in: str | None = None) -> None:
+        self.calls: list[tuple[float, str, float]] = []
+        self.cancel_in = cancel_in
+
+    def __call__(self, fraction: float, stage: str) -> None:
+        self.calls.append((fraction, stage, time.process_time()))
+        if stage == self.cancel_in and sum(s == stage for _, s, _ in self.calls) >= 2:
+            raise JobCancelled()
+
+    def max_gap(self) -> float:
+        times = [t for _, _, t in self.calls]
+        return max(b - a for a, b in zip(times, times[1:]))
+
+
+@pytest.fixture(scope="module")
+def refined(coarse_dir, tmp_path_factory):
+    out_dir = tmp_path_factory.mktemp("nvdiffrec")
+    progress = Recorder()
+    report = nvdiffrec.reconstruct_nvdiffrec(scenes.load(coarse_dir), out_dir, progress, iterations=ITERATIONS,
+                                             device="cpu")
+    return report, out_dir, progress
+
+
+def test_refinement_beats_the_starting_mesh(refined):
+    report, _, _ = refined
+    before, after = report["refinement"]["before"]["mean"], report["refinement"]["after"]["mean"]
+    assert after["silhouette_iou"] > before["silhouette_iou"] + 0.005
+    assert after["depth_error"] < 0.7 * before["depth_error"]
+    assert after["psnr"] > before["psnr"] + 1.0
+    for view_before, view_after in zip(report["refinement"]["before"]["views"], report["views"]):
+        assert view_after["silhouette_iou"] >= view_before["silhouette_iou"] - 0.002
+
+
+def test_report_states_settings_timings_and_mesh(refined):
+    report, _, _ = refined
+    refinement = report["refinement"]
+    assert report["model"] == "nvdiffrec"
+    assert refinement["iterations"] == ITERATIONS and refinement["time_budget_s"] is None
+    assert refinement["render_resolution"] == RES and refinement["backend"] == "reference"
+    assert refinement["grid_resolution"] == nvdiffrec.MIN_GRID
+    assert refinement["loss"]["last"] < refinement["loss"]["first"]
+    assert {"fuse", "optimise", "check_before", "check_after", "total"} <= set(report["timings"])
+    assert report["mesh"]["watertight"] and report["mesh"]["triangles"] > 100
+    assert [view["slot"] for view in report["views"]] == ["front", "right", "back", "left", "top", "bottom"]
+    assert any("8-bit" in warning for warning in report["warnings"])
+
+
+def test_output_is_valid_gltf_in_the_inputs_frame(refined):
+    _, out_dir, _ = refined
+    gltf = pygltflib.GLTF2().load(str(out_dir / "model.glb"))
+    assert gltf.asset.version == "2.0"
+    attributes = gltf.meshes[0].primitives[0].attributes
+    assert attributes.POSITION is not None and attributes.NORMAL is not None and attributes.COLOR_0 is not None
+    mesh = trimesh.load(out_dir / "model.glb", force="mesh", process=False)
+    reference = box_and_ball()
+    assert np.abs(mesh.bounds - reference.bounds).max() < 2.0 / RES  # within a pixel: same frame, same units
+
+
+def test_progress_is_steady_and_monotonic(refined):
+    _, _, progress = refined
+    fractions = [fraction for fraction, _, _ in progress.calls]
+    assert fractions == sorted(fractions) and fractions[0] == 0.0 and fractions[-1] < 1.0
+    assert sum(stage == "refining mesh" for _, stage, _ in progress.calls) >= 2
+    assert progress.max_gap() < 0.5
+
+
+def test_cancellation_propagates(coarse_dir, tmp_path):
+    progress = Recorder(cancel_in="refining mesh")
+    with pytest.raises(JobCancelled):
+        nvdiffrec.reconstruct_nvdiffrec(scenes.load(coarse_dir), tmp_path, progress, iterations=1000, device="cpu")
+    assert not (tmp_path / "model.glb").exists()
+
+
+def test_automatic_iterations_stop_at_the_time_budget(coarse_dir, tmp_path):
+    started = time.monotonic()
+    report = nvdiffrec.reconstruct_nvdiffrec(scenes.load(coarse_dir), tmp_path, Recorder(), device="cpu",
+                                             cpu_budget_s=0.5)
+    assert 1 <= report["refinement"]["iterations"] < nvdiffrec.CPU_MAX_ITERATIONS
+    assert report["refinement"]["time_budget_s"] == 0.5
+    assert time.monotonic() - started < 20
+
+
+def test_perspective_rig(tmp_path):
+    rig = parse_cameras_json(scenes.perspective_cameras_json(RES), RES, RES)
+    render_inputs(scenes.box(), tmp_path / "inputs", rig=rig, normalize=False)
+    report = nvdiffrec.reconstruct_nvdiffrec(scenes.load(tmp_path / "inputs"), tmp_path / "out", Recorder(),
+                                             iterations=10, device="cpu")
+    before, after = report["refinement"]["before"]["mean"], report["refinement"]["after"]["mean"]
+    assert after["depth_error"] < before["depth_error"]
+    assert after["silhouette_iou"] >= before["silhouette_iou"]
+
+
+def test_empty_silhouettes_fail_with_a_sentence(coarse_dir, tmp_path):
+    inputs = scenes.load(coarse_dir)
+    inputs.masks[:] = False
+    with pytest.raises(ReconstructionFailed, match="silhouette is empty"):
+        nvdiffrec.reconstruct_nvdiffrec(inputs, tmp_path, Recorder(), iterations=1, device="cpu")
+
+
+def test_automatic_settings_per_device():
+    assert nvdiffrec.resolve_settings(0, 0, torch.device("cpu"), 512, 90.0) == (
+        nvdiffrec.CPU_MAX_ITERATIONS, 90.0, nvdiffrec.CPU_RENDER_RESOLUTION)
+    assert nvdiffrec.resolve_settings(0, 0, torch.device("cuda"), 2048) == (
+        nvdiffrec.CUDA_ITERATIONS, None, nvdiffrec.CUDA_RENDER_RESOLUTION)
+    assert nvdiffrec.resolve_settings(40, 4096, torch.device("cpu"), 300) == (40, None, 300)
+
+
+def test_registry_prefers_nvdiffrec_only_with_cuda(monkeypatch):
+    spec = models.MODELS["nvdiffrec"]
+    assert spec.unavailable_reason() is None
+    assert spec.resolve_options({"iterations": 50}) == {"iterations": 50, "render_resolution": 0}
+    monkeypatch.setattr(devices, "select_device", lambda config: "cpu")
+    assert models.preference().index("fusion") < models.preference().index("nvdiffrec")
+    monkeypatch.setattr(devices, "select_device", lambda config: "cuda")
+    assert models.preference() == ("reconviagen", "nvdiffrec", "fusion")
+
+
+@pytest.mark.gpu
+def test_refinement_on_cuda_with_nvdiffrast(coarse_dir, tmp_path):
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    report = nvdiffrec.reconstruct_nvdiffrec(scenes.load(coarse_dir), tmp_path, Recorder(), iterations=100,
+                                             device="cuda")
+    assert report["refinement"]["backend"] == "nvdiffrast", report["warnings"]
+    before, after = report["refinement"]["before"]["mean"], report["refinement"]["after"]["mean"]
+    assert after["silhouette_iou"] > before["silhouette_iou"]
+    assert after["depth_error"] < before["depth_error"]
+    assert after["psnr"] > before["psnr"]

@@ -1,0 +1,366 @@
+"""The `nvdiffrec` model: refine the fusion mesh by differentiable rendering until it matches the six inputs.
+
+The fusion mesh (at a grid sized to the render resolution, triangles of about two
+pixels) is the start. Vertex offsets and linear per-vertex colours (initialised
+from the views) are optimised with Adam so that the rendered colour, silhouette
+(antialiased, so that silhouettes move vertices) and depth match the inputs
+area-averaged to the render resolution, with a Laplacian penalty on the offsets
+that keeps the correction smooth. The report compares the starting and the
+refined mesh with the inputs: per-view silhouette IoU, depth error and PSNR.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..errors import ReconstructionFailed
+from . import ops
+from .colour import fill_unseen, linear_to_srgb, vertex_colours
+from .export import write_glb
+from .inputs import ReconInputs
+from .ops import pixel_world, scaled_camera
+from .rig import SLOT_NAMES, Camera
+from .stages import Progress, Stages
+from .surface import extract_surface, is_watertight, vertex_normals
+from .tsdf import fuse_depth
+
+CPU_MAX_ITERATIONS = 200
+CPU_BUDGET_S = 105.0  # automatic iterations on a CPU: as many as fit in this time (a 512x512 job: ~2 min)
+CUDA_ITERATIONS = 1000
+CPU_RENDER_RESOLUTION = 512
+CUDA_RENDER_RESOLUTION = 1024
+MIN_RENDER_RESOLUTION = 16
+CPU_VISIBILITY_REFRESH = 4  # reference backend: exact visibility every this many steps
+GRID_PER_RENDER_PIXEL = 0.5  # fusion grid resolution per render pixel: triangles of about two pixels
+MIN_GRID = 32
+MAX_GRID = 512
+POSITION_LR_PIXELS = 0.05  # Adam step on vertex offsets, in render pixels
+COLOUR_LR = 0.01
+WEIGHT_COLOUR = 1.0
+WEIGHT_SILHOUETTE = 1.0
+WEIGHT_DEPTH = 1.0
+WEIGHT_LAPLACIAN = 2.0
+DEPTH_HUBER_PIXELS = 1.0
+DEPTH_SMOOTH_PIXELS = 0.5  # a render pixel's target depth is used only if its input pixels agree this well
+COLOUR_TOLERANCE_PIXELS = 2.0
+
+
+@dataclass
+class _Target:
+    """One view at the render resolution: premultiplied linear colour, soft silhouette, depth where smooth."""
+
+    camera: Camera
+    colour: torch.Tensor  # (H, W, 3)
+    coverage: torch.Tensor  # (H, W) in [0, 1]
+    depth: torch.Tensor  # (H, W), 0 where not used
+    depth_valid: torch.Tensor  # (H, W) bool
+    pixel_world: float  # world units per render pixel at the object
+
+
+def _default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _targets(inputs: ReconInputs, size: int, vertices: torch.Tensor, on_view: Callable[[], None]) -> list[_Target]:
+    """The views with a silhouette, area-averaged to `size` pixels along the longer side.
+
+    A render pixel's target depth is kept only where every input pixel under it has depth and they agree
+    to within DEPTH_SMOOTH_PIXELS (no depth edge inside it).
+    """
+    device = vertices.device
+    width, height = inputs.rig.width, inputs.rig.height
+    scale = size / max(width, height)
+    out_w, out_h = max(1, round(width * scale)), max(1, round(height * scale))
+    targets = []
+    for camera, colour, mask, depth in zip(inputs.rig.cameras, inputs.colors, inputs.masks, inputs.depths):
+        on_view()
+        if not mask.any():
+            continue
+        mask_t = torch.as_tensor(mask, device=device).float()
+        depth_t = torch.as_tensor(depth, device=device)
+        stack = torch.cat((torch.as_tensor(colour, device=device).permute(2, 0, 1) * mask_t,
+                           torch.stack((mask_t, (depth_t > 0).float(), depth_t, depth_t**2))))
+        view = F.interpolate(stack[None], size=(out_h, out_w), mode="area")[0]
+        camera = scaled_camera(camera, out_w, out_h)
+        world = pixel_world(camera, vertices)
+        share, mean, mean_square = view[4].clamp_min(1e-6), view[5], view[6]
+        depth = mean / share
+        spread = (mean_square / share - depth**2).clamp_min(0).sqrt()
+        smooth = (view[4] > 1 - 1e-4) & (spread < DEPTH_SMOOTH_PIXELS * world)
+        targets.append(_Target(camera, view[:3].permute(1, 2, 0), view[3], torch.where(smooth, depth, 0.0), smooth,
+                               world))
+    return targets
+
+
+def uniform_laplacian(values: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
+    """Each vertex's value minus the mean over its mesh neighbours (V, C): zero where the values are smooth.
+
+    Neighbours are gathered over both directions of every triangle edge, so on a closed mesh each counts twice,
+    which leaves the mean unchanged.
+    """
+    source = faces[:, [0, 1, 2, 1, 2, 0]].reshape(-1)
+    target = faces[:, [1, 2, 0, 0, 1, 2]].reshape(-1)
+    degree = torch.bincount(source, minlength=values.shape[0]).clamp_min(1).to(values.dtype)
+    neighbours = torch.zeros_like(values).index_add(0, source, values[target])
+    return values - neighbours / degree[:, None]
+
+
+def _view_loss(ctx: ops.RenderContext, target: _Target, vertices: torch.Tensor, faces: torch.Tensor,
+               colours: torch.Tensor, topology: ops.Topology, visibility: torch.Tensor | None,
+               on_chunk: Callable[[], None]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The view's image loss, and the tri_id map it rendered (for reuse as visibility)."""
+    rast = ops.rasterize(ctx, target.camera, vertices, faces, visibility, on_chunk)
+    attributes = torch.cat((colours, torch.ones_like(colours[:, :1])), dim=1)
+    shaded = ops.antialias(ctx, ops.interpolate(attributes, rast, faces), rast, faces, topology)
+    covered = rast.tri_id >= 0
+    pixels = ((target.coverage > 0) | covered).sum().clamp_min(1)
+    colour_loss = (shaded[..., :3] - target.colour).abs().sum() / pixels
+    silhouette_loss = ((shaded[..., 3] - target.coverage) ** 2).sum() / pixels
+    both = covered & target.depth_valid
+    residual = (rast.depth - target.depth)[both] / target.pixel_world
+    depth_loss = F.huber_loss(residual, torch.zeros_like(residual), delta=DEPTH_HUBER_PIXELS, reduction="sum") / pixels
+    loss = WEIGHT_COLOUR * colour_loss + WEIGHT_SILHOUETTE * silhouette_loss + WEIGHT_DEPTH * depth_loss
+    return loss, rast.tri_id
+
+
+class _Adam:
+    """Adam (Kingma and Ba) on a few tensors. torch.optim is not used: its first use imports torch._dynamo,
+    a stall of seconds on a CPU worker during which no progress could be reported."""
+
+    def __init__(self, groups: list[tuple[torch.Tensor, float]], betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8) -> None:
+        self.groups = [(param, lr, torch.zeros_like(param), torch.zeros_like(param)) for param, lr in groups]
+        self.betas, self.eps, self.steps = betas, eps, 0
+
+    @torch.no_grad()
+    def step(self) -> None:
+        self.steps += 1
+        beta1, beta2 = self.betas
+        for param, lr, mean, square in self.groups:
+            if param.grad is None:
+                continue
+            mean.mul_(beta1).add_(param.grad, alpha=1 - beta1)
+            square.mul_(beta2).addcmul_(param.grad, param.grad, value=1 - beta2)
+            denominator = (square / (1 - beta2**self.steps)).sqrt_().add_(self.eps)
+            param.addcdiv_(mean, denominator, value=-lr / (1 - beta1**self.steps))
+            param.grad = None
+
+
+def _optimise(ctx: ops.RenderContext, targets: list[_Target], vertices: torch.Tensor, faces: torch.Tensor,
+              colours: torch.Tensor, iterations: int, budget_s: float | None, stages: Stages,
+              span: tuple[float, float]) -> tuple[torch.Tensor, torch.Tensor, list[float]]:
+    """Adam on vertex offsets and colours, each iteration one step on the loss of all views, for `iterations`
+    iterations or until `budget_s` seconds have passed; returns the refined vertices, colours and the losses."""
+    offsets = torch.zeros_like(vertices, requires_grad=True)
+    colours = colours.clone().requires_grad_(True)
+    unit = min(target.pixel_world for target in targets)
+    optimiser = _Adam([(offsets, POSITION_LR_PIXELS * unit), (colours, COLOUR_LR)])
+    topology = ctx.topology(faces)
+    refresh = CPU_VISIBILITY_REFRESH if ctx.backend == ops.REFERENCE else 1
+    visibility: list[torch.Tensor | None] = [None] * len(targets)
+    losses = []
+    start, end = span
+    began = time.perf_counter()
+
+    def tick(views_done: float) -> None:
+        done = views_done / len(targets) / iterations
+        if budget_s is not None:
+            done = max(done, (time.perf_counter() - began) / budget_s)
+        stages.tick(min(end, start + (end - start) * done))
+
+    for iteration in range(iterations):
+        if budget_s is not None and time.perf_counter() - began > budget_s:
+            break
+        smoothness = uniform_laplacian(offsets, faces) / unit
+        regulariser = WEIGHT_LAPLACIAN * (smoothness**2).sum(dim=1).mean()
+        regulariser.backward()
+        total = regulariser.item()
+        for index, target in enumerate(targets):
+            views_done = iteration * len(targets) + index
+            cached = visibility[index] if iteration % refresh else None
+            loss, visibility[index] = _view_loss(ctx, target, vertices + offsets, faces, colours, topology, cached,
+                                                 lambda: tick(views_done))
+            tick(views_done + 0.5)
+            loss.backward()
+            total += loss.item() / len(targets)
+            tick(views_done + 1)
+        optimiser.step()
+        with torch.no_grad():
+            colours.clamp_(0.0, 1.0)
+        losses.append(total)
+    return (vertices + offsets).detach(), colours.detach(), losses
+
+
+def _initial_colours(inputs: ReconInputs, vertices: torch.Tensor, faces: torch.Tensor,
+                     on_view: Callable[[int], None]) -> torch.Tensor:
+    """Linear vertex colours projected from the full-resolution views (unseen vertices: nearest seen one)."""
+    device = vertices.device
+    pixel = max(pixel_world(camera, vertices) for camera in inputs.rig.cameras)
+    tolerance = max(COLOUR_TOLERANCE_PIXELS * pixel, inputs.rig.depth.step(inputs.depth_bits) or 0.0)
+    linear, seen = vertex_colours(
+        vertices, vertex_normals(vertices, faces), inputs.rig.cameras,
+        torch.as_tensor(inputs.colors, device=device), torch.as_tensor(inputs.masks, device=device),
+        torch.as_tensor(inputs.depths, device=device), tolerance, on_view,
+    )
+    filled = fill_unseen(vertices.cpu().numpy(), linear.cpu().numpy(), seen.cpu().numpy())
+    return torch.as_tensor(quantised(filled), device=device)
+
+
+def quantised(linear: np.ndarray) -> np.ndarray:
+    """Linear colours as the GLB stores them (8 bits per channel), so the metrics judge what is written."""
+    return (np.round(np.clip(linear, 0.0, 1.0) * 255.0) / 255.0).astype(np.float32)
+
+
+def view_metrics(ctx: ops.RenderContext, inputs: ReconInputs, vertices: torch.Tensor, faces: torch.Tensor,
+                 colours: torch.Tensor, on_progress: Callable[[float], None] = lambda done: None) -> list[dict]:
+    """Per view at input resolution: silhouette IoU, mean |depth error| where both have depth, and PSNR (dB).
+
+    IoU and depth error are defined as in evaluate.compare_with_inputs; PSNR compares sRGB colours over the
+    union of the rendered and the input silhouettes (background black in both). `on_progress(share done)`
+    is called as the views are rendered.
+    """
+    report = []
+    for index, (slot, camera) in enumerate(zip(SLOT_NAMES, inputs.rig.cameras)):
+        on_progress(index / len(SLOT_NAMES))
+        mask = torch.as_tensor(inputs.masks[index], device=vertices.device)
+        depth = torch.as_tensor(inputs.depths[index], device=vertices.device)
+        with torch.no_grad():
+            rast = ops.rasterize(ctx, camera, vertices, faces, on_chunk=lambda: on_progress(index / len(SLOT_NAMES)))
+            rendered = rast.tri_id >= 0
+            colour = ops.interpolate(colours, rast, faces)
+        union = rendered | mask
+        iou = (rendered & mask).sum().item() / union.sum().item() if union.any() else None
+        both = rendered & (depth > 0)
+        error = (rast.depth - depth).abs()[both].mean().item() if both.any() else None
+        psnr = None
+        if union.any():
+            expected = linear_to_srgb(inputs.colors[index] * inputs.masks[index][..., None])
+            got = linear_to_srgb(colour.cpu().numpy())
+            mse = float(((got - expected) ** 2)[union.cpu().numpy()].mean())
+            psnr = round(10 * math.log10(1.0 / max(mse, 1e-10)), 3)
+        report.append({
+            "slot": slot,
+            "silhouette_iou": None if iou is None else round(iou, 4),
+            "depth_error": None if error is None else round(error, 6),
+            "psnr": psnr,
+        })
+    return report
+
+
+def _summary(views: list[dict]) -> dict:
+    """Means over the views that had something to compare."""
+    summary = {}
+    for key in ("silhouette_iou", "depth_error", "psnr"):
+        values = [view[key] for view in views if view[key] is not None]
+        summary[key] = round(float(np.mean(values)), 6) if values else None
+    return summary
+
+
+def resolve_settings(iterations: int, render_resolution: int, device: torch.device, input_size: int,
+                     cpu_budget_s: float = CPU_BUDGET_S) -> tuple[int, float | None, int]:
+    """(iterations, time budget in seconds or None, render resolution) for option values where 0 = automatic.
+
+    Automatic on a CPU: as many iterations as fit in `cpu_budget_s`, so a job's length does not depend on the
+    machine; on CUDA a fixed, quality-oriented count. The render resolution never exceeds the inputs'.
+    """
+    cuda = device.type == "cuda"
+    budget = None
+    if not iterations:
+        iterations, budget = (CUDA_ITERATIONS, None) if cuda else (CPU_MAX_ITERATIONS, cpu_budget_s)
+    size = render_resolution or (CUDA_RENDER_RESOLUTION if cuda else CPU_RENDER_RESOLUTION)
+    return iterations, budget, max(MIN_RENDER_RESOLUTION, min(size, input_size))
+
+
+def reconstruct_nvdiffrec(
+    inputs: ReconInputs,
+    out_dir: Path,
+    progress: Progress,
+    *,
+    iterations: int = 0,
+    render_resolution: int = 0,
+    device: str | torch.device | None = None,
+    backend: str = "auto",
+    cpu_budget_s: float = CPU_BUDGET_S,
+) -> dict:
+    """Write out_dir/model.glb and return the report; `progress(fraction, stage)` may raise JobCancelled."""
+    stages = Stages(progress)
+    stages.start("decode", 0.0, "decoding inputs")
+    device = torch.device(device) if device is not None else _default_device()
+    if not inputs.masks.any():
+        raise ReconstructionFailed(
+            "Every silhouette is empty, so there is no object to refine: give the views an alpha channel "
+            "that covers the object, or depth renders that are non-zero on it."
+        )
+    input_size = max(inputs.rig.width, inputs.rig.height)
+    iterations, budget_s, size = resolve_settings(iterations, render_resolution, device, input_size, cpu_budget_s)
+    grid_resolution = int(min(MAX_GRID, max(MIN_GRID, round(GRID_PER_RENDER_PIXEL * size))))
+    ctx = ops.RenderContext(device, backend)
+    warnings = [
+        f"the {slot} view shows no object (empty silhouette); it was left out"
+        for slot, mask in zip(SLOT_NAMES, inputs.masks) if not mask.any()
+    ]
+    if inputs.depth_bits == 8:
+        warnings.append(
+            f"depth renders are 8-bit: each depth step is {inputs.rig.depth.step(8):.4f} world units, so depth "
+            "only guides the refinement coarsely; 16-bit depth PNGs give a more accurate mesh"
+        )
+    if ctx.fallback_reason:
+        warnings.append(f"rendered with the reference backend: {ctx.fallback_reason}")
+
+    stages.start("fuse", 0.02, "fusing depth")
+    grid = fuse_depth(inputs, grid_resolution, progress, (0.02, 0.2), device)
+    stages.start("extract", 0.2, "extracting surface")
+    vertices_np, faces_np = extract_surface(grid)
+    vertices = torch.as_tensor(vertices_np, dtype=torch.float32, device=device)
+    faces = torch.as_tensor(faces_np, device=device)
+
+    stages.start("colour", 0.22, "colouring the starting mesh")
+    colours = _initial_colours(inputs, vertices, faces,
+                               lambda i: progress(0.22 + 0.03 * i / len(SLOT_NAMES), "colouring the starting mesh"))
+
+    stages.start("check_before", 0.25, "checking the starting mesh")
+    before = view_metrics(ctx, inputs, vertices, faces, colours, lambda done: stages.tick(0.25 + 0.05 * done))
+
+    stages.start("targets", 0.3, "preparing targets")
+    targets = _targets(inputs, size, vertices, lambda: stages.tick(0.3))
+
+    stages.start("optimise", 0.32, "refining mesh")
+    refined, colours, losses = _optimise(ctx, targets, vertices, faces, colours, iterations, budget_s, stages,
+                                         (0.32, 0.9))
+
+    stages.start("write", 0.9, "writing mesh")
+    linear = quantised(colours.cpu().numpy())
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    normals = vertex_normals(refined, faces).cpu().numpy()
+    write_glb(out_dir / "model.glb", refined.cpu().numpy(), faces_np, normals, linear)
+
+    stages.start("check_after", 0.92, "checking against inputs")
+    after = view_metrics(ctx, inputs, refined, faces, torch.as_tensor(linear, device=device),
+                         lambda done: stages.tick(0.92 + 0.08 * done))
+    return {
+        "model": "nvdiffrec",
+        "timings": stages.finish(),
+        "mesh": {"vertices": len(vertices_np), "triangles": len(faces_np), "watertight": is_watertight(faces_np)},
+        "views": after,
+        "depth_bits": inputs.depth_bits,
+        "refinement": {
+            "backend": ctx.backend,
+            "iterations": len(losses),
+            "time_budget_s": budget_s,
+            "render_resolution": size,
+            "grid_resolution": grid_resolution,
+            "loss": {"first": round(losses[0], 6), "last": round(losses[-1], 6)} if losses else None,
+            "before": {"views": before, "mean": _summary(before)},
+            "after": {"views": after, "mean": _summary(after)},
+        },
+        "warnings": warnings,
+    }
