@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import json
 import random
 import re
 import signal
@@ -29,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.support.inputs import sphere  # noqa: E402
 from tests.support.processes import Process, start_redis  # noqa: E402
-from tests.support.stack import Stack  # noqa: E402
+from tests.support.stack import Stack, input_files  # noqa: E402
 
 TERMINAL = ("completed", "failed", "cancelled")
 SETTLE_DEADLINE_S = 60.0
@@ -43,6 +44,7 @@ class ChaosResult:
     worker_kills: int = 0
     redis_restarts: int = 0
     cancels_confirmed: int = 0
+    cancels_too_late: int = 0
     settle_s: float = 0.0
 
     def counts(self) -> dict[str, int]:
@@ -80,15 +82,13 @@ class Chaos:
             time.sleep(0.1)
         raise RuntimeError("the service stayed unavailable")
 
-    def submit(self) -> None:
-        from tests.support.stack import input_files
-
-        import json
-
+    def submit(self) -> str:
         response = self.call(lambda: self.stack.http.post(
             "/jobs", files=input_files(self.inputs), data={"options": json.dumps(JOB_OPTIONS)}))
         assert response.status_code == 200, response.text
-        self.tokens[response.json()["job_id"]] = response.json()["job_token"]
+        job_id = response.json()["job_id"]
+        self.tokens[job_id] = response.json()["job_token"]
+        return job_id
 
     def kill_workers(self, every_s: float) -> None:
         while not self.done.wait(every_s):
@@ -103,26 +103,37 @@ class Chaos:
         self.redis, _ = start_redis(self.redis_dir, port=self.redis_port, appendonly=True)
         self.result.redis_restarts += 1
 
-    def cancel_random(self) -> None:
-        job_id = self.random.choice(list(self.tokens))
+    def cancel_later(self, job_id: str, delay_s: float) -> threading.Timer:
+        """Request and confirm the cancellation at a random moment: queued, running, or already done (400)."""
         token = self.tokens[job_id]
-        self.call(lambda: self.stack.cancel(job_id, token, False))
-        confirmed = self.call(lambda: self.stack.cancel(job_id, token, True))
-        if confirmed.status_code == 200 and confirmed.json()["status"] == "cancelled":
-            self.result.cancels_confirmed += 1
+
+        def cancel() -> None:
+            self.call(lambda: self.stack.cancel(job_id, token, False))
+            confirmed = self.call(lambda: self.stack.cancel(job_id, token, True))
+            if confirmed.status_code == 200 and confirmed.json()["status"] == "cancelled":
+                self.result.cancels_confirmed += 1
+            else:
+                self.result.cancels_too_late += 1
+
+        timer = threading.Timer(delay_s, cancel)
+        timer.start()
+        return timer
 
     def run(self, jobs: int, pace_s: float, kill_every_s: float, cancel_fraction: float) -> ChaosResult:
         killer = threading.Thread(target=self.kill_workers, args=(kill_every_s,), daemon=True)
         killer.start()
+        cancels = []
         try:
             for index in range(jobs):
-                self.submit()
+                job_id = self.submit()
                 if index == jobs // 3:
                     self.restart_redis()
                 if self.random.random() < cancel_fraction:
-                    self.cancel_random()
+                    cancels.append(self.cancel_later(job_id, self.random.uniform(0.0, 3.0)))
                 time.sleep(pace_s)
             last_submission = time.monotonic()
+            for timer in cancels:
+                timer.join()
             self.done.set()
             killer.join()
             self.settle(last_submission)
@@ -189,6 +200,7 @@ def main() -> None:
     print(f"{'worker SIGKILLs':<34}{result.worker_kills}")
     print(f"{'redis-server restarts':<34}{result.redis_restarts}")
     print(f"{'cancellations confirmed':<34}{result.cancels_confirmed}")
+    print(f"{'cancellations too late (400)':<34}{result.cancels_too_late}")
     print(f"{'all terminal after last submit':<34}{result.settle_s:.1f} s (limit {SETTLE_DEADLINE_S:.0f} s)")
     failures = collections.Counter(r["error"] for r in result.jobs.values() if r["status"] == "failed")
     for error, count in failures.most_common():
