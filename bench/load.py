@@ -8,6 +8,7 @@ Prints jobs completed, errors, and the status latency percentiles.
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import statistics
 import sys
 import tempfile
@@ -68,6 +69,14 @@ def status_reader(url: str, job_ids: list[str], rps: float, seconds: float, late
         list(pool.map(one, range(total)))
 
 
+def status_process(url: str, job_id: str, rps: float, seconds: float, results: "multiprocessing.Queue") -> None:
+    """The status load comes from its own process, so the clients' threads do not skew its timings."""
+    latencies: list[float] = []
+    errors: list[str] = []
+    status_reader(url, [job_id], rps, seconds, latencies, errors)
+    results.put((latencies, errors))
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
@@ -78,20 +87,27 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--status-rps", type=float, default=200.0)
     parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--separate-worker", action="store_true",
+                        help="run the worker as a huey_consumer process instead of inside the web process")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         inputs = sphere(workdir / "inputs", 64, subdivisions=3)
-        stack = Stack(workdir / "stack", RECON_TORCH_THREADS="1", RECON_MAX_QUEUED=str(args.clients * 2))
+        embedded = "0" if args.separate_worker else "1"
+        stack = Stack(workdir / "stack", RECON_TORCH_THREADS="1", RECON_MAX_QUEUED=str(args.clients * 2),
+                      RECON_EMBEDDED_WORKERS=embedded)
         try:
+            if args.separate_worker:
+                stack.start_worker()
             seed = stack.submit(inputs, grid_resolution=128)["job_id"]
             stack.wait_for(seed, ("completed",), timeout=120)
             outcomes: list[str] = []
             latencies: list[float] = []
             errors: list[str] = []
             started = time.monotonic()
-            reader = threading.Thread(target=status_reader,
-                                      args=(stack.url, [seed], args.status_rps, args.seconds, latencies, errors))
+            results = multiprocessing.Queue()
+            reader = multiprocessing.Process(
+                target=status_process, args=(stack.url, seed, args.status_rps, args.seconds, results))
             reader.start()
             clients = [threading.Thread(target=client_session, args=(stack.url, inputs, outcomes, errors))
                        for _ in range(args.clients)]
@@ -100,7 +116,10 @@ def main() -> None:
             for thread in clients:
                 thread.join()
             jobs_wall = time.monotonic() - started
+            read_latencies, read_errors = results.get()
             reader.join()
+            latencies += read_latencies
+            errors += read_errors
         finally:
             stack.close()
     print(f"\n{'gradio_client sessions':<32}{args.clients}")

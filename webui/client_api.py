@@ -39,14 +39,15 @@ def add_client_api(studio: Studio, files: SessionFiles, tokens: gr.State, defaul
         glb = gr.File(label="Mesh (GLB)")
 
     def submit(
-        views: list, depth_renders: list, model: str, options: dict | None, cameras: str | None, tokens: Tokens
+        views: list, depth_renders: list, model: str, options: dict | None, cameras: str | None, tokens: Tokens,
+        request: gr.Request,
     ) -> tuple[str, Tokens]:
         try:
             if options is not None and not isinstance(options, dict):
                 raise ReconError('options must be a JSON object, e.g. {"grid_resolution": 256}', field="options")
             job, tokens = studio.submit(
                 [path for path, _ in gallery_items(views)], [path for path, _ in gallery_items(depth_renders)],
-                cameras, model, options, tokens,
+                cameras, model, options, tokens, studio.client_of(request),
             )
         except ReconError as error:
             raise _user_error(error) from None

@@ -85,8 +85,9 @@ def build_router(service: JobService) -> APIRouter:
         }
 
     @router.get("/jobs/{job_id}", response_model=JobRecord, summary="The job's status, progress and result links")
-    def get_job(job_id: str) -> dict:
-        return job_record(service, service.get(job_id))
+    def get_job(job_id: str) -> JSONResponse:
+        """Answered directly (the shape is JobRecord's): the hottest endpoint skips re-validation."""
+        return JSONResponse(job_record(service, service.get(job_id)))
 
     @router.post("/jobs/{job_id}/cancel", response_model=CancelResponse, summary="Request, then confirm, cancellation")
     def cancel_job(

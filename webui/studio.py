@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import AsyncIterator, Sequence
 
+import gradio as gr
 from worker.config import Settings
 from worker.errors import FileValidationError, JobForbiddenError, ReconError
 from worker.jobs import TERMINAL, Job
@@ -73,7 +74,7 @@ def default_model(config: Settings) -> str:
 
 
 class Studio:
-    def __init__(self, service: JobService, config: Settings, poll_interval_s: float = 0.2) -> None:
+    def __init__(self, service: JobService, config: Settings, poll_interval_s: float = 0.3) -> None:
         self.service = service
         self.config = config
         self.poll_interval_s = poll_interval_s
@@ -118,10 +119,18 @@ class Studio:
         model: str | None,
         options: dict | None,
         tokens: Tokens,
+        client: str,
     ) -> tuple[Job, Tokens]:
         """Queue a job through JobService; raises ReconError (with `.field`) when anything is wrong."""
-        submitted = self.service.submit(list(views), list(depths), cameras or None, model or None, options or {})
+        submitted = self.service.submit(
+            list(views), list(depths), cameras or None, model or None, options or {}, client=client
+        )
         return submitted.job, {**tokens, submitted.job.job_id: submitted.token}
+
+    @staticmethod
+    def client_of(request: gr.Request | None) -> str:
+        """The address submissions are rate-limited by."""
+        return request.client.host if request is not None and request.client else "unknown"
 
     def job(self, job_id: str) -> Job:
         return self.service.get(job_id.strip())
@@ -134,12 +143,15 @@ class Studio:
         """The job as clients see it (as GET /jobs/{id}), with its place in the queue."""
         return {**job.public(), "queue_position": position}
 
+    def _job_and_position(self, job_id: str) -> tuple[Job, int | None]:
+        job = self.job(job_id)
+        return job, self.position(job)
+
     async def watch(self, job_id: str) -> AsyncIterator[tuple[Job, int | None]]:
         """Yield (job, queue position) whenever either changes, until the job ends; polls the job store."""
         last = None
         while True:
-            job = await asyncio.to_thread(self.job, job_id)
-            position = await asyncio.to_thread(self.position, job)
+            job, position = await asyncio.to_thread(self._job_and_position, job_id)
             state = (job.status, job.progress, job.stage, position)
             if state != last:
                 last = state

@@ -76,7 +76,7 @@ class UiHandlers:
             page.confirm_panel: gr.update(visible=False),
         }
 
-    def reconstruct(self, values: dict) -> dict:
+    def reconstruct(self, values: dict, request: gr.Request) -> dict:
         """Queue a job from the page's inputs, or put the reason it cannot be queued next to the input at fault."""
         page = self.page
         model = values[page.model]
@@ -85,7 +85,7 @@ class UiHandlers:
         try:
             job, tokens = self.studio.submit(
                 paths_in_slot_order(values[page.views]), paths_in_slot_order(values[page.depths]),
-                values[page.cameras], model, options, values[page.tokens],
+                values[page.cameras], model, options, values[page.tokens], self.studio.client_of(request),
             )
         except ReconError as error:
             note = {
