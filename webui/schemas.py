@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
+from worker.models import OptionSpec
+
 
 class ErrorResponse(BaseModel):
     error: str = Field(description="A sentence that says what is wrong and what to do")
@@ -47,15 +49,6 @@ class CancelResponse(BaseModel):
     message: str
 
 
-class OptionInfo(BaseModel):
-    name: str
-    label: str
-    default: int
-    minimum: int
-    maximum: int
-    help: str
-
-
 class ModelInfo(BaseModel):
     name: str
     label: str
@@ -63,4 +56,4 @@ class ModelInfo(BaseModel):
     needs: str
     available: bool
     unavailable_reason: str | None
-    options: list[OptionInfo]
+    options: list[OptionSpec]

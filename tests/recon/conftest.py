@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import torch
 import trimesh
 
 from worker.recon.fusion import reconstruct_fusion
@@ -16,6 +17,15 @@ from worker.render_inputs import render_inputs
 from . import scenes
 
 RES = 256
+
+
+@pytest.fixture
+def one_thread():
+    """Small tensors: one thread beats two fighting other processes on a busy 2-core machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def _render(tmp_path_factory, name: str, mesh: trimesh.Trimesh, **kwargs) -> Path:
@@ -55,24 +65,26 @@ class Result:
     report: dict
     out_dir: Path
     progress: list[tuple[float, str, float]]  # (fraction, stage, monotonic time) per call
-    mesh: trimesh.Trimesh  # model.glb, reloaded
+    mesh: trimesh.Trimesh  # model.glb, reloaded, texture seams welded (vertices split only for their UVs merged)
 
 
 @pytest.fixture(scope="session")
 def reconstruct(tmp_path_factory):
-    """reconstruct(input_dir, grid_resolution=128) -> Result; each combination runs once per session."""
+    """reconstruct(input_dir, grid_resolution=128, **options) -> Result; each combination runs once per session."""
     cache: dict = {}
 
-    def run(directory: Path, grid_resolution: int = 128) -> Result:
-        if (directory, grid_resolution) not in cache:
+    def run(directory: Path, grid_resolution: int = 128, **options) -> Result:
+        key = (directory, grid_resolution, tuple(sorted(options.items())))
+        if key not in cache:
             calls: list[tuple[float, str, float]] = []
             out_dir = tmp_path_factory.mktemp("out")
             report = reconstruct_fusion(
                 scenes.load(directory), out_dir, lambda f, s: calls.append((f, s, time.monotonic())),
-                grid_resolution=grid_resolution,
+                grid_resolution=grid_resolution, **options,
             )
             mesh = trimesh.load(out_dir / "model.glb", force="mesh", process=False)
-            cache[directory, grid_resolution] = Result(report, out_dir, calls, mesh)
-        return cache[directory, grid_resolution]
+            mesh.merge_vertices(merge_tex=True, merge_norm=True)
+            cache[key] = Result(report, out_dir, calls, mesh)
+        return cache[key]
 
     return run

@@ -23,13 +23,7 @@ RES = 64
 ITERATIONS = 25
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small tensors: one thread is faster than two fighting other processes on a busy 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def box_and_ball() -> trimesh.Trimesh:

@@ -13,13 +13,7 @@ from worker.recon.rig import PERSPECTIVE, Camera, cube6_rig, look_at
 SIZE = 8
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """These ops are tiny: one thread avoids thread start-up costs on a busy 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture
