@@ -64,6 +64,7 @@ class ModelSpec:
     options: tuple[OptionSpec, ...]
     unavailable_reason: Callable[[], str | None]
     load: Callable[[], Reconstructor]
+    check_options: Callable[[dict], None] = lambda options: None  # rules across the range of one OptionSpec
 
     def resolve_options(self, raw: dict | None) -> dict:
         raw = dict(raw or {})
@@ -74,7 +75,9 @@ class ModelSpec:
                 f"{self.name} has no option {unknown[0]!r}; its options are {', '.join(sorted(known)) or 'none'}",
                 field=f"options.{unknown[0]}",
             )
-        return {option.name: option.resolve(raw.get(option.name)) for option in self.options}
+        resolved = {option.name: option.resolve(raw.get(option.name)) for option in self.options}
+        self.check_options(resolved)
+        return resolved
 
 
 def _load_fusion() -> Reconstructor:
@@ -86,16 +89,36 @@ def _load_fusion() -> Reconstructor:
     return run
 
 
+MIN_TEXTURE_SIZE = 512
+
+
+def _check_fusion_options(options: dict) -> None:
+    """texture_size is 0 (vertex colours) or a real texture size."""
+    if 0 < options["texture_size"] < MIN_TEXTURE_SIZE:
+        raise ReconError(
+            f"texture_size must be 0 (vertex colours, no texture) or from {MIN_TEXTURE_SIZE} to 4096, "
+            f"got {options['texture_size']}",
+            field="options.texture_size",
+        )
+
+
 FUSION = ModelSpec(
     name="fusion",
     label="Fusion (fast)",
-    description="Fuses the six depth renders into a watertight mesh and colours it from the views; seconds on a CPU.",
+    description="Fuses the six depth renders into a watertight mesh, simplifies it and bakes a texture from the "
+                "views; seconds on a CPU.",
     needs="nothing beyond the base install (CPU or CUDA)",
     options=(
         OptionSpec("grid_resolution", "Grid resolution", 256, 128, 512, "voxels along the object's longest side"),
+        OptionSpec("target_triangles", "Triangle budget", 200_000, 0, 5_000_000,
+                   "the mesh is simplified to at most this many triangles; 0 = keep every triangle"),
+        OptionSpec("texture_size", "Texture size", 1024, 0, 4096,
+                   f"pixels along each side of the baked base-colour texture, {MIN_TEXTURE_SIZE}-4096; "
+                   "0 = no texture, vertex colours"),
     ),
     unavailable_reason=lambda: None,
     load=_load_fusion,
+    check_options=_check_fusion_options,
 )
 
 

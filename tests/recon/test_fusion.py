@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pygltflib
 import pytest
 import torch
 import trimesh
+from PIL import Image
 
 from worker.errors import JobCancelled, ReconstructionFailed
-from worker.recon import tsdf
+from worker.recon import fusion, tsdf
 from worker.recon.colour import srgb_to_linear
 from worker.recon.evaluate import chamfer_distance
 from worker.recon.fusion import reconstruct_fusion
@@ -17,7 +20,9 @@ from worker.recon.rig import SLOT_NAMES
 
 from . import scenes
 
-STAGES = ["decoding inputs", "fusing depth", "extracting surface", "colouring", "writing mesh", "checking against inputs"]
+STAGES = ["decoding inputs", "fusing depth", "extracting surface", "simplifying", "fitting the surface to the depth maps",
+          "colouring", "building UV atlas", "baking texture", "writing mesh", "checking against inputs"]
+VERTEX_COLOUR_STAGES = [stage for stage in STAGES if stage not in ("building UV atlas", "baking texture")]
 
 
 def relative_chamfer(result, reference: trimesh.Trimesh) -> float:
@@ -54,8 +59,8 @@ def test_8_bit_depth_still_works_and_says_it_is_coarse(sphere_8bit_dir, reconstr
     assert any("8-bit" in warning for warning in result.report["warnings"])
 
 
-def test_each_face_of_a_colour_cube_comes_back_in_its_colour(colour_cube_dir, reconstruct):
-    result = reconstruct(colour_cube_dir)
+def test_each_face_of_a_colour_cube_comes_back_in_its_vertex_colour(colour_cube_dir, reconstruct):
+    result = reconstruct(colour_cube_dir, texture_size=0)
     vertices = result.mesh.vertices
     colours = result.mesh.visual.vertex_colors[:, :3].astype(float)  # COLOR_0: linear, 8-bit
     for normal, srgb in scenes.FACE_COLOURS.items():
@@ -66,6 +71,51 @@ def test_each_face_of_a_colour_cube_comes_back_in_its_colour(colour_cube_dir, re
         assert chosen.sum() > 100
         expected = srgb_to_linear(np.array(srgb) / 255.0) * 255.0
         assert np.abs(colours[chosen] - expected).max() <= 3, normal
+
+
+def test_each_face_of_a_colour_cube_comes_back_in_its_texture_colour(colour_cube_dir, reconstruct):
+    result = reconstruct(colour_cube_dir)
+    mesh = trimesh.load(result.out_dir / "model.glb", force="mesh", process=False)  # seams split: one UV per vertex
+    texture = np.asarray(mesh.visual.material.baseColorTexture.convert("RGB")).astype(float)  # sRGB
+    height, width = texture.shape[:2]
+    uv = mesh.visual.uv[mesh.faces].mean(axis=1)  # triangle centres; trimesh's v points up
+    colours = texture[((1 - uv[:, 1]) * height).astype(int), (uv[:, 0] * width).astype(int)]
+    centres = mesh.triangles_center
+    for normal, srgb in scenes.FACE_COLOURS.items():
+        axis = int(np.flatnonzero(normal)[0])
+        on_face = np.abs(centres[:, axis] - 0.6 * normal[axis]) < 0.01
+        away_from_edges = (np.delete(np.abs(centres), axis, axis=1) < 0.55).all(axis=1)
+        chosen = on_face & away_from_edges
+        assert chosen.sum() > 100
+        assert np.abs(colours[chosen] - srgb).max() <= 3, normal
+
+
+def test_texture_is_a_valid_gltf_pbr_material(box_dir, reconstruct):
+    result = reconstruct(box_dir)
+    gltf = pygltflib.GLTF2().load(str(result.out_dir / "model.glb"))
+    primitive = gltf.meshes[0].primitives[0]
+    assert primitive.attributes.TEXCOORD_0 is not None and primitive.attributes.NORMAL is not None
+    assert primitive.attributes.COLOR_0 is None
+    material = gltf.materials[primitive.material]
+    assert material.pbrMetallicRoughness.metallicFactor == 0 and material.pbrMetallicRoughness.roughnessFactor == 1
+    texture = gltf.textures[material.pbrMetallicRoughness.baseColorTexture.index]
+    sampler = gltf.samplers[texture.sampler]
+    assert sampler.wrapS == sampler.wrapT == pygltflib.CLAMP_TO_EDGE and sampler.magFilter == pygltflib.LINEAR
+    image = gltf.images[texture.source]
+    view = gltf.bufferViews[image.bufferView]
+    png = gltf.binary_blob()[view.byteOffset or 0 : (view.byteOffset or 0) + view.byteLength]
+    decoded = Image.open(io.BytesIO(png))
+    assert image.mimeType == "image/png" and decoded.size == (1024, 1024) and decoded.mode == "RGB"
+    assert result.report["texture"]["size"] == 1024 and result.report["texture"]["charts"] > 0
+
+
+def test_simplification_keeps_the_mesh_closed_and_accurate(sphere_dir, reconstruct):
+    result = reconstruct(sphere_dir, target_triangles=20_000)
+    assert result.report["mesh"]["triangles"] <= 20_000 < result.report["mesh"]["extracted_triangles"]
+    assert result.report["mesh"]["watertight"] and result.mesh.is_watertight and result.mesh.volume > 0
+    assert relative_chamfer(result, scenes.sphere()) < 0.01
+    assert np.abs(np.linalg.norm(result.mesh.vertices, axis=1) - 0.7).mean() < 0.002
+    assert "simplify" in result.report["timings"]
 
 
 def test_report_describes_mesh_views_and_timings(sphere_dir, reconstruct):
@@ -87,6 +137,11 @@ def test_progress_names_every_stage_in_order(sphere_dir, reconstruct):
     assert [s for i, s in enumerate(stages) if i == 0 or stages[i - 1] != s] == STAGES
 
 
+def test_without_a_texture_the_atlas_and_bake_stages_are_skipped(sphere_dir, reconstruct):
+    stages = [stage for _, stage, _ in reconstruct(sphere_dir, texture_size=0).progress]
+    assert [s for i, s in enumerate(stages) if i == 0 or stages[i - 1] != s] == VERTEX_COLOUR_STAGES
+
+
 def test_fusion_reports_progress_while_it_works(sphere_dir, tmp_path, monkeypatch):
     monkeypatch.setattr(tsdf, "PROGRESS_INTERVAL_S", 0.0)
     monkeypatch.setattr(tsdf, "CHUNK_VOXELS", 1 << 12)
@@ -97,7 +152,7 @@ def test_fusion_reports_progress_while_it_works(sphere_dir, tmp_path, monkeypatc
 
 
 def test_glb_is_in_the_input_frame_with_normals_and_linear_colours(box_dir, reconstruct):
-    result = reconstruct(box_dir)
+    result = reconstruct(box_dir, texture_size=0)
     gltf = pygltflib.GLTF2().load(str(result.out_dir / "model.glb"))
     for node in gltf.nodes:
         assert node.matrix is None or np.allclose(node.matrix, np.eye(4).ravel())
@@ -106,6 +161,21 @@ def test_glb_is_in_the_input_frame_with_normals_and_linear_colours(box_dir, reco
     assert attributes.NORMAL is not None and attributes.COLOR_0 is not None
     # The box is 1.2 x 0.8 x 1.0: no axis swap, no recentring.
     np.testing.assert_allclose(result.mesh.extents, (1.2, 0.8, 1.0), atol=0.01)
+
+
+def test_without_an_atlas_the_mesh_falls_back_to_vertex_colours_and_says_so(box_dir, tmp_path, monkeypatch):
+    monkeypatch.setattr(fusion, "build_atlas", lambda vertices, faces, size: None)
+    report = reconstruct_fusion(scenes.load(box_dir), tmp_path, lambda f, s: None, grid_resolution=64)
+    assert report["texture"] is None and any("vertex colours" in warning for warning in report["warnings"])
+    attributes = pygltflib.GLTF2().load(str(tmp_path / "model.glb")).meshes[0].primitives[0].attributes
+    assert attributes.COLOR_0 is not None and attributes.TEXCOORD_0 is None
+
+
+def test_snapping_to_16_bit_depth_brings_the_surface_closer(sphere_dir, reconstruct):
+    snapped = reconstruct(sphere_dir)
+    assert snapped.report["mesh"]["snapped_to_depth"] > 0.9  # share of vertices some view could place
+    radius = np.linalg.norm(snapped.mesh.vertices, axis=1)
+    assert np.abs(radius - 0.7).mean() < 0.0005  # a fiftieth of a voxel at grid 128
 
 
 def test_cancellation_propagates_and_writes_no_mesh(sphere_dir, tmp_path):

@@ -14,7 +14,7 @@ import torch
 from scipy.spatial import cKDTree
 
 from .rig import Camera
-from .sampling import sample_masked
+from .sampling import neighbours_2x2
 
 FACING_POWER = 4.0
 CHUNK_VERTICES = 1 << 18
@@ -51,19 +51,28 @@ def vertex_colours(
     total = torch.zeros(vertices.shape[0], 3, dtype=colors.dtype, device=vertices.device)
     weight = torch.zeros(vertices.shape[0], dtype=colors.dtype, device=vertices.device)
     for index, (camera, colour_map, mask, depth_map) in enumerate(zip(cameras, colors, masks, depths)):
+        # Colour and depth share their 2x2 neighbourhoods: one lookup serves both.
+        stacked = torch.cat((colour_map, depth_map[..., None]), dim=-1)
+        has_depth = (depth_map > 0).reshape(-1).to(colors.dtype)
+        in_mask = mask.reshape(-1).to(colors.dtype)
         for first in range(0, vertices.shape[0], CHUNK_VERTICES):
             on_view(index + first / vertices.shape[0])
-            chunk = slice(first, first + CHUNK_VERTICES)
-            points = vertices[chunk]
-            uvd = camera.project(points)
-            u, v, d = uvd[:, 0], uvd[:, 1], uvd[:, 2]
-            surface, coverage = sample_masked(depth_map[..., None], depth_map > 0, u, v)
-            colour, colour_coverage = sample_masked(colour_map, mask, u, v)
-            facing = -(normals[chunk] * camera.view_dirs(points)).sum(dim=-1)
-            seen = (coverage > 0) & (colour_coverage > 0) & ((surface[:, 0] - d).abs() <= tolerance) & (facing > 0)
-            w = torch.where(seen, facing.clamp_min(0) ** FACING_POWER * coverage, 0.0)
-            total[chunk] += colour * w[:, None]
-            weight[chunk] += w
+            points = vertices[first : first + CHUNK_VERTICES]
+            facing = -(normals[first : first + CHUNK_VERTICES] * camera.view_dirs(points)).sum(dim=-1)
+            front = torch.nonzero(facing > 0).squeeze(1)  # a view never sees a point from behind
+            uvd = camera.project(points[front])
+            near = neighbours_2x2(stacked, uvd[:, 0], uvd[:, 1])
+            depth_weights = near.weights * has_depth[near.flat]
+            colour_weights = near.weights * in_mask[near.flat]
+            coverage = depth_weights.sum(dim=-1)
+            colour_coverage = colour_weights.sum(dim=-1)
+            surface = (near.values[..., 3] * depth_weights).sum(dim=-1) / coverage.clamp_min(1e-12)
+            colour = ((near.values[..., :3] * colour_weights[..., None]).sum(dim=-2)
+                      / colour_coverage.clamp_min(1e-12)[:, None])
+            seen = (coverage > 0) & (colour_coverage > 0) & ((surface - uvd[:, 2]).abs() <= tolerance)
+            w = torch.where(seen, facing[front] ** FACING_POWER * coverage, 0.0)
+            total.index_add_(0, front + first, colour * w[:, None])
+            weight.index_add_(0, front + first, w)
     seen = weight > 0
     return total / weight.clamp_min(1e-12)[:, None], seen
 

@@ -1,4 +1,8 @@
-"""Write the result as a binary glTF: +Y up, the input's world frame and units, linear vertex colours."""
+"""Write the result as a binary glTF: +Y up, the input's world frame and units, colours as glTF defines them.
+
+Vertex colours (COLOR_0) are linear; a base-colour texture is sRGB, on a PBR
+material that is fully rough and not metallic, so viewers show the views' colours.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,12 @@ from pathlib import Path
 
 import numpy as np
 import trimesh
+from PIL import Image
+
+# glTF sampler: bilinear, trilinear between mipmaps, no wrapping across the atlas border.
+LINEAR = 9729
+LINEAR_MIPMAP_LINEAR = 9987
+CLAMP_TO_EDGE = 33071
 
 
 def write_glb(path: Path, vertices: np.ndarray, faces: np.ndarray, normals: np.ndarray, linear_rgb: np.ndarray) -> None:
@@ -15,3 +25,28 @@ def write_glb(path: Path, vertices: np.ndarray, faces: np.ndarray, normals: np.n
     rgba[:, 3] = 255
     mesh = trimesh.Trimesh(vertices, faces, vertex_normals=normals, vertex_colors=rgba, process=False)
     Path(path).write_bytes(mesh.export(file_type="glb", include_normals=True))
+
+
+def write_textured_glb(path: Path, vertices: np.ndarray, faces: np.ndarray, normals: np.ndarray, uv: np.ndarray,
+                       srgb_texture: np.ndarray) -> None:
+    """Mesh with NORMAL, TEXCOORD_0 and a PBR material whose baseColorTexture is the sRGB texture (H, W, 3) uint8.
+
+    `uv` is in image convention (row 0 at the top), which is glTF's; trimesh keeps OBJ's (v up) and flips on
+    export, so it is handed 1 - v.
+    """
+    material = trimesh.visual.material.PBRMaterial(
+        name="baked", baseColorTexture=Image.fromarray(srgb_texture, "RGB"), metallicFactor=0.0, roughnessFactor=1.0,
+    )
+    flipped = np.column_stack((uv[:, 0], 1.0 - uv[:, 1]))
+    visual = trimesh.visual.TextureVisuals(uv=flipped, material=material)
+    mesh = trimesh.Trimesh(vertices, faces, vertex_normals=normals, visual=visual, process=False)
+    data = trimesh.exchange.gltf.export_glb(mesh, include_normals=True, tree_postprocessor=_add_sampler)
+    Path(path).write_bytes(data)
+
+
+def _add_sampler(tree: dict) -> None:
+    """trimesh writes textures without a sampler; give them an explicit one (filtering, clamped edges)."""
+    tree["samplers"] = [{"magFilter": LINEAR, "minFilter": LINEAR_MIPMAP_LINEAR,
+                         "wrapS": CLAMP_TO_EDGE, "wrapT": CLAMP_TO_EDGE}]
+    for texture in tree.get("textures", []):
+        texture["sampler"] = 0

@@ -1,72 +1,72 @@
-"""The `fusion` model: depth fusion -> marching cubes -> vertex colours from the views -> GLB + report.
+"""The `fusion` model: depth fusion -> marching cubes -> simplification -> texture (or vertex colours) from the
+views -> GLB + report.
 
-Seconds on a CPU, same code on CUDA: the device is chosen once and every stage
-follows the tensors.
+Seconds on a CPU, same code on CUDA: the device is chosen once and every torch
+stage follows the tensors (marching cubes, simplification and atlas packing run
+on the CPU either way).
 """
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
 
 from ..errors import ReconstructionFailed
+from .atlas import build_atlas
+from .bake import bake_texture
 from .colour import fill_unseen, vertex_colours
 from .evaluate import compare_with_inputs
-from .export import write_glb
+from .export import write_glb, write_textured_glb
 from .inputs import ReconInputs
 from .rig import SLOT_NAMES
+from .simplify import simplify
+from .snap import snap_to_depth
+from .stages import Progress, Stages
 from .surface import extract_surface, is_watertight, vertex_normals
 from .tsdf import fuse_depth
 
 COLOUR_TOLERANCE_VOXELS = 1.5
-TICK_INTERVAL_S = 0.25
+SNAP_ROUNDS = 2
+SNAP_MAX_STEP_VOXELS = 0.5
+SNAP_MAX_DEPTH_STEP_VOXELS = 0.05
 UNSEEN_WARNING_SHARE = 0.05
-
-Progress = Callable[[float, str], None]
-
-
-class _Stages:
-    """Reports each stage start to `progress`, times it, and passes on progress within it (throttled)."""
-
-    def __init__(self, progress: Progress) -> None:
-        self.progress = progress
-        self.timings: dict[str, float] = {}
-        self._name: str | None = None
-        self._text = ""
-        self._span = (0.0, 0.0)
-        self._start = self._last = time.perf_counter()
-
-    def start(self, name: str, span: tuple[float, float], text: str) -> None:
-        """Stage `name` owns the part `span` of the progress bar and shows `text`."""
-        self._close()
-        self._name, self._span, self._text = name, span, text
-        self._start = self._last = time.perf_counter()
-        self.progress(span[0], text)
-
-    def tick(self, done: float) -> None:
-        """`done` (0..1) of the current stage; reported at most every TICK_INTERVAL_S."""
-        now = time.perf_counter()
-        if now - self._last >= TICK_INTERVAL_S:
-            self._last = now
-            self.progress(self._span[0] + (self._span[1] - self._span[0]) * min(done, 1.0), self._text)
-
-    def _close(self) -> None:
-        if self._name is not None:
-            self.timings[self._name] = round(time.perf_counter() - self._start, 3)
-
-    def finish(self) -> dict[str, float]:
-        self._close()
-        self._name = None
-        self.timings["total"] = round(sum(self.timings.values()), 3)
-        return self.timings
+MIN_MEAN_SILHOUETTE_IOU = 0.5  # below this the inputs contradict each other: no mesh is better than this one
 
 
 def _default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _fit_to_depth(vertices: torch.Tensor, faces: torch.Tensor, normals: torch.Tensor, inputs: ReconInputs,
+                  depths: torch.Tensor, tolerance: float, max_step: float, stages: Stages
+                  ) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """SNAP_ROUNDS of snap_to_depth (each round from the normals the last one left): vertices, normals, and the
+    share of vertices the views could place."""
+    snapped = 0.0
+    for round_ in range(SNAP_ROUNDS):
+        vertices, snapped = snap_to_depth(
+            vertices, faces, normals, inputs.rig.cameras, depths, tolerance, max_step,
+            lambda views_done: stages.within((round_ + views_done / len(SLOT_NAMES)) / SNAP_ROUNDS),
+        )
+        normals = vertex_normals(vertices, faces)
+    return vertices, normals, snapped
+
+
+def _require_agreement(views: list[dict], glb: Path) -> None:
+    """Fail (and take back the mesh) when the result hardly overlaps the silhouettes: the inputs contradict
+    each other, and a mesh that matches none of them would only mislead."""
+    overlaps = [view["silhouette_iou"] for view in views if view["silhouette_iou"] is not None]
+    mean = float(np.mean(overlaps)) if overlaps else 0.0
+    if mean < MIN_MEAN_SILHOUETTE_IOU:
+        glb.unlink(missing_ok=True)
+        raise ReconstructionFailed(
+            f"The views do not describe one object: the reconstruction overlaps their silhouettes by only "
+            f"{100 * mean:.0f}% on average; check that each depth render belongs to its view and follows the input "
+            "format (distance from the camera plane, 0 for background), and that a cameras.json matches how the "
+            "views were taken."
+        )
 
 
 def reconstruct_fusion(
@@ -75,11 +75,17 @@ def reconstruct_fusion(
     progress: Progress,
     *,
     grid_resolution: int = 256,
+    target_triangles: int = 200_000,
+    texture_size: int = 1024,
     device: str | torch.device | None = None,
 ) -> dict:
-    """Write out_dir/model.glb and return the report; `progress(fraction, stage)` may raise JobCancelled."""
-    stages = _Stages(progress)
-    stages.start("decode", (0.0, 0.05), "decoding inputs")
+    """Write out_dir/model.glb and return the report; `progress(fraction, stage)` may raise JobCancelled.
+
+    `target_triangles` 0 keeps every triangle of marching cubes; `texture_size` 0 writes vertex colours
+    instead of a baked texture.
+    """
+    stages = Stages(progress)
+    stages.start("decode", 0.0, "decoding inputs")
     device = torch.device(device) if device is not None else _default_device()
     if not inputs.masks.any():
         raise ReconstructionFailed(
@@ -95,14 +101,25 @@ def reconstruct_fusion(
     masks = torch.as_tensor(inputs.masks, device=device)
     depths = torch.as_tensor(inputs.depths, device=device)
 
-    stages.start("fuse", (0.05, 0.55), "fusing depth")
-    grid = fuse_depth(inputs, grid_resolution, progress, (0.05, 0.55), device)
+    stages.start("fuse", 0.05, "fusing depth")
+    grid = fuse_depth(inputs, grid_resolution, progress, (0.05, 0.4), device)
 
-    stages.start("extract", (0.55, 0.7), "extracting surface")
-    vertices_np, faces_np = extract_surface(grid, stages.tick)
+    stages.start("extract", 0.4, "extracting surface", until=0.5)
+    vertices_np, faces_np = extract_surface(grid, stages.within)
+    extracted = len(faces_np)
+    stages.start("simplify", 0.5, "simplifying", until=0.58)
+    if target_triangles:
+        vertices_np, faces_np = simplify(vertices_np, faces_np, target_triangles, stages.within)
     vertices = torch.as_tensor(vertices_np, dtype=torch.float32, device=device)
     faces = torch.as_tensor(faces_np, dtype=torch.int64, device=device)
     normals = vertex_normals(vertices, faces)
+    snapped = None
+    tolerance = max(COLOUR_TOLERANCE_VOXELS * grid.voxel_size, step)
+    if step <= SNAP_MAX_DEPTH_STEP_VOXELS * grid.voxel_size:  # coarse (8-bit) depth would print its steps
+        stages.start("snap", 0.58, "fitting the surface to the depth maps", until=0.6)
+        vertices, normals, snapped = _fit_to_depth(vertices, faces, normals, inputs, depths, tolerance,
+                                                   SNAP_MAX_STEP_VOXELS * grid.voxel_size, stages)
+        vertices_np = vertices.cpu().numpy().astype(np.float64)
     if inputs.depth_bits == 8:
         size = float(np.ptp(vertices_np, axis=0).max())
         warnings.insert(0, (
@@ -110,34 +127,56 @@ def reconstruct_fusion(
             "the object's size), so fine detail is lost; 16-bit depth PNGs give a more accurate mesh"
         ))
 
-    stages.start("colour", (0.7, 0.8), "colouring")
-    tolerance = max(COLOUR_TOLERANCE_VOXELS * grid.voxel_size, step)
+    stages.start("colour", 0.6, "colouring", until=0.68)
     linear, seen = vertex_colours(
         vertices, normals, inputs.rig.cameras, colors, masks, depths, tolerance,
-        on_view=lambda views_done: stages.tick(views_done / len(SLOT_NAMES)),
+        on_view=lambda views_done: stages.within(views_done / len(SLOT_NAMES)),
     )
-    seen = seen.cpu().numpy()
-    linear = fill_unseen(vertices_np, linear.cpu().numpy(), seen)
-    if seen.mean() < 1.0 - UNSEEN_WARNING_SHARE:
-        warnings.append(
-            f"{100 * (1 - seen.mean()):.0f}% of the surface is seen by no view; it took the colour of the nearest seen part"
+    seen_share = float(seen.float().mean().item())
+    linear = fill_unseen(vertices_np, linear.cpu().numpy(), seen.cpu().numpy())
+    texture_report = None
+    atlas = None
+    if texture_size:
+        stages.start("atlas", 0.68, "building UV atlas")
+        atlas = build_atlas(vertices_np, faces_np, texture_size)
+        if atlas is None:
+            warnings.append("no texture atlas could be packed for this mesh; it carries vertex colours instead")
+    if atlas is not None:
+        stages.start("bake", 0.75, "baking texture", until=0.85)
+        texture, seen_share = bake_texture(
+            vertices, normals, atlas, texture_size, inputs.rig.cameras, colors, masks, depths, tolerance,
+            torch.as_tensor(linear, device=device), lambda views_done: stages.within(views_done / len(SLOT_NAMES)),
         )
+        texture_report = {"size": texture_size, "charts": atlas.charts,
+                          "atlas_utilization": round(atlas.utilization, 3)}
+    if seen_share < 1.0 - UNSEEN_WARNING_SHARE:
+        warnings.append(f"{100 * (1 - seen_share):.0f}% of the surface is seen by no view; it took the colour of "
+                        "the nearest seen part")
 
-    stages.start("write", (0.8, 0.85), "writing mesh")
+    stages.start("write", 0.85, "writing mesh")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    write_glb(out_dir / "model.glb", vertices_np, faces_np, normals.cpu().numpy(), linear)
+    normals_np = normals.cpu().numpy()
+    if atlas is not None:
+        write_textured_glb(out_dir / "model.glb", vertices_np[atlas.source], atlas.faces, normals_np[atlas.source],
+                           atlas.uv, texture)
+    else:
+        write_glb(out_dir / "model.glb", vertices_np, faces_np, normals_np, linear)
 
-    stages.start("check", (0.85, 1.0), "checking against inputs")
+    stages.start("check", 0.9, "checking against inputs", until=1.0)
     views = compare_with_inputs(
         inputs.rig, vertices, faces, masks, depths,
-        on_view=lambda views_done: stages.tick(views_done / len(SLOT_NAMES)),
+        on_view=lambda views_done: stages.within(views_done / len(SLOT_NAMES)),
     )
-    mesh_report = {"vertices": len(vertices_np), "triangles": len(faces_np), "watertight": is_watertight(faces_np)}
+    _require_agreement(views, out_dir / "model.glb")
+    mesh_report = {"vertices": len(vertices_np), "triangles": len(faces_np), "watertight": is_watertight(faces_np),
+                   "extracted_triangles": extracted,
+                   "snapped_to_depth": None if snapped is None else round(snapped, 4)}
     return {
         "model": "fusion",
         "timings": stages.finish(),
         "mesh": mesh_report,
+        "texture": texture_report,
         "views": views,
         "depth_bits": inputs.depth_bits,
         "grid": {"resolution": grid_resolution, "voxel_size": round(grid.voxel_size, 6)},

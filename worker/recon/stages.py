@@ -1,7 +1,8 @@
 """Stage timing and progress reporting for a model's run: every stage start is reported and timed.
 
-Inside a long stage `tick` keeps progress flowing at a steady cadence without
-flooding it; `progress` may raise JobCancelled, which simply propagates.
+Inside a long stage `tick` (an absolute fraction) or `within` (the share of the
+stage done) keeps progress flowing at a steady cadence without flooding it;
+`progress` may raise JobCancelled, which simply propagates.
 """
 
 from __future__ import annotations
@@ -22,11 +23,14 @@ class Stages:
         self.timings: dict[str, float] = {}
         self._name: str | None = None
         self._text = ""
+        self._span = (0.0, 0.0)
         self._start = self._last = time.perf_counter()
 
-    def start(self, name: str, fraction: float, text: str) -> None:
+    def start(self, name: str, fraction: float, text: str, until: float | None = None) -> None:
+        """Stage `name` begins at `fraction` of the progress bar (and ends at `until`, for `within`)."""
         self._close()
         self._name, self._text = name, text
+        self._span = (fraction, fraction if until is None else until)
         self._start = self._last = time.perf_counter()
         self.progress(fraction, text)
 
@@ -36,6 +40,10 @@ class Stages:
         if now - self._last >= self.interval_s:
             self._last = now
             self.progress(fraction, text or self._text)
+
+    def within(self, done: float) -> None:
+        """`done` (0..1) of the current stage's span, throttled like `tick`."""
+        self.tick(self._span[0] + (self._span[1] - self._span[0]) * min(done, 1.0))
 
     def _close(self) -> None:
         if self._name is not None:

@@ -15,6 +15,7 @@ from .tsdf import SdfGrid
 
 MIN_COMPONENT_FRACTION = 0.01
 SLAB_VOXELS = 1 << 22
+ZERO_NUDGE_VOXELS = 1e-3
 
 
 def keep_large_components(vertices: np.ndarray, faces: np.ndarray, fraction: float = MIN_COMPONENT_FRACTION
@@ -98,8 +99,9 @@ def extract_surface(grid: SdfGrid, on_progress: Callable[[float], None] = lambda
     `on_progress(done)` is called between slabs, done in 0..1.
     """
     values = grid.values.cpu().numpy()
-    # An exact zero makes coincident vertices (degenerate triangles); nudge it outward.
-    values[values == 0] = 1e-7 * grid.voxel_size
+    # An exact zero makes coincident vertices (degenerate triangles); nudge it outward, far enough that the
+    # vertices stay distinct once written as float32.
+    values[values == 0] = ZERO_NUDGE_VOXELS * grid.voxel_size
     vertices, faces = marching_cubes_slabs(values, lambda done: on_progress(0.8 * done))
     if len(faces) == 0:
         raise ReconstructionFailed(

@@ -5,8 +5,13 @@ along the ray, scaled by the surface's cosine to the ray (a perpendicular-distan
 estimate). Views are averaged with that cosine as weight; a view whose surface is
 more than the truncation behind the voxel says nothing. The silhouettes add a lower
 bound: a voxel projecting outside a silhouette is at least that far from the object
-(less one pixel of slack, so the true surface is never carved). Voxels nobody
-observes but every silhouette contains are inside.
+(less one pixel of slack, so the true surface is never carved; half a pixel where
+no smooth depth observes the voxel, so unobserved parts are not systematically
+fat). Voxels nobody observes but every silhouette contains are inside.
+
+Depth seen through a gap narrower than WELL_PIXELS (a lid's rim, a spout's mouth)
+does not carve: a voxel behind the gap's rim is left to the other views, instead of
+a slot being cut through the object along the line of sight.
 
 The depth is bilinear only where the 2x2 texels around a voxel's projection form
 one continuous surface; at depth edges and silhouette edges the nearest of them is
@@ -37,6 +42,8 @@ TRUNCATION_VOXELS = 3.0
 BAND_VOXELS = 2.5
 MIN_COS = 0.05
 SILHOUETTE_SLACK_PX = 1.0
+UNOBSERVED_SLACK_PX = 0.5  # where no depth says anything, the silhouette's expected (not its safe) distance
+WELL_PIXELS = 9  # depth seen through gaps narrower than this (pixels) does not carve (odd: a centred window)
 NO_BOUND = -1e9
 CHUNK_VOXELS = 1 << 18
 PROGRESS_INTERVAL_S = 0.25
@@ -62,7 +69,8 @@ class _View:
     perspective: bool
     width: int
     height: int
-    cells: torch.Tensor  # ((H + 1) * (W + 1) + 1, 9) per-cell table, see _cell_table; the last row means no data
+    cells: torch.Tensor  # ((H + 1) * (W + 1) + 1, 11) per-cell table, see _cell_table; the last row means no data
+    pixel: float  # world units per pixel (per unit of depth for PERSPECTIVE)
 
 
 def _shift(image: torch.Tensor, axis: int, offset: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -100,8 +108,17 @@ def _bilinear_coefficients(c00: torch.Tensor, c10: torch.Tensor, c01: torch.Tens
     return [c00, c10 - c00, c01 - c00, c00 - c10 - c01 + c11]
 
 
+def opened_depth(depth: torch.Tensor, width: int = WELL_PIXELS) -> torch.Tensor:
+    """The depth map with every far region narrower than `width` pixels raised to its rim (a morphological
+    opening: min then max filter), steps and broad regions unchanged; no depth counts as infinitely far."""
+    far = torch.where(depth > 0, depth, torch.full_like(depth, torch.inf))[None, None]
+    nearest = -torch.nn.functional.max_pool2d(-far, width, stride=1, padding=width // 2)
+    return torch.nn.functional.max_pool2d(nearest, width, stride=1, padding=width // 2)[0, 0]
+
+
 def _cell_table(camera: Camera, depth: torch.Tensor, mask: np.ndarray, truncation: float) -> torch.Tensor:
-    """Per 2x2 cell: depth coefficients (4), cosine weight (0 = no depth), silhouette-bound coefficients (4)."""
+    """Per 2x2 cell: depth coefficients (4), cosine weight (0 = no depth), silhouette-bound coefficients (4),
+    the nearest opened depth of its texels (see opened_depth), and 1 if its depth is bilinear (smooth)."""
     device = depth.device
     cosine = surface_cosine(camera, depth, truncation)
     outside = torch.as_tensor(distance_transform_edt(~mask).astype(np.float32), device=device)
@@ -130,8 +147,9 @@ def _cell_table(camera: Camera, depth: torch.Tensor, mask: np.ndarray, truncatio
     bound = _bilinear_coefficients(*[(c - SILHOUETTE_SLACK_PX) * px_to_world for c in corners(outside_p)])
     bound = [torch.where(whole, bound[0], NO_BOUND)] + [torch.where(whole, c, 0.0) for c in bound[1:]]
 
-    table = torch.stack(depth_coef + [weight] + bound, dim=-1).reshape(-1, 9)
-    no_data = torch.tensor([[0.0] * 5 + [NO_BOUND, 0.0, 0.0, 0.0]], device=device)
+    opened = torch.stack(corners(pad(opened_depth(depth), (1, 1, 1, 1), value=torch.inf)), dim=-1).amin(dim=-1)
+    table = torch.stack(depth_coef + [weight] + bound + [opened, smooth.float()], dim=-1).reshape(-1, 11)
+    no_data = torch.tensor([[0.0] * 5 + [NO_BOUND, 0.0, 0.0, 0.0, torch.inf, 0.0]], device=device)
     return torch.cat((table, no_data))
 
 
@@ -150,11 +168,13 @@ def _prepare_view(camera: Camera, depth: np.ndarray, mask: np.ndarray, truncatio
     depth_t = torch.as_tensor(depth, dtype=torch.float32, device=device)
     transform = torch.as_tensor(_pixel_transform(camera), dtype=torch.float32, device=device)
     table = _cell_table(camera, depth_t, mask, truncation)
-    return _View(transform, not camera.is_ortho, camera.width, camera.height, table)
+    return _View(transform, not camera.is_ortho, camera.width, camera.height, table, 1.0 / max(camera.fx, camera.fy))
 
 
-def _view_terms(view: _View, points: torch.Tensor, truncation: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """One view's (signed distance * weight, weight, silhouette lower bound) at world points (N, 3)."""
+def _view_terms(view: _View, points: torch.Tensor, truncation: float
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One view's (signed distance * weight, weight, the weight of smooth-depth observations, silhouette lower
+    bound, the bound with UNOBSERVED_SLACK_PX) at world points (N, 3)."""
     projected = torch.addmm(view.transform[:, 3], points, view.transform[:, :3].T)
     depth = projected[:, 2]
     xy = projected[:, :2]
@@ -169,28 +189,42 @@ def _view_terms(view: _View, points: torch.Tensor, truncation: float) -> tuple[t
         inside &= depth > 0
     no_data = (view.height + 1) * (view.width + 1)
     index = torch.where(inside, cy * (view.width + 1) + cx, no_data)
-    a, b, c, d, weight, e, f, g, h = view.cells.index_select(0, index).unbind(dim=-1)
+    a, b, c, d, weight, e, f, g, h, opened, smooth = view.cells.index_select(0, index).unbind(dim=-1)
     surface = a + b * tx + (c + d * tx) * ty
     distance = (surface - depth) * weight
-    weight = torch.where(distance >= -truncation, weight, 0.0)
+    # Far behind the surface, or in a narrow well (free by the depth seen through a thin gap, yet behind the
+    # gap's rim): the view says nothing.
+    well = (distance > truncation) & (depth > opened + truncation)
+    weight = torch.where((distance >= -truncation) & ~well, weight, 0.0)
     bound = e + f * tx + (g + h * tx) * ty
+    relief = (SILHOUETTE_SLACK_PX - UNOBSERVED_SLACK_PX) * view.pixel
     if view.perspective:
         bound = torch.where(depth > 0, bound * depth, NO_BOUND)
-    return distance.clamp_max(truncation) * weight, weight, bound
+        relief = relief * depth
+    return distance.clamp_max(truncation) * weight, weight, weight * smooth, bound, bound + relief
 
 
 def evaluate_sdf(views: list[_View], points: torch.Tensor, truncation: float) -> torch.Tensor:
-    """The fused, truncated signed distance at world points (N, 3)."""
+    """The fused, truncated signed distance at world points (N, 3).
+
+    Where a smooth stretch of some depth map observes a point, the silhouettes bound it with their safe slack
+    (they must not carve a surface the depth places exactly); elsewhere (unobserved, or only by the nearest depth
+    of a cell at a depth or silhouette edge, which reaches half a pixel past the silhouette) with their expected
+    one: half a pixel tighter, so such parts are not systematically fatter than the truth."""
     total = torch.zeros(points.shape[0], dtype=points.dtype, device=points.device)
     weight = torch.zeros_like(total)
     bound = torch.full_like(total, NO_BOUND)
+    relaxed = torch.full_like(total, NO_BOUND)
+    smooth = torch.zeros_like(total)
     for view in views:
-        weighted, w, b = _view_terms(view, points, truncation)
+        weighted, w, s, b, r = _view_terms(view, points, truncation)
         total += weighted
         weight += w
+        smooth += s
         bound = torch.maximum(bound, b)
+        relaxed = torch.maximum(relaxed, r)
     fused = torch.where(weight > 0, total / weight.clamp_min(1e-12), -truncation)
-    return torch.maximum(fused, bound).clamp(-truncation, truncation)
+    return torch.maximum(fused, torch.where(smooth > 0, bound, relaxed)).clamp(-truncation, truncation)
 
 
 def _grid_geometry(points: torch.Tensor, resolution: int) -> tuple[np.ndarray, float, tuple[int, int, int]]:

@@ -1,0 +1,317 @@
+"""Quality benchmark: every available model and a screened-Poisson baseline against the ground-truth meshes.
+
+    python bench/quality.py [MESH ...] [--meshes-dir ../shared/meshes] [--models fusion,nvdiffrec] [--res 512]
+
+For each mesh (those in --meshes-dir, plus any given), render_inputs writes the 12
+inputs at --res and reference.glb (the normalised mesh with its colours); each model
+and the baseline reconstruct it, and are scored against the reference:
+- Chamfer L1: symmetric mean distance between SAMPLES points sampled on each surface
+  (% of the reference's bounding-box diagonal). Sampling alone costs ~0.1%: the
+  "reference, resampled" row shows that floor.
+- P2S: symmetric mean distance from each surface's samples to the other *surface*.
+- F@0.5% / F@1%: F-score of those point-to-surface distances at 0.5% / 1% of the diagonal.
+- PSNR / IoU: 8 held-out orthographic views from the corners of the cube (none of the
+  input cameras), reference and result rendered by the same renderer with their own
+  colours (texture or vertex colours), sRGB, background black, PSNR over the union
+  of both silhouettes; IoU of the silhouettes. Means over the 8 views.
+- wall: seconds of the whole run, PNG decoding included; stages as each model reports them.
+Needs the bench-only requirements (bench/requirements.txt: Open3D).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import trimesh
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import open3d as o3d  # noqa: E402
+from scipy.spatial import cKDTree  # noqa: E402
+
+from bench.poisson import poisson_baseline  # noqa: E402
+from worker.models import MODELS, availability  # noqa: E402
+from worker.recon.colour import linear_to_srgb  # noqa: E402
+from worker.recon.inputs import load_inputs  # noqa: E402
+from worker.recon.raster import interpolate, rasterize  # noqa: E402
+from worker.recon.rig import ORTHO, SLOT_NAMES, Camera, look_at  # noqa: E402
+from worker.recon.sampling import sample_masked  # noqa: E402
+from worker.recon.surface import is_watertight  # noqa: E402
+from worker.render_inputs import render_inputs  # noqa: E402
+
+DEFAULT_MESHES = ROOT.parent / "shared" / "meshes"
+MESH_SUFFIXES = (".obj", ".ply", ".glb", ".gltf", ".stl", ".off")
+SAMPLES = 200_000
+HELD_OUT_RES = 512
+HELD_OUT_HALF_WIDTH = 1.4  # world units; the normalised mesh lies in [-0.8, 0.8]^3, whose widest shadow is 1.31
+F_THRESHOLDS = (0.005, 0.01)
+BASELINE = "poisson"
+
+
+@dataclass
+class Coloured:
+    """A mesh as the renderer needs it: sRGB vertex colours or a UV-mapped sRGB texture."""
+
+    vertices: np.ndarray
+    faces: np.ndarray
+    vertex_srgb: np.ndarray | None = None  # (V, 3) in [0, 1]
+    uv: np.ndarray | None = None  # (V, 2), trimesh convention (v up)
+    texture: np.ndarray | None = None  # (H, W, 3) sRGB in [0, 1]
+
+
+@dataclass
+class Row:
+    mesh: str
+    model: str
+    metrics: dict = field(default_factory=dict)
+    timings: dict = field(default_factory=dict)
+
+
+def from_trimesh(mesh: trimesh.Trimesh, colour_is_linear: bool) -> Coloured:
+    """A loaded mesh with its colours. glTF COLOR_0 is linear (our models write it so); render_inputs'
+    reference.glb stores its procedural sRGB colours there as they are, hence `colour_is_linear`."""
+    visual = mesh.visual
+    if visual.kind == "texture":
+        image = visual.material.baseColorTexture
+        texture = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
+        return Coloured(np.asarray(mesh.vertices), np.asarray(mesh.faces), uv=np.asarray(visual.uv), texture=texture)
+    colours = np.asarray(visual.vertex_colors[:, :3], dtype=np.float32) / 255.0
+    return Coloured(np.asarray(mesh.vertices), np.asarray(mesh.faces),
+                    vertex_srgb=linear_to_srgb(colours) if colour_is_linear else colours)
+
+
+def held_out_cameras(res: int = HELD_OUT_RES) -> list[Camera]:
+    """Orthographic views from the 8 corners of the cube, looking at the origin (no input camera looks so)."""
+    cameras = []
+    for sx in (-1, 1):
+        for sy in (-1, 1):
+            for sz in (-1, 1):
+                position = 3.0 * np.array([sx, sy, sz]) / math.sqrt(3)
+                matrix = look_at(tuple(position), tuple(-position), (0, 1, 0))
+                focal = res / (2 * HELD_OUT_HALF_WIDTH)
+                cameras.append(Camera(ORTHO, matrix, res, res, focal, focal, res / 2, res / 2))
+    return cameras
+
+
+def render(camera: Camera, mesh: Coloured) -> tuple[np.ndarray, np.ndarray]:
+    """sRGB image (H, W, 3), black background, and the silhouette."""
+    vertices = torch.as_tensor(mesh.vertices, dtype=torch.float32)
+    faces = torch.as_tensor(mesh.faces, dtype=torch.int64)
+    raster = rasterize(camera, vertices, faces)
+    covered = raster.tri_id >= 0
+    if mesh.texture is not None:
+        uv = interpolate(torch.as_tensor(mesh.uv, dtype=torch.float32), raster.tri_id, raster.bary, faces)
+        image = torch.as_tensor(mesh.texture)
+        height, width = image.shape[:2]
+        u = (uv[..., 0] % 1.0) * width
+        v = (1.0 - uv[..., 1] % 1.0) * height
+        colour, _ = sample_masked(image, torch.ones((height, width), dtype=torch.bool), u.reshape(-1), v.reshape(-1))
+        colour = colour.view(*covered.shape, 3)
+    else:
+        colour = interpolate(torch.as_tensor(mesh.vertex_srgb, dtype=torch.float32), raster.tri_id, raster.bary, faces)
+    colour = torch.where(covered[..., None], colour.clamp(0, 1), 0.0)
+    return colour.numpy(), covered.numpy()
+
+
+def surface_distance(points: np.ndarray, vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """Exact distance from each point to the triangle surface (Open3D's raycasting scene)."""
+    scene = o3d.t.geometry.RaycastingScene()
+    scene.add_triangles(o3d.core.Tensor(vertices.astype(np.float32)), o3d.core.Tensor(faces.astype(np.uint32)))
+    return scene.compute_distance(o3d.core.Tensor(points.astype(np.float32))).numpy()
+
+
+def geometry_metrics(reference: trimesh.Trimesh, result: trimesh.Trimesh, samples: int, seed: int) -> dict:
+    diagonal = float(np.linalg.norm(reference.bounds[1] - reference.bounds[0]))
+    ref_points, _ = trimesh.sample.sample_surface(reference, samples, seed=seed)
+    res_points, _ = trimesh.sample.sample_surface(result, samples, seed=seed + 1)
+    ref_to_res = cKDTree(res_points).query(ref_points)[0]
+    res_to_ref = cKDTree(ref_points).query(res_points)[0]
+    recall_d = surface_distance(ref_points, np.asarray(result.vertices), np.asarray(result.faces))
+    precision_d = surface_distance(res_points, np.asarray(reference.vertices), np.asarray(reference.faces))
+    metrics = {
+        "chamfer_pct": 100 * (ref_to_res.mean() + res_to_ref.mean()) / 2 / diagonal,
+        "p2s_pct": 100 * (recall_d.mean() + precision_d.mean()) / 2 / diagonal,
+    }
+    for threshold in F_THRESHOLDS:
+        precision = float((precision_d < threshold * diagonal).mean())
+        recall = float((recall_d < threshold * diagonal).mean())
+        metrics[f"f@{100 * threshold:g}%"] = 2 * precision * recall / max(precision + recall, 1e-12)
+    return metrics
+
+
+def view_metrics(reference_views: list[tuple[np.ndarray, np.ndarray]], result: Coloured, cameras: list[Camera]
+                 ) -> dict:
+    psnrs, ious = [], []
+    for (expected, expected_mask), camera in zip(reference_views, cameras):
+        got, mask = render(camera, result)
+        union = expected_mask | mask
+        ious.append((expected_mask & mask).sum() / max(union.sum(), 1))
+        mse = float(((got - expected) ** 2)[union].mean()) if union.any() else 0.0
+        psnrs.append(10 * math.log10(1.0 / max(mse, 1e-10)))
+    return {"psnr_db": float(np.mean(psnrs)), "iou": float(np.mean(ious))}
+
+
+def load_job_inputs(directory: Path):
+    views = [directory / f"view_{i}_{slot}.png" for i, slot in enumerate(SLOT_NAMES)]
+    depths = [directory / f"depth_{i}_{slot}.png" for i, slot in enumerate(SLOT_NAMES)]
+    cameras = json.loads((directory / "cameras.json").read_text())
+    return load_inputs(views, depths, None if cameras["camera_model"] == ORTHO else cameras)
+
+
+def run_model(name: str, inputs_dir: Path, out_dir: Path, device: str) -> tuple[trimesh.Trimesh, dict, float]:
+    """Decode the inputs and run a registered model with its default options, as a job would."""
+    spec = MODELS[name]
+    reconstructor = spec.load()
+    start = time.perf_counter()
+    inputs = load_job_inputs(inputs_dir)
+    report = reconstructor(inputs, out_dir, lambda fraction, stage: None, spec.resolve_options({}), device)
+    wall = time.perf_counter() - start
+    mesh = trimesh.load(out_dir / "model.glb", force="mesh", process=False)
+    return mesh, report, wall
+
+
+def run_baseline(inputs_dir: Path) -> tuple[trimesh.Trimesh, Coloured, dict, float]:
+    start = time.perf_counter()
+    inputs = load_job_inputs(inputs_dir)
+    vertices, faces, srgb, timings = poisson_baseline(inputs)
+    wall = time.perf_counter() - start
+    return trimesh.Trimesh(vertices, faces, process=False), Coloured(vertices, faces, vertex_srgb=srgb), timings, wall
+
+
+def benchmark_mesh(path: Path, workdir: Path, models: list[str], device: str, res: int, samples: int,
+                   baseline: bool) -> list[Row]:
+    name = path.stem
+    inputs_dir = workdir / name / "inputs"
+    print(f"[{name}] rendering inputs at {res}x{res}", file=sys.stderr)
+    render_inputs(trimesh.load(path, force="mesh"), inputs_dir, res=res)
+    reference_mesh = trimesh.load(inputs_dir / "reference.glb", force="mesh", process=False)
+    reference = from_trimesh(reference_mesh, colour_is_linear=False)
+    cameras = held_out_cameras()
+    reference_views = [render(camera, reference) for camera in cameras]
+
+    rows = [Row(name, "reference, resampled", geometry_metrics(reference_mesh, reference_mesh, samples, seed=10))]
+    rows[0].metrics.update(psnr_db=math.inf, iou=1.0, triangles=len(reference_mesh.faces),
+                           watertight=bool(reference_mesh.is_watertight))
+    results: list[tuple[str, trimesh.Trimesh, Coloured, dict, float, bool]] = []
+    if baseline:
+        print(f"[{name}] {BASELINE} baseline", file=sys.stderr)
+        mesh, coloured, timings, wall = run_baseline(inputs_dir)
+        results.append((BASELINE, mesh, coloured, timings, wall, is_watertight(np.asarray(mesh.faces))))
+    for model in models:
+        print(f"[{name}] {model}", file=sys.stderr)
+        mesh, report, wall = run_model(model, inputs_dir, workdir / name / model, device)
+        welded = mesh.copy()
+        welded.merge_vertices(merge_tex=True, merge_norm=True)
+        results.append((model, welded, from_trimesh(mesh, colour_is_linear=True), report["timings"], wall,
+                        bool(report["mesh"]["watertight"])))
+    for model, mesh, coloured, timings, wall, watertight in results:
+        row = Row(name, model, geometry_metrics(reference_mesh, mesh, samples, seed=0), timings)
+        row.metrics.update(view_metrics(reference_views, coloured, cameras))
+        row.metrics.update(triangles=len(mesh.faces), watertight=watertight, wall_s=wall)
+        rows.append(row)
+    return rows
+
+
+def format_table(rows: list[Row]) -> str:
+    header = ("mesh", "model", "Chamfer%", "P2S%", "F@0.5%", "F@1%", "PSNR dB", "IoU", "tris", "closed", "wall s",
+              "stages (s)")
+    lines = [header]
+    for row in rows:
+        m = row.metrics
+        stages = " ".join(f"{k}={v:.2f}" for k, v in row.timings.items() if k != "total")
+        lines.append((
+            row.mesh, row.model, f"{m['chamfer_pct']:.3f}", f"{m['p2s_pct']:.3f}", f"{m['f@0.5%']:.4f}",
+            f"{m['f@1%']:.4f}", f"{m['psnr_db']:.2f}", f"{m['iou']:.4f}", str(m["triangles"]),
+            "yes" if m["watertight"] else "no", f"{m['wall_s']:.2f}" if "wall_s" in m else "", stages,
+        ))
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    rendered = [" | ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip() for line in lines]
+    rendered.insert(1, "-+-".join("-" * width for width in widths))
+    return "\n".join(rendered)
+
+
+def check_targets(rows: list[Row]) -> list[str]:
+    """The issue's targets, one line per mesh and model: fusion vs the baseline, nvdiffrec vs fusion."""
+    verdicts = []
+    by_mesh: dict[str, dict[str, dict]] = {}
+    for row in rows:
+        by_mesh.setdefault(row.mesh, {})[row.model] = row.metrics
+    for mesh, found in by_mesh.items():
+        fusion, base, refined = found.get("fusion"), found.get(BASELINE), found.get("nvdiffrec")
+        if fusion and base:
+            checks = {
+                "Chamfer": fusion["chamfer_pct"] < base["chamfer_pct"],
+                "F@0.5%": fusion["f@0.5%"] > base["f@0.5%"],
+                "PSNR": fusion["psnr_db"] > base["psnr_db"],
+                "time<=1/3 baseline": fusion["wall_s"] <= base["wall_s"] / 3,
+                "time<5s": fusion["wall_s"] < 5.0,
+                "watertight": fusion["watertight"],
+                "<=200k tris": fusion["triangles"] <= 200_000,
+            }
+            verdicts.append(f"{mesh}: fusion vs {BASELINE}: " + ", ".join(
+                f"{name} {'ok' if passed else 'MISSED'}" for name, passed in checks.items()))
+        if refined and fusion:
+            checks = {"PSNR": refined["psnr_db"] > fusion["psnr_db"],
+                      "Chamfer": refined["chamfer_pct"] < fusion["chamfer_pct"]}
+            verdicts.append(f"{mesh}: nvdiffrec vs fusion: " + ", ".join(
+                f"{name} {'ok' if passed else 'MISSED'}" for name, passed in checks.items()))
+    return verdicts
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python bench/quality.py", description=__doc__.splitlines()[0])
+    parser.add_argument("meshes", nargs="*", type=Path, help="extra mesh files (any format trimesh reads)")
+    parser.add_argument("--meshes-dir", type=Path, default=DEFAULT_MESHES,
+                        help="every mesh in this folder is benchmarked too (default: ../shared/meshes)")
+    parser.add_argument("--models", default="fusion",
+                        help="comma-separated models to run, of those available here (nvdiffrec takes ~2 min "
+                             "per mesh on a CPU); default: fusion")
+    parser.add_argument("--no-baseline", action="store_true", help=f"skip the {BASELINE} baseline")
+    parser.add_argument("--res", type=int, default=512, help="input resolution (default 512)")
+    parser.add_argument("--samples", type=int, default=SAMPLES, help=f"surface samples per mesh (default {SAMPLES})")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--workdir", type=Path, help="keep inputs and outputs here (default: a temporary folder)")
+    parser.add_argument("--json", type=Path, help="also write the rows as JSON to this file")
+    args = parser.parse_args(argv)
+
+    models = [name.strip() for name in args.models.split(",") if name.strip()]
+    unknown = [name for name in models if name not in MODELS]
+    if unknown:
+        parser.error(f"unknown model(s) {', '.join(unknown)}; models: {', '.join(MODELS)}")
+    reasons = availability()
+    for name in [name for name in models if reasons[name] is not None]:
+        print(f"skipping {name}: {reasons[name]}", file=sys.stderr)
+    models = [name for name in models if reasons[name] is None]
+    paths = sorted(p for p in args.meshes_dir.glob("*") if p.suffix.lower() in MESH_SUFFIXES) \
+        if args.meshes_dir.is_dir() else []
+    paths += args.meshes
+    if not paths:
+        parser.error(f"no meshes: {args.meshes_dir} has none and none were given")
+
+    with tempfile.TemporaryDirectory(prefix="quality-") as scratch:
+        workdir = args.workdir or Path(scratch)
+        rows: list[Row] = []
+        for path in paths:
+            rows += benchmark_mesh(path, workdir, models, args.device, args.res, args.samples, not args.no_baseline)
+    print(f"device: {args.device} ({torch.cuda.get_device_name() if args.device.startswith('cuda') else 'CPU'}, "
+          f"{torch.get_num_threads()} torch threads), inputs {args.res}x{args.res}, {args.samples} samples")
+    print(format_table(rows))
+    for line in check_targets(rows):
+        print(line)
+    if args.json:
+        args.json.write_text(json.dumps([row.__dict__ for row in rows], indent=1, default=float))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,171 @@
+"""Hostile and imperfect inputs: coarse, noisy or holey depth, an unusual rig, and inputs that contradict each
+other. Each run either gives an honest mesh whose report shows how well it agrees with the inputs, or fails with
+ReconstructionFailed and a sentence; never another exception, never a hang."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import trimesh
+from PIL import Image
+
+from worker.errors import ReconstructionFailed
+from worker.recon.evaluate import chamfer_distance
+from worker.recon.fusion import reconstruct_fusion
+from worker.recon.inputs import ReconInputs, load_inputs
+from worker.recon.rig import SLOT_NAMES, look_at, parse_cameras_json
+from worker.render_inputs import render_inputs
+
+from . import scenes
+
+RES = 96
+GRID = 96
+OPTIONS = {"grid_resolution": GRID, "texture_size": 512}
+TIME_LIMIT_S = 20.0
+
+
+def run(inputs: ReconInputs, out_dir: Path) -> dict:
+    """reconstruct_fusion in a watchdog thread: its report, or the ReconstructionFailed it raised; any other
+    exception, or not finishing within TIME_LIMIT_S, fails the test."""
+    outcome: dict = {}
+
+    def work() -> None:
+        try:
+            outcome["report"] = reconstruct_fusion(inputs, out_dir, lambda fraction, stage: None, **OPTIONS)
+        except ReconstructionFailed as exc:
+            outcome["failed"] = exc
+        except Exception as exc:  # noqa: BLE001 - the test reports any other exception as the failure it is
+            outcome["crashed"] = exc
+
+    thread = threading.Thread(target=work, daemon=True)
+    thread.start()
+    thread.join(TIME_LIMIT_S)
+    assert not thread.is_alive(), f"reconstruction still running after {TIME_LIMIT_S} s"
+    assert "crashed" not in outcome, f"crashed with {outcome['crashed']!r}"
+    return outcome
+
+
+def honest_mesh(outcome: dict, out_dir: Path) -> tuple[dict, trimesh.Trimesh]:
+    assert "report" in outcome, f"failed: {outcome.get('failed')}"
+    report = outcome["report"]
+    mesh = trimesh.load(out_dir / "model.glb", force="mesh", process=False)
+    mesh.merge_vertices(merge_tex=True, merge_norm=True)
+    assert report["mesh"]["watertight"] and mesh.is_watertight
+    assert [view["slot"] for view in report["views"]] == list(SLOT_NAMES)
+    return report, mesh
+
+
+def a_sentence(outcome: dict) -> str:
+    message = str(outcome["failed"])
+    assert message[0].isupper() and message.rstrip().endswith(".") and len(message.split()) > 5, message
+    return message
+
+
+def mean(report: dict, key: str) -> float:
+    values = [view[key] for view in report["views"] if view[key] is not None]
+    return float(np.mean(values)) if values else float("nan")
+
+
+@pytest.fixture(scope="module")
+def sphere_inputs(tmp_path_factory) -> Path:
+    directory = tmp_path_factory.mktemp("robust_sphere")
+    render_inputs(scenes.sphere(), directory, res=RES, normalize=False)
+    return directory
+
+
+def relative_chamfer(mesh: trimesh.Trimesh, reference: trimesh.Trimesh) -> float:
+    return chamfer_distance(mesh, reference, samples=20_000) / np.linalg.norm(np.ptp(reference.bounds, axis=0))
+
+
+def test_8_bit_depth_gives_a_mesh_and_says_the_depth_is_coarse(tmp_path):
+    render_inputs(scenes.box(), tmp_path / "in", res=RES, depth_bits=8, normalize=False)
+    report, mesh = honest_mesh(run(scenes.load(tmp_path / "in"), tmp_path / "out"), tmp_path / "out")
+    assert report["depth_bits"] == 8 and any("8-bit" in warning for warning in report["warnings"])
+    assert report["mesh"]["snapped_to_depth"] is None  # 8-bit steps are not fitted, they would show as terraces
+    assert relative_chamfer(mesh, scenes.box()) < 0.02
+
+
+def test_noisy_depth_gives_a_mesh_and_reports_the_depth_error(sphere_inputs, tmp_path):
+    inputs = scenes.load(sphere_inputs)
+    noise = np.random.default_rng(0).normal(0.0, 0.01, inputs.depths.shape).astype(np.float32)
+    inputs.depths = np.where(inputs.depths > 0, inputs.depths + noise, 0.0).astype(np.float32)
+    report, mesh = honest_mesh(run(inputs, tmp_path), tmp_path)
+    assert relative_chamfer(mesh, scenes.sphere()) < 0.02
+    assert 0.002 < mean(report, "depth_error") < 0.03  # the noise shows in the report
+    assert mean(report, "silhouette_iou") > 0.95
+
+
+def test_holes_in_the_depth_renders_are_filled_by_the_other_views(sphere_inputs, tmp_path):
+    inputs = scenes.load(sphere_inputs)
+    rng = np.random.default_rng(1)
+    for depth in inputs.depths:  # silhouette pixels without depth: 20 square holes per view
+        for row, col in rng.integers(20, RES - 28, size=(20, 2)):
+            depth[row : row + 8, col : col + 8] = 0.0
+    report, mesh = honest_mesh(run(inputs, tmp_path), tmp_path)
+    assert relative_chamfer(mesh, scenes.sphere()) < 0.01
+    assert mean(report, "silhouette_iou") > 0.97
+
+
+def test_a_custom_perspective_rig_from_odd_directions(tmp_path):
+    directions = np.random.default_rng(2).normal(size=(6, 3))
+    directions /= np.linalg.norm(directions, axis=1, keepdims=True)
+    focal = RES / 2 / np.tan(np.radians(25))
+    cameras = {
+        "camera_model": "PERSPECTIVE", "w": RES, "h": RES, "fl_x": focal, "fl_y": focal, "cx": RES / 2, "cy": RES / 2,
+        "depth_near": 0.5, "depth_far": 6.0,
+        "frames": [{"transform_matrix": look_at(tuple(3.5 * d), tuple(-d), (0.0, 1.0, 0.0)).tolist()}
+                   for d in directions],
+    }
+    render_inputs(scenes.box(), tmp_path / "in", rig=parse_cameras_json(cameras, RES, RES), normalize=False)
+    report, mesh = honest_mesh(run(scenes.load(tmp_path / "in"), tmp_path / "out"), tmp_path / "out")
+    assert mean(report, "silhouette_iou") > 0.95
+    assert relative_chamfer(mesh, scenes.box()) < 0.05  # six random views leave parts of the box unseen
+
+
+def test_solid_colour_images_are_reported_as_disagreeing_or_refused(tmp_path):
+    views, depths = scenes.input_paths(tmp_path)
+    for view, depth in zip(views, depths):
+        Image.new("RGB", (RES, RES), (200, 60, 40)).save(view)  # no alpha: the silhouette comes from depth
+        Image.new("L", (RES, RES), 128).save(depth)  # every view claims a plane through the centre
+    outcome = run(load_inputs(views, depths, None), tmp_path / "out")
+    if "failed" in outcome:
+        a_sentence(outcome)
+    else:
+        report, _ = honest_mesh(outcome, tmp_path / "out")
+        assert mean(report, "depth_error") > 0.1 or mean(report, "silhouette_iou") < 0.8
+
+
+def test_a_view_whose_depth_disagrees_with_the_others_shows_in_the_report(sphere_inputs, tmp_path):
+    inputs = scenes.load(sphere_inputs)
+    inputs.depths[0] = np.where(inputs.masks[0], inputs.depths[0] + 0.3, 0.0)  # the front view says 0.3 farther
+    report, _ = honest_mesh(run(inputs, tmp_path), tmp_path)
+    front, others = report["views"][0], report["views"][1:]
+    assert front["depth_error"] > 0.1 > max(view["depth_error"] for view in others)
+
+
+def test_silhouettes_that_exclude_each_other_fail_with_a_sentence(sphere_inputs, tmp_path):
+    inputs = scenes.load(sphere_inputs)
+    left_half = np.zeros_like(inputs.masks[0])
+    left_half[:, : RES // 2] = True
+    inputs.masks[0] &= left_half  # the front sees the sphere's left half only,
+    inputs.masks[2] &= left_half  # the back its right half (its image is mirrored)
+    inputs.depths[~inputs.masks] = 0.0
+    outcome = run(inputs, tmp_path)
+    if "failed" in outcome:
+        a_sentence(outcome)
+    else:
+        report, _ = honest_mesh(outcome, tmp_path)
+        assert min(view["silhouette_iou"] for view in report["views"]) < 0.8
+
+
+def test_a_speck_of_a_few_pixels_gives_a_tiny_mesh_or_a_sentence(tmp_path):
+    speck = trimesh.creation.icosphere(subdivisions=2, radius=0.02)
+    render_inputs(speck, tmp_path / "in", res=RES, normalize=False)
+    outcome = run(scenes.load(tmp_path / "in"), tmp_path / "out")
+    if "failed" in outcome:
+        a_sentence(outcome)
+    else:
+        honest_mesh(outcome, tmp_path / "out")

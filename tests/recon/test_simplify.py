@@ -1,0 +1,95 @@
+"""Decimation: reaches the triangle budget, stays closed, oriented and manifold, keeps the shape and its genus."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import trimesh
+
+from worker.recon.simplify import simplify
+from worker.recon.surface import is_watertight
+
+
+def euler_characteristic(vertices: np.ndarray, faces: np.ndarray) -> int:
+    edges = np.unique(np.sort(np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]]), axis=1), axis=0)
+    return len(np.unique(faces)) - len(edges) + len(faces)
+
+
+def vertex_manifold(faces: np.ndarray) -> bool:
+    """Around every vertex the faces form one fan: the corners of a vertex, linked across shared edges, are one
+    connected cycle (a pinch would leave two)."""
+    mesh = trimesh.Trimesh(np.zeros((faces.max() + 1, 3)), faces, process=False)
+    for vertex, around in enumerate(mesh.vertex_faces):
+        around = around[around >= 0]
+        if len(around) == 0:
+            continue
+        ring = faces[around]
+        # each face contributes the edge opposite to the vertex; one fan = those edges form one cycle
+        opposite = [tuple(f[f != vertex]) for f in ring]
+        graph = trimesh.graph.nx.Graph(opposite)
+        if not trimesh.graph.nx.is_connected(graph) or any(d != 2 for _, d in graph.degree()):
+            return False
+    return True
+
+
+def noisy_sphere(subdivisions: int = 5, seed: int = 0) -> trimesh.Trimesh:
+    sphere = trimesh.creation.icosphere(subdivisions=subdivisions, radius=1.0)
+    noise = np.random.default_rng(seed).normal(0, 0.002, len(sphere.vertices))
+    sphere.vertices *= (1 + noise)[:, None]
+    return sphere
+
+
+def test_reaches_the_budget_and_stays_a_closed_manifold_sphere():
+    sphere = noisy_sphere()
+    calls = []
+    vertices, faces = simplify(sphere.vertices, sphere.faces, 2000, on_progress=calls.append)
+    assert 1900 <= len(faces) <= 2000
+    assert is_watertight(faces) and vertex_manifold(faces)
+    assert euler_characteristic(vertices, faces) == 2
+    assert np.abs(np.linalg.norm(vertices, axis=1) - 1).max() < 0.02
+    result = trimesh.Trimesh(vertices, faces, process=False)
+    assert abs(result.volume / sphere.volume - 1) < 0.01
+    assert calls and calls[-1] == 1.0 and calls == sorted(calls)
+
+
+def test_a_torus_keeps_its_hole():
+    torus = trimesh.creation.torus(major_radius=1.0, minor_radius=0.3, major_sections=128, minor_sections=64)
+    vertices, faces = simplify(torus.vertices, torus.faces, 1500)
+    assert len(faces) <= 1500 and is_watertight(faces) and vertex_manifold(faces)
+    assert euler_characteristic(vertices, faces) == 0
+
+
+def test_every_component_survives_and_a_small_one_stays_closed():
+    big = noisy_sphere(4)
+    small = trimesh.creation.box((0.1, 0.1, 0.1))
+    small.apply_translation((3, 0, 0))
+    both = trimesh.util.concatenate([big, small])
+    vertices, faces = simplify(both.vertices, both.faces, 500)
+    assert is_watertight(faces) and vertex_manifold(faces)
+    assert euler_characteristic(vertices, faces) == 4  # two spheres
+    assert (vertices[:, 0] > 2.9).sum() >= 4  # the box is still there, at least a tetrahedron
+
+
+def test_an_impossible_budget_stops_at_the_smallest_valid_mesh():
+    vertices, faces = simplify(trimesh.creation.box().vertices, trimesh.creation.box().faces, 1)
+    assert len(faces) >= 4 and is_watertight(faces) and euler_characteristic(vertices, faces) == 2
+
+
+def test_a_mesh_under_budget_is_returned_as_it_is():
+    sphere = noisy_sphere(2)
+    vertices, faces = simplify(sphere.vertices, sphere.faces, 10_000)
+    assert vertices is sphere.vertices and faces is sphere.faces
+
+
+def test_an_open_mesh_is_refused():
+    sphere = noisy_sphere(3)
+    with pytest.raises(ValueError, match="closed"):
+        simplify(sphere.vertices, sphere.faces[1:], 100)
+
+
+def test_flat_regions_keep_their_outline():
+    box = trimesh.creation.box((2, 1, 1)).subdivide().subdivide().subdivide()
+    vertices, faces = simplify(box.vertices, box.faces, 100)
+    assert is_watertight(faces)
+    np.testing.assert_allclose(trimesh.Trimesh(vertices, faces).bounds, box.bounds, atol=1e-6)
+    assert abs(trimesh.Trimesh(vertices, faces).volume - 2.0) < 1e-6

@@ -1,0 +1,119 @@
+"""UV atlas and texture baking: charts without flips or overlaps, texels coloured by the views that see them,
+seams padded."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import trimesh
+from scipy.ndimage import distance_transform_edt
+
+from worker.recon import bake
+from worker.recon.atlas import MERGE_MIN_FACING, build_atlas
+from worker.recon.bake import bake_texture, texture_space_camera
+from worker.recon.raster import rasterize
+from worker.recon.surface import vertex_normals
+
+from . import scenes
+
+SIZE = 512
+
+
+def uv_triangles(atlas) -> np.ndarray:
+    return atlas.uv[atlas.faces].astype(np.float64)  # (F, 3, 2)
+
+
+def signed_uv_area(atlas) -> np.ndarray:
+    """Twice the signed area of each UV triangle."""
+    tri = uv_triangles(atlas)
+    edge1, edge2 = tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]
+    return edge1[:, 0] * edge2[:, 1] - edge1[:, 1] * edge2[:, 0]
+
+
+def fusion_like_sphere() -> trimesh.Trimesh:
+    """A marching-cubes sphere: the kind of noisy triangulation fusion hands to the atlas."""
+    x, y, z = np.mgrid[-1:1:80j, -1:1:80j, -1:1:80j]
+    from skimage.measure import marching_cubes
+
+    vertices, faces, _, _ = marching_cubes(np.sqrt(x**2 + y**2 + z**2) - 0.7, 0.0, spacing=(2 / 79,) * 3)
+    return trimesh.Trimesh(vertices - 1.0, faces[:, ::-1], process=False)  # outward winding
+
+
+def test_atlas_keeps_every_face_and_its_corners():
+    mesh = fusion_like_sphere()
+    atlas = build_atlas(mesh.vertices, mesh.faces, SIZE)
+    np.testing.assert_array_equal(atlas.source[atlas.faces], mesh.faces)  # same faces, same order, same corners
+    assert atlas.uv.min() >= 0 and atlas.uv.max() <= 1
+    assert 0 < atlas.charts < len(mesh.faces) / 20
+    assert atlas.utilization > 0.4
+
+
+def test_charts_do_not_flip_or_overlap_and_stretch_is_bounded():
+    mesh = fusion_like_sphere()
+    atlas = build_atlas(mesh.vertices, mesh.faces, SIZE)
+    # Marching cubes leaves slivers; xatlas gives the thinnest their own small charts and UVs.
+    real = mesh.area_faces > 0.1 * np.median(mesh.area_faces)
+    signed = signed_uv_area(atlas)[real]
+    assert (signed > 0).all() or (signed < 0).all()  # one winding everywhere: no fold, no mirrored chart
+    area_uv = np.abs(signed)
+    ratio = area_uv / (2 * mesh.area_faces[real])
+    assert ratio.min() >= MERGE_MIN_FACING * ratio.max() * 0.99  # one texel density, foreshortened at most so much
+    # No overlaps: the texels covered by the union are as many as the triangles' areas add up to.
+    size = 2048
+    plane = np.column_stack((atlas.uv[:, 0], -atlas.uv[:, 1], -np.ones(len(atlas.uv))))
+    raster = rasterize(texture_space_camera(size), torch.tensor(plane, dtype=torch.float32),
+                       torch.tensor(atlas.faces))
+    covered = (raster.tri_id >= 0).sum().item()
+    assert abs(covered - area_uv.sum() / 2 * size * size) < 0.01 * covered
+
+
+def test_baked_texels_take_the_colour_of_the_views_that_see_them_and_seams_are_padded(colour_cube_dir):
+    inputs = scenes.load(colour_cube_dir)
+    cube = scenes.colour_cube().subdivide().subdivide().subdivide()
+    vertices = torch.tensor(cube.vertices, dtype=torch.float32)
+    faces = torch.tensor(cube.faces)
+    normals = vertex_normals(vertices, faces)
+    atlas = build_atlas(cube.vertices, cube.faces, SIZE)
+    grey = torch.full((len(vertices), 3), 0.5)
+    srgb, seen = bake_texture(
+        vertices, normals, atlas, SIZE, inputs.rig.cameras, torch.tensor(inputs.colors), torch.tensor(inputs.masks),
+        torch.tensor(inputs.depths), 0.01, grey,
+    )
+    assert srgb.shape == (SIZE, SIZE, 3) and srgb.dtype == np.uint8 and seen > 0.99
+
+    plane = np.column_stack((atlas.uv[:, 0], -atlas.uv[:, 1], -np.ones(len(atlas.uv))))
+    raster = rasterize(texture_space_camera(SIZE), torch.tensor(plane, dtype=torch.float32), torch.tensor(atlas.faces))
+    tri_id = raster.tri_id.numpy()
+    covered = tri_id >= 0
+    corners = cube.vertices[atlas.source[atlas.faces[tri_id[covered]]]]
+    points = (corners * raster.bary.numpy()[covered][..., None]).sum(axis=1)  # each texel's surface point
+    texels = srgb[covered].astype(float)
+    for normal, colour in scenes.FACE_COLOURS.items():
+        axis = int(np.flatnonzero(normal)[0])
+        inner = (np.abs(points[:, axis] - 0.6 * normal[axis]) < 1e-4) & (
+            np.delete(np.abs(points), axis, axis=1) < 0.55).all(axis=1)
+        assert inner.sum() > 1000
+        assert np.abs(texels[inner] - colour).max() <= 3, normal
+    distance = distance_transform_edt(~covered)
+    ring = (distance > 0) & (distance <= bake.PADDING_TEXELS)
+    assert ring.any() and (srgb[ring].max(axis=1) > 0).all()  # every padding texel holds a chart's colour
+    assert (srgb[distance > bake.PADDING_TEXELS + 1] == 0).all()
+
+
+def test_texels_no_view_sees_take_the_fallback_colour(colour_cube_dir):
+    inputs = scenes.load(colour_cube_dir)
+    cube = scenes.colour_cube().subdivide()
+    vertices = torch.tensor(cube.vertices, dtype=torch.float32)
+    faces = torch.tensor(cube.faces)
+    atlas = build_atlas(cube.vertices, cube.faces, SIZE)
+    fallback = torch.tensor([[0.0, 1.0, 0.0]]).expand(len(vertices), 3)
+    no_views = torch.zeros(inputs.masks.shape, dtype=torch.bool)
+    srgb, seen = bake_texture(
+        vertices, vertex_normals(vertices, faces), atlas, SIZE, inputs.rig.cameras, torch.tensor(inputs.colors),
+        no_views, torch.zeros(inputs.depths.shape), 0.01, fallback,
+    )
+    assert seen == 0.0
+    plane = np.column_stack((atlas.uv[:, 0], -atlas.uv[:, 1], -np.ones(len(atlas.uv))))
+    covered = rasterize(texture_space_camera(SIZE), torch.tensor(plane, dtype=torch.float32),
+                        torch.tensor(atlas.faces)).tri_id.numpy() >= 0
+    assert (srgb[covered] == (0, 255, 0)).all()
