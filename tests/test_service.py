@@ -11,6 +11,7 @@ from worker.errors import (
 from worker.job_files import JobFiles
 from worker.job_store import SqliteJobStore
 from worker.jobs import CANCELLED, COMPLETED, PROCESSING, QUEUED
+from worker.models import FUSION
 from worker.queue import huey
 from worker.service import CANCEL_CONFIRMED_MESSAGE, CANCEL_REQUESTED_MESSAGE, JobService
 from worker.tasks import HueyJobQueue
@@ -42,7 +43,8 @@ def submit(service, **kwargs):
 def test_a_submitted_job_is_queued_with_its_inputs_and_task(service, config, queue):
     submitted = submit(service, model_type="fusion", options={"grid_resolution": 128})
     job = service.get(submitted.job.job_id)
-    assert (job.status, job.progress, job.model_type, job.options) == (QUEUED, 0, "fusion", {"grid_resolution": 128})
+    assert (job.status, job.progress, job.model_type) == (QUEUED, 0, "fusion")
+    assert job.options == {**FUSION.resolve_options({}), "grid_resolution": 128}
     assert len(job.job_id) == 8 and job.job_id.isalnum() and job.job_id.lower() == job.job_id
     assert len(list(JobFiles.of(config.jobs_dir, job.job_id).inputs.iterdir())) == 12
     assert queue.pending_count() == 1 and queue.pending()[0].id == job.task_id
@@ -51,7 +53,8 @@ def test_a_submitted_job_is_queued_with_its_inputs_and_task(service, config, que
 
 def test_the_model_defaults_to_the_best_available_and_options_to_their_defaults(service):
     job = submit(service).job
-    assert job.model_type == "fusion" and job.options == {"grid_resolution": 256}
+    assert job.model_type == "fusion"
+    assert job.options == {option.name: option.default for option in FUSION.options}
 
 
 def test_a_rejected_submission_leaves_nothing_behind(service, config, queue):

@@ -23,8 +23,9 @@ ERRORS = {code: {"model": ErrorResponse} for code in (400, 403, 404, 409, 413, 4
 def job_record(service: JobService, job: Job) -> dict:
     record = job.public()
     record["queue_position"] = service.queue_position(job)
-    if job.status == COMPLETED:
-        record["result"] = {"glb": f"/jobs/{job.job_id}/result", "report": f"/jobs/{job.job_id}/report"}
+    record["result"] = (
+        {"glb": f"/jobs/{job.job_id}/result", "report": f"/jobs/{job.job_id}/report"} if job.status == COMPLETED else None
+    )
     return record
 
 

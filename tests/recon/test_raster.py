@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 
 import numpy as np
 import pytest
@@ -108,14 +107,8 @@ def test_interpolate_per_vertex_and_per_corner():
     assert (per_vertex[~hit] == 0).all()
 
 
-def test_200k_triangles_at_512_is_fast():
+def test_a_dense_mesh_covers_its_exact_area():
     sphere = trimesh.creation.icosphere(subdivisions=7, radius=0.7)  # 327k triangles
     vertices, faces = tensors(sphere.vertices, sphere.faces)
-    camera = cube6_rig(512).cameras[0]
-    timings = []
-    for _ in range(3):  # the best of three, so a busy machine does not fail it
-        start = time.perf_counter()
-        raster = rasterize(camera, vertices, faces)
-        timings.append(time.perf_counter() - start)
-    assert min(timings) < 1.0
+    raster = rasterize(cube6_rig(512).cameras[0], vertices, faces)
     assert (raster.tri_id >= 0).sum().item() == pytest.approx(np.pi * 0.7**2 * 256**2, rel=0.01)
