@@ -4,6 +4,7 @@ seams padded."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 import trimesh
 from scipy.ndimage import distance_transform_edt
@@ -17,6 +18,8 @@ from worker.recon.surface import vertex_normals
 from . import scenes
 
 SIZE = 512
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def uv_triangles(atlas) -> np.ndarray:

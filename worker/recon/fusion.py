@@ -22,36 +22,18 @@ from .export import write_glb, write_textured_glb
 from .inputs import ReconInputs
 from .rig import SLOT_NAMES
 from .simplify import simplify
-from .snap import snap_to_depth
+from .snap import fit_to_depth, fits_depth
 from .stages import Progress, Stages
 from .surface import extract_surface, is_watertight, vertex_normals
 from .tsdf import fuse_depth
 
 COLOUR_TOLERANCE_VOXELS = 1.5
-SNAP_ROUNDS = 2
-SNAP_MAX_STEP_VOXELS = 0.5
-SNAP_MAX_DEPTH_STEP_VOXELS = 0.05
 UNSEEN_WARNING_SHARE = 0.05
 MIN_MEAN_SILHOUETTE_IOU = 0.5  # below this the inputs contradict each other: no mesh is better than this one
 
 
 def _default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def _fit_to_depth(vertices: torch.Tensor, faces: torch.Tensor, normals: torch.Tensor, inputs: ReconInputs,
-                  depths: torch.Tensor, tolerance: float, max_step: float, stages: Stages
-                  ) -> tuple[torch.Tensor, torch.Tensor, float]:
-    """SNAP_ROUNDS of snap_to_depth (each round from the normals the last one left): vertices, normals, and the
-    share of vertices the views could place."""
-    snapped = 0.0
-    for round_ in range(SNAP_ROUNDS):
-        vertices, snapped = snap_to_depth(
-            vertices, faces, normals, inputs.rig.cameras, depths, tolerance, max_step,
-            lambda views_done: stages.within((round_ + views_done / len(SLOT_NAMES)) / SNAP_ROUNDS),
-        )
-        normals = vertex_normals(vertices, faces)
-    return vertices, normals, snapped
 
 
 def _require_agreement(views: list[dict], glb: Path) -> None:
@@ -115,10 +97,10 @@ def reconstruct_fusion(
     normals = vertex_normals(vertices, faces)
     snapped = None
     tolerance = max(COLOUR_TOLERANCE_VOXELS * grid.voxel_size, step)
-    if step <= SNAP_MAX_DEPTH_STEP_VOXELS * grid.voxel_size:  # coarse (8-bit) depth would print its steps
+    if fits_depth(step, grid.voxel_size):
         stages.start("snap", 0.58, "fitting the surface to the depth maps", until=0.6)
-        vertices, normals, snapped = _fit_to_depth(vertices, faces, normals, inputs, depths, tolerance,
-                                                   SNAP_MAX_STEP_VOXELS * grid.voxel_size, stages)
+        vertices, normals, snapped = fit_to_depth(vertices, faces, inputs.rig.cameras, depths, tolerance,
+                                                  grid.voxel_size, stages.within)
         vertices_np = vertices.cpu().numpy().astype(np.float64)
     if inputs.depth_bits == 8:
         size = float(np.ptp(vertices_np, axis=0).max())

@@ -28,6 +28,7 @@ from .export import write_glb
 from .inputs import ReconInputs
 from .ops import pixel_world, scaled_camera
 from .rig import SLOT_NAMES, Camera
+from .snap import fit_to_depth, fits_depth
 from .stages import Progress, Stages
 from .surface import extract_surface, is_watertight, vertex_normals
 from .tsdf import fuse_depth
@@ -51,6 +52,7 @@ WEIGHT_LAPLACIAN = 2.0
 DEPTH_HUBER_PIXELS = 1.0
 DEPTH_SMOOTH_PIXELS = 0.5  # a render pixel's target depth is used only if its input pixels agree this well
 COLOUR_TOLERANCE_PIXELS = 2.0
+SNAP_TOLERANCE_VOXELS = 1.5  # the starting mesh is fitted to the depth maps like fusion's
 
 
 @dataclass
@@ -321,6 +323,13 @@ def reconstruct_nvdiffrec(
     vertices_np, faces_np = extract_surface(grid)
     vertices = torch.as_tensor(vertices_np, dtype=torch.float32, device=device)
     faces = torch.as_tensor(faces_np, device=device)
+    step = inputs.rig.depth.step(inputs.depth_bits)
+    if fits_depth(step, grid.voxel_size):
+        stages.start("snap", 0.21, "fitting the surface to the depth maps")
+        tolerance = max(SNAP_TOLERANCE_VOXELS * grid.voxel_size, step)
+        depths = torch.as_tensor(inputs.depths, device=device)
+        vertices, _, _ = fit_to_depth(vertices, faces, inputs.rig.cameras, depths, tolerance, grid.voxel_size,
+                                      lambda done: stages.tick(0.21 + 0.01 * done))
 
     stages.start("colour", 0.22, "colouring the starting mesh")
     colours = _initial_colours(inputs, vertices, faces,

@@ -7,7 +7,8 @@ error (Garland-Heckbert, the merged vertex at the quadric's minimum), then picks
 cheapest first, a set of collapses no two of which come within one edge of each
 other, so that each can be checked on its own and all applied at once: the link
 condition (the two ends share exactly the two opposite vertices), valences, and no
-neighbouring face may flip. NumPy on the CPU, like marching cubes before it.
+neighbouring face may flip. Edges the last pass left alone keep their price. NumPy
+on the CPU, like marching cubes before it.
 """
 
 from __future__ import annotations
@@ -39,12 +40,13 @@ class _Topology(NamedTuple):
     face_ab: np.ndarray
     face_ba: np.ndarray
     valence: np.ndarray  # per vertex
-    start: np.ndarray  # per vertex: its first slot in `neighbours` / `ring_faces`
+    start: np.ndarray  # per vertex: its first slot in `neighbours` / `ring_opposite`
     neighbours: np.ndarray  # the other end of each outgoing half-edge, grouped by vertex
     ring_opposite: np.ndarray  # the third vertex of each outgoing half-edge's face, grouped by vertex
 
 
 def _topology(faces: np.ndarray, count: int) -> _Topology:
+    """Edges and rings from two sorts of the half-edges (by edge, by source vertex)."""
     src = faces.reshape(-1)
     dst = faces[:, [1, 2, 0]].reshape(-1)
     lo, hi = np.minimum(src, dst), np.maximum(src, dst)

@@ -18,12 +18,43 @@ import torch
 
 from .rig import Camera
 from .sampling import neighbours_2x2
+from .surface import vertex_normals
 
 MIN_FACING = 0.3  # grazing views have unreliable depth slopes
 SMOOTH_SLOPE = 3.0  # the 2x2 depths may differ by this many pixel widths / facing (no depth edge between them)
 CHUNK_VERTICES = 1 << 18
+ROUNDS = 2  # the second round starts from the normals the first one left
+MAX_STEP_VOXELS = 0.5
+MAX_DEPTH_STEP_VOXELS = 0.05  # coarser (8-bit) depth would print its steps into the surface
 MIN_TURN_COS = 0.5  # no face may turn by more than 60 degrees
 FOLD_HALVINGS = 3
+
+
+def fits_depth(depth_step: float, voxel_size: float) -> bool:
+    """Whether the depth maps are fine enough to snap to (their quantisation well below a voxel)."""
+    return depth_step <= MAX_DEPTH_STEP_VOXELS * voxel_size
+
+
+def fit_to_depth(
+    vertices: torch.Tensor,
+    faces: torch.Tensor,
+    cameras: tuple[Camera, ...],
+    depths: torch.Tensor,
+    tolerance: float,
+    voxel_size: float,
+    on_progress: Callable[[float], None] = lambda done: None,
+) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """ROUNDS of snap_to_depth, steps of at most MAX_STEP_VOXELS: vertices, their normals, and the share of
+    vertices the views could place. `on_progress(done)` reports 0..1."""
+    normals = vertex_normals(vertices, faces)
+    placed = 0.0
+    for round_ in range(ROUNDS):
+        vertices, placed = snap_to_depth(
+            vertices, faces, normals, cameras, depths, tolerance, MAX_STEP_VOXELS * voxel_size,
+            lambda views_done: on_progress((round_ + views_done / len(cameras)) / ROUNDS),
+        )
+        normals = vertex_normals(vertices, faces)
+    return vertices, normals, placed
 
 
 def snap_to_depth(
