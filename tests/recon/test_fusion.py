@@ -59,15 +59,20 @@ def test_8_bit_depth_still_works_and_says_it_is_coarse(sphere_8bit_dir, reconstr
     assert any("8-bit" in warning for warning in result.report["warnings"])
 
 
+def face_interior(points: np.ndarray, normal: tuple) -> np.ndarray:
+    """Points on the colour cube's face with this normal, away from its edges."""
+    axis = int(np.flatnonzero(normal)[0])
+    on_face = np.abs(points[:, axis] - 0.6 * normal[axis]) < 0.01
+    away_from_edges = (np.delete(np.abs(points), axis, axis=1) < 0.55).all(axis=1)
+    return on_face & away_from_edges
+
+
 def test_each_face_of_a_colour_cube_comes_back_in_its_vertex_colour(colour_cube_dir, reconstruct):
     result = reconstruct(colour_cube_dir, texture_size=0)
     vertices = result.mesh.vertices
     colours = result.mesh.visual.vertex_colors[:, :3].astype(float)  # COLOR_0: linear, 8-bit
     for normal, srgb in scenes.FACE_COLOURS.items():
-        axis = int(np.flatnonzero(normal)[0])
-        on_face = np.abs(vertices[:, axis] - 0.6 * normal[axis]) < 0.01
-        away_from_edges = (np.delete(np.abs(vertices), axis, axis=1) < 0.55).all(axis=1)
-        chosen = on_face & away_from_edges
+        chosen = face_interior(vertices, normal)
         assert chosen.sum() > 100
         expected = srgb_to_linear(np.array(srgb) / 255.0) * 255.0
         assert np.abs(colours[chosen] - expected).max() <= 3, normal
@@ -82,10 +87,7 @@ def test_each_face_of_a_colour_cube_comes_back_in_its_texture_colour(colour_cube
     colours = texture[((1 - uv[:, 1]) * height).astype(int), (uv[:, 0] * width).astype(int)]
     centres = mesh.triangles_center
     for normal, srgb in scenes.FACE_COLOURS.items():
-        axis = int(np.flatnonzero(normal)[0])
-        on_face = np.abs(centres[:, axis] - 0.6 * normal[axis]) < 0.01
-        away_from_edges = (np.delete(np.abs(centres), axis, axis=1) < 0.55).all(axis=1)
-        chosen = on_face & away_from_edges
+        chosen = face_interior(centres, normal)
         assert chosen.sum() > 100
         assert np.abs(colours[chosen] - srgb).max() <= 3, normal
 
