@@ -92,7 +92,7 @@ def _load_fusion() -> Reconstructor:
 MIN_TEXTURE_SIZE = 512
 
 
-def _check_fusion_options(options: dict) -> None:
+def _check_texture_size(options: dict) -> None:
     """texture_size is 0 (vertex colours) or a real texture size."""
     if 0 < options["texture_size"] < MIN_TEXTURE_SIZE:
         raise ReconError(
@@ -102,6 +102,10 @@ def _check_fusion_options(options: dict) -> None:
         )
 
 
+TEXTURE_SIZE = OptionSpec("texture_size", "Texture size", 1024, 0, 4096,
+                          f"pixels along each side of the base-colour texture, {MIN_TEXTURE_SIZE}-4096; "
+                          "0 = no texture, vertex colours")
+
 FUSION = ModelSpec(
     name="fusion",
     label="Fusion (fast)",
@@ -109,16 +113,14 @@ FUSION = ModelSpec(
                 "views; seconds on a CPU.",
     needs="nothing beyond the base install (CPU or CUDA)",
     options=(
-        OptionSpec("grid_resolution", "Grid resolution", 256, 128, 512, "voxels along the object's longest side"),
+        OptionSpec("grid_resolution", "Grid resolution", 224, 128, 512, "voxels along the object's longest side"),
         OptionSpec("target_triangles", "Triangle budget", 200_000, 0, 5_000_000,
                    "the mesh is simplified to at most this many triangles; 0 = keep every triangle"),
-        OptionSpec("texture_size", "Texture size", 1024, 0, 4096,
-                   f"pixels along each side of the baked base-colour texture, {MIN_TEXTURE_SIZE}-4096; "
-                   "0 = no texture, vertex colours"),
+        TEXTURE_SIZE,
     ),
     unavailable_reason=lambda: None,
     load=_load_fusion,
-    check_options=_check_fusion_options,
+    check_options=_check_texture_size,
 )
 
 
@@ -135,8 +137,8 @@ def _load_nvdiffrec() -> Reconstructor:
 NVDIFFREC = ModelSpec(
     name="nvdiffrec",
     label="nvdiffrec (refined)",
-    description="Starts from the fusion mesh and refines its shape and colours by differentiable rendering until it "
-                "matches the six views; about two minutes on a CPU, faster on CUDA.",
+    description="Starts from the fusion mesh and its baked texture and refines both by differentiable rendering "
+                "until they match the six views; about two minutes on a CPU, faster on CUDA.",
     needs="nothing beyond the base install; on CUDA it renders with nvdiffrast, elsewhere with a PyTorch renderer",
     options=(
         OptionSpec("iterations", "Iterations", 0, 0, 5000,
@@ -145,9 +147,11 @@ NVDIFFREC = ModelSpec(
         OptionSpec("render_resolution", "Render resolution", 0, 0, 2048,
                    "pixels along the longer image side while optimising, at most the inputs'; 0 = automatic "
                    "(CPU: 512, CUDA: 1024)"),
+        TEXTURE_SIZE,
     ),
     unavailable_reason=lambda: None,
     load=_load_nvdiffrec,
+    check_options=_check_texture_size,
 )
 
 

@@ -21,6 +21,7 @@ from . import scenes
 
 RES = 64
 ITERATIONS = 25
+TEXTURE = 512
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -64,7 +65,7 @@ def refined(coarse_dir, tmp_path_factory):
     out_dir = tmp_path_factory.mktemp("nvdiffrec")
     progress = Recorder()
     report = nvdiffrec.reconstruct_nvdiffrec(scenes.load(coarse_dir), out_dir, progress, iterations=ITERATIONS,
-                                             device="cpu")
+                                             texture_size=TEXTURE, device="cpu")
     return report, out_dir, progress
 
 
@@ -96,9 +97,12 @@ def test_output_is_valid_gltf_in_the_inputs_frame(refined):
     _, out_dir, _ = refined
     gltf = pygltflib.GLTF2().load(str(out_dir / "model.glb"))
     assert gltf.asset.version == "2.0"
-    attributes = gltf.meshes[0].primitives[0].attributes
-    assert attributes.POSITION is not None and attributes.NORMAL is not None and attributes.COLOR_0 is not None
+    primitive = gltf.meshes[0].primitives[0]
+    assert primitive.attributes.NORMAL is not None and primitive.attributes.TEXCOORD_0 is not None
+    material = gltf.materials[primitive.material]
+    assert material.pbrMetallicRoughness.baseColorTexture is not None
     mesh = trimesh.load(out_dir / "model.glb", force="mesh", process=False)
+    assert mesh.visual.material.baseColorTexture.size == (TEXTURE, TEXTURE)
     reference = box_and_ball()
     assert np.abs(mesh.bounds - reference.bounds).max() < 2.0 / RES  # within a pixel: same frame, same units
 
@@ -127,14 +131,17 @@ def test_automatic_iterations_stop_at_the_time_budget(coarse_dir, tmp_path):
     assert time.monotonic() - started < 20
 
 
-def test_perspective_rig(tmp_path):
+def test_perspective_rig_with_vertex_colours(tmp_path):
     rig = parse_cameras_json(scenes.perspective_cameras_json(RES), RES, RES)
-    render_inputs(scenes.box(), tmp_path / "inputs", rig=rig, normalize=False)
+    render_inputs(box_and_ball(), tmp_path / "inputs", rig=rig, depth_bits=8, normalize=False)
     report = nvdiffrec.reconstruct_nvdiffrec(scenes.load(tmp_path / "inputs"), tmp_path / "out", Recorder(),
-                                             iterations=10, device="cpu")
+                                             iterations=ITERATIONS, texture_size=0, device="cpu")
     before, after = report["refinement"]["before"]["mean"], report["refinement"]["after"]["mean"]
     assert after["depth_error"] < before["depth_error"]
     assert after["silhouette_iou"] >= before["silhouette_iou"]
+    assert report["texture"] is None
+    attributes = pygltflib.GLTF2().load(str(tmp_path / "out" / "model.glb")).meshes[0].primitives[0].attributes
+    assert attributes.COLOR_0 is not None and attributes.TEXCOORD_0 is None
 
 
 def test_empty_silhouettes_fail_with_a_sentence(coarse_dir, tmp_path):
@@ -155,7 +162,7 @@ def test_automatic_settings_per_device():
 def test_registry_prefers_nvdiffrec_only_with_cuda(monkeypatch):
     spec = models.MODELS["nvdiffrec"]
     assert spec.unavailable_reason() is None
-    assert spec.resolve_options({"iterations": 50}) == {"iterations": 50, "render_resolution": 0}
+    assert spec.resolve_options({"iterations": 50}) == {"iterations": 50, "render_resolution": 0, "texture_size": 1024}
     monkeypatch.setattr(devices, "select_device", lambda config: "cpu")
     assert models.preference().index("fusion") < models.preference().index("nvdiffrec")
     monkeypatch.setattr(devices, "select_device", lambda config: "cuda")

@@ -5,9 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+import trimesh
 
 from worker.errors import ReconstructionFailed
+from worker.recon import tsdf
+from worker.recon.surface import extract_surface
 from worker.recon.tsdf import fuse_depth
+from worker.render_inputs import render_inputs
 
 from . import scenes
 
@@ -23,7 +27,25 @@ def box_distance(points: np.ndarray) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def box_grid(box_dir):
-    return fuse_depth(scenes.load(box_dir), 128, lambda f, s: None, (0.0, 1.0), torch.device("cpu"))
+    return fuse(box_dir)
+
+
+def fuse(directory, resolution: int = 128):
+    return fuse_depth(scenes.load(directory), resolution, lambda f, s: None, (0.0, 1.0), torch.device("cpu"))
+
+
+def four_legs(radius: float) -> trimesh.Trimesh:
+    """A table: a slab on four round legs, whose inner sides only grazing rays and the gaps between legs show."""
+    legs = []
+    for x in (-0.3, 0.3):
+        for z in (-0.2, 0.2):
+            leg = trimesh.creation.cylinder(radius=radius, height=0.8, sections=64)
+            leg.apply_transform(trimesh.transformations.rotation_matrix(np.pi / 2, [1, 0, 0]))
+            leg.apply_translation((x, 0.0, z))
+            legs.append(leg)
+    top = trimesh.creation.box((0.8, 0.2, 0.6))
+    top.apply_translation((0.0, 0.45, 0.0))
+    return trimesh.util.concatenate(legs + [top])
 
 
 def voxel_centres(grid) -> np.ndarray:
@@ -63,3 +85,19 @@ def test_no_depth_at_all_fails_with_a_sentence(box_dir):
     inputs.depths[:] = 0
     with pytest.raises(ReconstructionFailed, match="no depth"):
         fuse_depth(inputs, 64, lambda f, s: None, (0.0, 1.0), torch.device("cpu"))
+
+
+def test_preparing_each_view_only_around_its_silhouette_changes_nothing(box_dir, box_grid, monkeypatch):
+    monkeypatch.setattr(tsdf, "CROP_MARGIN_PX", 10_000)  # every window is the whole image
+    whole = fuse(box_dir)
+    assert torch.equal(whole.values, box_grid.values)
+
+
+def test_thin_legs_keep_their_radius(tmp_path):
+    radius = 0.02  # about 2.5 voxels: less than the truncation
+    render_inputs(four_legs(radius), tmp_path, res=256, normalize=False)
+    grid = fuse(tmp_path)
+    vertices, _ = extract_surface(grid)
+    middle = vertices[np.abs(vertices[:, 1]) < 0.25]
+    from_axis = np.hypot(middle[:, 0] - np.sign(middle[:, 0]) * 0.3, middle[:, 2] - np.sign(middle[:, 2]) * 0.2)
+    assert abs(from_axis.mean() - radius) < 0.1 * grid.voxel_size

@@ -56,7 +56,7 @@ def reconstruct_fusion(
     out_dir: Path,
     progress: Progress,
     *,
-    grid_resolution: int = 256,
+    grid_resolution: int = 224,
     target_triangles: int = 200_000,
     texture_size: int = 1024,
     device: str | torch.device | None = None,

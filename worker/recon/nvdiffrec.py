@@ -1,12 +1,16 @@
-"""The `nvdiffrec` model: refine the fusion mesh by differentiable rendering until it matches the six inputs.
+"""The `nvdiffrec` model: refine the fusion mesh and its texture by differentiable rendering until they match
+the six inputs.
 
 The fusion mesh (at a grid sized to the render resolution, triangles of about two
-pixels) is the start. Vertex offsets and linear per-vertex colours (initialised
-from the views) are optimised with Adam so that the rendered colour, silhouette
+pixels) is the start, with fusion's UV atlas and a texture baked from the views
+(or linear per-vertex colours when `texture_size` is 0). Vertex offsets and the
+linear texture are optimised with Adam so that the rendered colour, silhouette
 (antialiased, so that silhouettes move vertices) and depth match the inputs
 area-averaged to the render resolution, with a Laplacian penalty on the offsets
-that keeps the correction smooth. The report compares the starting and the
-refined mesh with the inputs: per-view silhouette IoU, depth error and PSNR.
+that keeps the correction smooth. Depth seen through a gap narrower than fusion's
+well (a lid's rim) is no target: no surface can follow it there. The report
+compares the starting and the refined mesh with the inputs: per-view silhouette
+IoU, depth error and PSNR.
 """
 
 from __future__ import annotations
@@ -23,15 +27,17 @@ import torch.nn.functional as F
 
 from ..errors import ReconstructionFailed
 from . import ops
-from .colour import fill_unseen, linear_to_srgb, vertex_colours
-from .export import write_glb
+from .atlas import Atlas, build_atlas
+from .bake import bake_texture
+from .colour import fill_unseen, linear_to_srgb, srgb_to_linear, vertex_colours
+from .export import write_glb, write_textured_glb
 from .inputs import ReconInputs
 from .ops import pixel_world, scaled_camera
 from .rig import SLOT_NAMES, Camera
 from .snap import fit_to_depth, fits_depth
 from .stages import Progress, Stages
 from .surface import extract_surface, is_watertight, vertex_normals
-from .tsdf import fuse_depth
+from .tsdf import fuse_depth, opened_depth
 
 CPU_MAX_ITERATIONS = 200
 CPU_BUDGET_S = 105.0  # automatic iterations on a CPU: as many as fit in this time (a 512x512 job: ~2 min)
@@ -51,6 +57,7 @@ WEIGHT_DEPTH = 1.0
 WEIGHT_LAPLACIAN = 2.0
 DEPTH_HUBER_PIXELS = 1.0
 DEPTH_SMOOTH_PIXELS = 0.5  # a render pixel's target depth is used only if its input pixels agree this well
+WELL_TOLERANCE_PIXELS = 2.0  # input depth this far behind its opening (tsdf.opened_depth) is seen through a gap
 COLOUR_TOLERANCE_PIXELS = 2.0
 SNAP_TOLERANCE_VOXELS = 1.5  # the starting mesh is fitted to the depth maps like fusion's
 
@@ -65,6 +72,34 @@ class _Target:
     depth: torch.Tensor  # (H, W), 0 where not used
     depth_valid: torch.Tensor  # (H, W) bool
     pixel_world: float  # world units per render pixel at the object
+
+
+@dataclass
+class _Appearance:
+    """What colours the mesh: linear per-vertex colours, or a linear texture (T, T, 3) on an atlas whose faces
+    match the mesh's one to one."""
+
+    colours: torch.Tensor | None = None
+    texture: torch.Tensor | None = None
+    atlas: Atlas | None = None
+    uv: torch.Tensor | None = None
+    uv_faces: torch.Tensor | None = None
+
+    @property
+    def parameter(self) -> torch.Tensor:
+        return self.colours if self.texture is None else self.texture
+
+    def with_parameter(self, value: torch.Tensor) -> "_Appearance":
+        if self.texture is None:
+            return _Appearance(colours=value)
+        return _Appearance(texture=value, atlas=self.atlas, uv=self.uv, uv_faces=self.uv_faces)
+
+    def shade(self, ctx: ops.RenderContext, rast: ops.Rasterized, faces: torch.Tensor) -> torch.Tensor:
+        """Linear colour (H, W, 3), 0 on the background."""
+        if self.texture is None:
+            return ops.interpolate(self.colours, rast, faces)
+        colour = ops.texture(ctx, self.texture, ops.interpolate(self.uv, rast, self.uv_faces))
+        return torch.where((rast.tri_id >= 0)[..., None], colour, 0.0)
 
 
 def _default_device() -> torch.device:
@@ -88,8 +123,11 @@ def _targets(inputs: ReconInputs, size: int, vertices: torch.Tensor, on_view: Ca
             continue
         mask_t = torch.as_tensor(mask, device=device).float()
         depth_t = torch.as_tensor(depth, device=device)
+        well = depth_t > opened_depth(depth_t) + WELL_TOLERANCE_PIXELS * pixel_world(camera, vertices)
+        usable = ((depth_t > 0) & ~well).float()
+        depth_t = depth_t * usable
         stack = torch.cat((torch.as_tensor(colour, device=device).permute(2, 0, 1) * mask_t,
-                           torch.stack((mask_t, (depth_t > 0).float(), depth_t, depth_t**2))))
+                           torch.stack((mask_t, usable, depth_t, depth_t**2))))
         view = F.interpolate(stack[None], size=(out_h, out_w), mode="area")[0]
         camera = scaled_camera(camera, out_w, out_h)
         world = pixel_world(camera, vertices)
@@ -116,13 +154,13 @@ def uniform_laplacian(values: torch.Tensor, faces: torch.Tensor) -> torch.Tensor
 
 
 def _view_loss(ctx: ops.RenderContext, target: _Target, vertices: torch.Tensor, faces: torch.Tensor,
-               colours: torch.Tensor, topology: ops.Topology, visibility: torch.Tensor | None,
+               appearance: _Appearance, topology: ops.Topology, visibility: torch.Tensor | None,
                on_chunk: Callable[[], None]) -> tuple[torch.Tensor, torch.Tensor]:
     """The view's image loss, and the tri_id map it rendered (for reuse as visibility)."""
     rast = ops.rasterize(ctx, target.camera, vertices, faces, visibility, on_chunk)
-    attributes = torch.cat((colours, torch.ones_like(colours[:, :1])), dim=1)
-    shaded = ops.antialias(ctx, ops.interpolate(attributes, rast, faces), rast, faces, topology)
     covered = rast.tri_id >= 0
+    colour_and_alpha = torch.cat((appearance.shade(ctx, rast, faces), covered[..., None].to(vertices.dtype)), dim=-1)
+    shaded = ops.antialias(ctx, colour_and_alpha, rast, faces, topology)
     pixels = ((target.coverage > 0) | covered).sum().clamp_min(1)
     colour_loss = (shaded[..., :3] - target.colour).abs().sum() / pixels
     silhouette_loss = ((shaded[..., 3] - target.coverage) ** 2).sum() / pixels
@@ -157,12 +195,14 @@ class _Adam:
 
 
 def _optimise(ctx: ops.RenderContext, targets: list[_Target], vertices: torch.Tensor, faces: torch.Tensor,
-              colours: torch.Tensor, iterations: int, budget_s: float | None, stages: Stages,
-              span: tuple[float, float]) -> tuple[torch.Tensor, torch.Tensor, list[float]]:
-    """Adam on vertex offsets and colours, each iteration one step on the loss of all views, for `iterations`
-    iterations or until `budget_s` seconds have passed; returns the refined vertices, colours and the losses."""
+              appearance: _Appearance, iterations: int, budget_s: float | None, stages: Stages,
+              span: tuple[float, float]) -> tuple[torch.Tensor, _Appearance, list[float]]:
+    """Adam on vertex offsets and the colours (texture or per vertex), each iteration one step on the loss of all
+    views, for `iterations` iterations or until `budget_s` seconds have passed; returns the refined vertices,
+    appearance and the losses."""
     offsets = torch.zeros_like(vertices, requires_grad=True)
-    colours = colours.clone().requires_grad_(True)
+    colours = appearance.parameter.clone().requires_grad_(True)
+    appearance = appearance.with_parameter(colours)
     unit = min(target.pixel_world for target in targets)
     optimiser = _Adam([(offsets, POSITION_LR_PIXELS * unit), (colours, COLOUR_LR)])
     topology = ctx.topology(faces)
@@ -188,8 +228,8 @@ def _optimise(ctx: ops.RenderContext, targets: list[_Target], vertices: torch.Te
         for index, target in enumerate(targets):
             views_done = iteration * len(targets) + index
             cached = visibility[index] if iteration % refresh else None
-            loss, visibility[index] = _view_loss(ctx, target, vertices + offsets, faces, colours, topology, cached,
-                                                 lambda: tick(views_done))
+            loss, visibility[index] = _view_loss(ctx, target, vertices + offsets, faces, appearance, topology,
+                                                 cached, lambda: tick(views_done))
             tick(views_done + 0.5)
             loss.backward()
             total += loss.item() / len(targets)
@@ -198,22 +238,36 @@ def _optimise(ctx: ops.RenderContext, targets: list[_Target], vertices: torch.Te
         with torch.no_grad():
             colours.clamp_(0.0, 1.0)
         losses.append(total)
-    return (vertices + offsets).detach(), colours.detach(), losses
+    return (vertices + offsets).detach(), appearance.with_parameter(colours.detach()), losses
 
 
-def _initial_colours(inputs: ReconInputs, vertices: torch.Tensor, faces: torch.Tensor,
-                     on_view: Callable[[int], None]) -> torch.Tensor:
-    """Linear vertex colours projected from the full-resolution views (unseen vertices: nearest seen one)."""
+def _initial_appearance(inputs: ReconInputs, vertices: torch.Tensor, faces: torch.Tensor, texture_size: int,
+                        on_progress: Callable[[float], None]) -> tuple[_Appearance, list[str]]:
+    """Linear vertex colours projected from the full-resolution views (unseen vertices: nearest seen one) and,
+    with a `texture_size`, fusion's atlas and a texture baked from the views; plus warnings."""
     device = vertices.device
     pixel = max(pixel_world(camera, vertices) for camera in inputs.rig.cameras)
     tolerance = max(COLOUR_TOLERANCE_PIXELS * pixel, inputs.rig.depth.step(inputs.depth_bits) or 0.0)
-    linear, seen = vertex_colours(
-        vertices, vertex_normals(vertices, faces), inputs.rig.cameras,
-        torch.as_tensor(inputs.colors, device=device), torch.as_tensor(inputs.masks, device=device),
-        torch.as_tensor(inputs.depths, device=device), tolerance, on_view,
-    )
+    views = (torch.as_tensor(inputs.colors, device=device), torch.as_tensor(inputs.masks, device=device),
+             torch.as_tensor(inputs.depths, device=device))
+    normals = vertex_normals(vertices, faces)
+    linear, seen = vertex_colours(vertices, normals, inputs.rig.cameras, *views, tolerance,
+                                  lambda views_done: on_progress(0.3 * views_done / len(SLOT_NAMES)))
     filled = fill_unseen(vertices.cpu().numpy(), linear.cpu().numpy(), seen.cpu().numpy())
-    return torch.as_tensor(quantised(filled), device=device)
+    colours = torch.as_tensor(quantised(filled), device=device)
+    if not texture_size:
+        return _Appearance(colours=colours), []
+    faces_np = faces.cpu().numpy()
+    atlas = build_atlas(vertices.cpu().numpy().astype(np.float64), faces_np, texture_size)
+    if atlas is None:
+        return _Appearance(colours=colours), ["no texture atlas could be packed for this mesh; it carries vertex "
+                                              "colours instead"]
+    on_progress(0.4)
+    srgb, _ = bake_texture(vertices, normals, atlas, texture_size, inputs.rig.cameras, *views, tolerance, colours,
+                           lambda views_done: on_progress(0.4 + 0.6 * views_done / len(SLOT_NAMES)))
+    texture = torch.as_tensor(srgb_to_linear(srgb / 255.0), device=device)
+    return _Appearance(texture=texture, atlas=atlas, uv=torch.as_tensor(atlas.uv, device=device),
+                       uv_faces=torch.as_tensor(atlas.faces, device=device)), []
 
 
 def quantised(linear: np.ndarray) -> np.ndarray:
@@ -222,7 +276,7 @@ def quantised(linear: np.ndarray) -> np.ndarray:
 
 
 def view_metrics(ctx: ops.RenderContext, inputs: ReconInputs, vertices: torch.Tensor, faces: torch.Tensor,
-                 colours: torch.Tensor, on_progress: Callable[[float], None] = lambda done: None) -> list[dict]:
+                 appearance: _Appearance, on_progress: Callable[[float], None] = lambda done: None) -> list[dict]:
     """Per view at input resolution: silhouette IoU, mean |depth error| where both have depth, and PSNR (dB).
 
     IoU and depth error are defined as in evaluate.compare_with_inputs; PSNR compares sRGB colours over the
@@ -237,7 +291,7 @@ def view_metrics(ctx: ops.RenderContext, inputs: ReconInputs, vertices: torch.Te
         with torch.no_grad():
             rast = ops.rasterize(ctx, camera, vertices, faces, on_chunk=lambda: on_progress(index / len(SLOT_NAMES)))
             rendered = rast.tri_id >= 0
-            colour = ops.interpolate(colours, rast, faces)
+            colour = appearance.shade(ctx, rast, faces)
         union = rendered | mask
         iou = (rendered & mask).sum().item() / union.sum().item() if union.any() else None
         both = rendered & (depth > 0)
@@ -266,6 +320,23 @@ def _summary(views: list[dict]) -> dict:
     return summary
 
 
+def _write(out_dir: Path, vertices: torch.Tensor, faces: torch.Tensor, appearance: _Appearance) -> _Appearance:
+    """Write model.glb; returns the appearance as written (8 bits per channel), so the metrics judge the file."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    vertices_np = vertices.cpu().numpy()
+    normals = vertex_normals(vertices, faces).cpu().numpy()
+    device = vertices.device
+    if appearance.texture is None:
+        linear = quantised(appearance.colours.cpu().numpy())
+        write_glb(out_dir / "model.glb", vertices_np, faces.cpu().numpy(), normals, linear)
+        return _Appearance(colours=torch.as_tensor(linear, device=device))
+    atlas = appearance.atlas
+    srgb = np.round(linear_to_srgb(appearance.texture.cpu().numpy()) * 255.0).astype(np.uint8)
+    write_textured_glb(out_dir / "model.glb", vertices_np[atlas.source], atlas.faces, normals[atlas.source], atlas.uv,
+                       srgb)
+    return appearance.with_parameter(torch.as_tensor(srgb_to_linear(srgb / 255.0), device=device))
+
+
 def resolve_settings(iterations: int, render_resolution: int, device: torch.device, input_size: int,
                      cpu_budget_s: float = CPU_BUDGET_S) -> tuple[int, float | None, int]:
     """(iterations, time budget in seconds or None, render resolution) for option values where 0 = automatic.
@@ -288,11 +359,14 @@ def reconstruct_nvdiffrec(
     *,
     iterations: int = 0,
     render_resolution: int = 0,
+    texture_size: int = 1024,
     device: str | torch.device | None = None,
     backend: str = "auto",
     cpu_budget_s: float = CPU_BUDGET_S,
 ) -> dict:
-    """Write out_dir/model.glb and return the report; `progress(fraction, stage)` may raise JobCancelled."""
+    """Write out_dir/model.glb and return the report; `progress(fraction, stage)` may raise JobCancelled.
+
+    `texture_size` 0 refines and writes vertex colours instead of a texture."""
     stages = Stages(progress)
     stages.start("decode", 0.0, "decoding inputs")
     device = torch.device(device) if device is not None else _default_device()
@@ -331,34 +405,30 @@ def reconstruct_nvdiffrec(
         vertices, _, _ = fit_to_depth(vertices, faces, inputs.rig.cameras, depths, tolerance, grid.voxel_size,
                                       lambda done: stages.tick(0.21 + 0.01 * done))
 
-    stages.start("colour", 0.22, "colouring the starting mesh")
-    colours = _initial_colours(inputs, vertices, faces,
-                               lambda i: progress(0.22 + 0.03 * i / len(SLOT_NAMES), "colouring the starting mesh"))
+    stages.start("colour", 0.22, "colouring the starting mesh", until=0.25)
+    appearance, notes = _initial_appearance(inputs, vertices, faces, texture_size, stages.within)
+    warnings += notes
 
     stages.start("check_before", 0.25, "checking the starting mesh")
-    before = view_metrics(ctx, inputs, vertices, faces, colours, lambda done: stages.tick(0.25 + 0.05 * done))
+    before = view_metrics(ctx, inputs, vertices, faces, appearance, lambda done: stages.tick(0.25 + 0.05 * done))
 
     stages.start("targets", 0.3, "preparing targets")
     targets = _targets(inputs, size, vertices, lambda: stages.tick(0.3))
 
     stages.start("optimise", 0.32, "refining mesh")
-    refined, colours, losses = _optimise(ctx, targets, vertices, faces, colours, iterations, budget_s, stages,
-                                         (0.32, 0.9))
+    refined, appearance, losses = _optimise(ctx, targets, vertices, faces, appearance, iterations, budget_s, stages,
+                                            (0.32, 0.9))
 
     stages.start("write", 0.9, "writing mesh")
-    linear = quantised(colours.cpu().numpy())
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    normals = vertex_normals(refined, faces).cpu().numpy()
-    write_glb(out_dir / "model.glb", refined.cpu().numpy(), faces_np, normals, linear)
+    written = _write(Path(out_dir), refined, faces, appearance)
 
     stages.start("check_after", 0.92, "checking against inputs")
-    after = view_metrics(ctx, inputs, refined, faces, torch.as_tensor(linear, device=device),
-                         lambda done: stages.tick(0.92 + 0.08 * done))
+    after = view_metrics(ctx, inputs, refined, faces, written, lambda done: stages.tick(0.92 + 0.08 * done))
     return {
         "model": "nvdiffrec",
         "timings": stages.finish(),
         "mesh": {"vertices": len(vertices_np), "triangles": len(faces_np), "watertight": is_watertight(faces_np)},
+        "texture": None if appearance.atlas is None else {"size": texture_size, "charts": appearance.atlas.charts},
         "views": after,
         "depth_bits": inputs.depth_bits,
         "refinement": {

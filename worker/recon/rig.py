@@ -106,10 +106,12 @@ class Camera:
         c2w = _as_tensor(self.cam_to_world, depth)
         return cam @ c2w[:3, :3].T + c2w[:3, 3]
 
-    def unproject_depth_map(self, depth: torch.Tensor) -> torch.Tensor:
-        """A (H, W) z-depth map -> (H, W, 3) world points at the pixel centres (background pixels included)."""
-        rows = torch.arange(self.height, dtype=depth.dtype, device=depth.device) + 0.5
-        cols = torch.arange(self.width, dtype=depth.dtype, device=depth.device) + 0.5
+    def unproject_depth_map(self, depth: torch.Tensor, origin: tuple[int, int] = (0, 0)) -> torch.Tensor:
+        """A (H, W) z-depth map -> (H, W, 3) world points at the pixel centres (background pixels included).
+
+        The map may be a window of the image whose first texel is (row, column) `origin`."""
+        rows = torch.arange(depth.shape[0], dtype=depth.dtype, device=depth.device) + origin[0] + 0.5
+        cols = torch.arange(depth.shape[1], dtype=depth.dtype, device=depth.device) + origin[1] + 0.5
         v, u = torch.meshgrid(rows, cols, indexing="ij")
         return self.unproject(u, v, depth)
 

@@ -2,8 +2,10 @@
 
 Per view, a voxel's signed distance is its distance in front of the depth surface
 along the ray, scaled by the surface's cosine to the ray (a perpendicular-distance
-estimate). Views are averaged with that cosine as weight; a view whose surface is
-more than the truncation behind the voxel says nothing. The silhouettes add a lower
+estimate). Views are averaged with that cosine as weight. Behind its surface a
+view knows less and less (the object may be thinner than the truncation there):
+its weight falls linearly to nothing at the truncation, so the far side's views do
+not fatten thin parts such as legs and handles. The silhouettes add a lower
 bound: a voxel projecting outside a silhouette is at least that far from the object
 (less one pixel of slack, so the true surface is never carved; half a pixel where
 no smooth depth observes the voxel, so unobserved parts are not systematically
@@ -11,12 +13,14 @@ fat). Voxels nobody observes but every silhouette contains are inside.
 
 Depth seen through a gap narrower than WELL_PIXELS (a lid's rim, a spout's mouth)
 does not carve: a voxel behind the gap's rim is left to the other views, instead of
-a slot being cut through the object along the line of sight.
+a slot (or a cavity above whatever the gap shows) being cut into the object.
 
 The depth is bilinear only where the 2x2 texels around a voxel's projection form
 one continuous surface; at depth edges and silhouette edges the nearest of them is
 used, so a voxel is called free only if it is in front of all of them. All of this
-is precomputed per 2x2 cell into a small table, so a voxel costs one gather per view.
+is precomputed per 2x2 cell into a small table, so a voxel costs one gather per view;
+the table covers only the silhouette's bounding box and a margin of CROP_MARGIN_PX,
+beyond which a voxel is simply far outside the silhouette.
 
 Only blocks near the back-projected depth points (or whose corner signs differ on a
 coarse pass) are evaluated at full resolution; the rest take the sign of their corners.
@@ -45,6 +49,7 @@ SILHOUETTE_SLACK_PX = 1.0
 UNOBSERVED_SLACK_PX = 0.5  # where no depth says anything, the silhouette's expected (not its safe) distance
 WELL_PIXELS = 9  # depth seen through gaps narrower than this (pixels) does not carve (odd: a centred window)
 NO_BOUND = -1e9
+CROP_MARGIN_PX = 8  # > WELL_PIXELS // 2, so that openings inside the window see all they would in the image
 CHUNK_VOXELS = 1 << 18
 PROGRESS_INTERVAL_S = 0.25
 
@@ -69,8 +74,13 @@ class _View:
     perspective: bool
     width: int
     height: int
-    cells: torch.Tensor  # ((H + 1) * (W + 1) + 1, 11) per-cell table, see _cell_table; the last row means no data
+    window: tuple[int, int, int, int]  # (top, left, bottom, right) texels of the image the table covers
+    cells: torch.Tensor  # per-cell table of the window, see _cell_table, then the rows NO_DATA and FAR_OUTSIDE
     pixel: float  # world units per pixel (per unit of depth for PERSPECTIVE)
+
+    @property
+    def cells_per_row(self) -> int:
+        return self.window[3] - self.window[1] + 1
 
 
 def _shift(image: torch.Tensor, axis: int, offset: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -84,9 +94,11 @@ def _shift(image: torch.Tensor, axis: int, offset: int) -> tuple[torch.Tensor, t
     return shifted, exists.view(shape)
 
 
-def surface_cosine(camera: Camera, depth: torch.Tensor, discontinuity: float) -> torch.Tensor:
-    """|cos| between the depth map's surface normal and the viewing ray per pixel, from (central) differences."""
-    points = camera.unproject_depth_map(depth)
+def surface_cosine(camera: Camera, depth: torch.Tensor, discontinuity: float, origin: tuple[int, int] = (0, 0)
+                   ) -> torch.Tensor:
+    """|cos| between the depth map's surface normal and the viewing ray per pixel, from (central) differences;
+    `depth` may be a window of the image whose first texel is (row, column) `origin`."""
+    points = camera.unproject_depth_map(depth, origin)
     valid = depth > 0
     tangents = []
     for axis in (1, 0):
@@ -110,23 +122,43 @@ def _bilinear_coefficients(c00: torch.Tensor, c10: torch.Tensor, c01: torch.Tens
 
 def opened_depth(depth: torch.Tensor, width: int = WELL_PIXELS) -> torch.Tensor:
     """The depth map with every far region narrower than `width` pixels raised to its rim (a morphological
-    opening: min then max filter), steps and broad regions unchanged; no depth counts as infinitely far."""
+    opening: min then max filter, each square filter as a row then a column pass), steps and broad regions
+    unchanged; no depth counts as infinitely far."""
     far = torch.where(depth > 0, depth, torch.full_like(depth, torch.inf))[None, None]
-    nearest = -torch.nn.functional.max_pool2d(-far, width, stride=1, padding=width // 2)
-    return torch.nn.functional.max_pool2d(nearest, width, stride=1, padding=width // 2)[0, 0]
+
+    def square_max(image: torch.Tensor) -> torch.Tensor:
+        rows = torch.nn.functional.max_pool2d(image, (1, width), stride=1, padding=(0, width // 2))
+        return torch.nn.functional.max_pool2d(rows, (width, 1), stride=1, padding=(width // 2, 0))
+
+    return square_max(-square_max(-far))[0, 0]
 
 
-def _cell_table(camera: Camera, depth: torch.Tensor, mask: np.ndarray, truncation: float) -> torch.Tensor:
-    """Per 2x2 cell: depth coefficients (4), cosine weight (0 = no depth), silhouette-bound coefficients (4),
-    the nearest opened depth of its texels (see opened_depth), and 1 if its depth is bilinear (smooth)."""
+def _window(mask: np.ndarray, depth: np.ndarray) -> tuple[int, int, int, int]:
+    """(top, left, bottom, right): the bounding box of the silhouette and the depth, plus CROP_MARGIN_PX."""
+    rows = np.flatnonzero((mask | (depth > 0)).any(axis=1))
+    cols = np.flatnonzero((mask | (depth > 0)).any(axis=0))
+    height, width = mask.shape
+    return (max(int(rows[0]) - CROP_MARGIN_PX, 0), max(int(cols[0]) - CROP_MARGIN_PX, 0),
+            min(int(rows[-1]) + 1 + CROP_MARGIN_PX, height), min(int(cols[-1]) + 1 + CROP_MARGIN_PX, width))
+
+
+def _cell_table(camera: Camera, depth: torch.Tensor, mask: np.ndarray, truncation: float,
+                window: tuple[int, int, int, int]) -> torch.Tensor:
+    """Per 2x2 cell of the window (depth and mask are cut to it): depth coefficients (4), cosine weight (0 = no
+    depth), silhouette-bound coefficients (4), the nearest opened depth of its texels (see opened_depth), and 1
+    if its depth is bilinear (smooth); then the rows for no data and for far outside the silhouette."""
     device = depth.device
-    cosine = surface_cosine(camera, depth, truncation)
+    top, left, bottom, right = window
+    cosine = surface_cosine(camera, depth, truncation, (top, left))
     outside = torch.as_tensor(distance_transform_edt(~mask).astype(np.float32), device=device)
     pad = torch.nn.functional.pad
     depth_p = pad(depth, (1, 1, 1, 1))
     cos_p = pad(cosine, (1, 1, 1, 1))
-    in_image = pad(torch.ones_like(depth, dtype=torch.bool), (1, 1, 1, 1))
-    outside_p = pad(outside, (1, 1, 1, 1))
+    # The ring around the window is in the image unless the window touches the image's edge there.
+    in_image = torch.zeros(depth_p.shape, dtype=torch.bool, device=device)
+    in_image[int(top == 0) : depth_p.shape[0] - int(bottom == camera.height),
+             int(left == 0) : depth_p.shape[1] - int(right == camera.width)] = True
+    outside_p = pad(outside[None, None], (1, 1, 1, 1), mode="replicate")[0, 0]
 
     def corners(image: torch.Tensor) -> tuple[torch.Tensor, ...]:
         return image[:-1, :-1], image[:-1, 1:], image[1:, :-1], image[1:, 1:]
@@ -149,8 +181,10 @@ def _cell_table(camera: Camera, depth: torch.Tensor, mask: np.ndarray, truncatio
 
     opened = torch.stack(corners(pad(opened_depth(depth), (1, 1, 1, 1), value=torch.inf)), dim=-1).amin(dim=-1)
     table = torch.stack(depth_coef + [weight] + bound + [opened, smooth.float()], dim=-1).reshape(-1, 11)
-    no_data = torch.tensor([[0.0] * 5 + [NO_BOUND, 0.0, 0.0, 0.0, torch.inf, 0.0]], device=device)
-    return torch.cat((table, no_data))
+    far_outside = (CROP_MARGIN_PX - SILHOUETTE_SLACK_PX) * px_to_world
+    extra = torch.tensor([[0.0] * 5 + [lower, 0.0, 0.0, 0.0, torch.inf, 0.0] for lower in (NO_BOUND, far_outside)],
+                         device=device)
+    return torch.cat((table, extra))
 
 
 def _pixel_transform(camera: Camera) -> np.ndarray:
@@ -165,10 +199,13 @@ def _pixel_transform(camera: Camera) -> np.ndarray:
 
 
 def _prepare_view(camera: Camera, depth: np.ndarray, mask: np.ndarray, truncation: float, device: torch.device) -> _View:
-    depth_t = torch.as_tensor(depth, dtype=torch.float32, device=device)
+    window = _window(mask, depth)
+    top, left, bottom, right = window
+    depth_t = torch.as_tensor(depth[top:bottom, left:right], dtype=torch.float32, device=device)
     transform = torch.as_tensor(_pixel_transform(camera), dtype=torch.float32, device=device)
-    table = _cell_table(camera, depth_t, mask, truncation)
-    return _View(transform, not camera.is_ortho, camera.width, camera.height, table, 1.0 / max(camera.fx, camera.fy))
+    table = _cell_table(camera, depth_t, mask[top:bottom, left:right], truncation, window)
+    return _View(transform, not camera.is_ortho, camera.width, camera.height, window, table,
+                 1.0 / max(camera.fx, camera.fy))
 
 
 def _view_terms(view: _View, points: torch.Tensor, truncation: float
@@ -184,18 +221,22 @@ def _view_terms(view: _View, points: torch.Tensor, truncation: float
     t = xy - corner
     tx, ty = t[:, 0], t[:, 1]
     cx, cy = corner[:, 0].long(), corner[:, 1].long()
-    inside = (cx >= 0) & (cx <= view.width) & (cy >= 0) & (cy <= view.height)
+    in_image = (cx >= 0) & (cx <= view.width) & (cy >= 0) & (cy <= view.height)
     if view.perspective:
-        inside &= depth > 0
-    no_data = (view.height + 1) * (view.width + 1)
-    index = torch.where(inside, cy * (view.width + 1) + cx, no_data)
+        in_image &= depth > 0
+    top, left, bottom, right = view.window
+    row, column = cy - top, cx - left
+    in_window = (row >= 0) & (row <= bottom - top) & (column >= 0) & (column <= right - left)
+    no_data = view.cells.shape[0] - 2
+    index = torch.where(in_window, row * view.cells_per_row + column, no_data + 1)
+    index = torch.where(in_image, index, no_data)
     a, b, c, d, weight, e, f, g, h, opened, smooth = view.cells.index_select(0, index).unbind(dim=-1)
     surface = a + b * tx + (c + d * tx) * ty
     distance = (surface - depth) * weight
-    # Far behind the surface, or in a narrow well (free by the depth seen through a thin gap, yet behind the
-    # gap's rim): the view says nothing.
-    well = (distance > truncation) & (depth > opened + truncation)
-    weight = torch.where((distance >= -truncation) & ~well, weight, 0.0)
+    # Behind the rim of a narrow well (a thin gap the depth is seen through) the view says nothing; behind
+    # its surface it says less and less.
+    well = depth > opened + truncation
+    weight = torch.where(well, 0.0, weight * (1.0 + distance / truncation).clamp(0.0, 1.0))
     bound = e + f * tx + (g + h * tx) * ty
     relief = (SILHOUETTE_SLACK_PX - UNOBSERVED_SLACK_PX) * view.pixel
     if view.perspective:
