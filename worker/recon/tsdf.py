@@ -11,9 +11,12 @@ bound: a voxel projecting outside a silhouette is at least that far from the obj
 no smooth depth observes the voxel, so unobserved parts are not systematically
 fat). Voxels nobody observes but every silhouette contains are inside.
 
-Depth seen through a gap narrower than WELL_PIXELS (a lid's rim, a spout's mouth)
-does not carve: a voxel behind the gap's rim is left to the other views, instead of
-a slot (or a cavity above whatever the gap shows) being cut into the object.
+A view says nothing about a voxel more than the truncation behind its depth along
+the ray (not only along the normal: behind a grazing surface the object may be
+thin), where the depth counts with every region narrower than WELL_PIXELS raised to
+its rim: depth seen through a gap (a lid's rim, a spout's mouth) does not carve, and
+a voxel behind the gap's rim is left to the other views, instead of a slot (or a
+cavity above whatever the gap shows) being cut into the object.
 
 The depth is bilinear only where the 2x2 texels around a voxel's projection form
 one continuous surface; at depth edges and silhouette edges the nearest of them is
@@ -233,10 +236,10 @@ def _view_terms(view: _View, points: torch.Tensor, truncation: float
     a, b, c, d, weight, e, f, g, h, opened, smooth = view.cells.index_select(0, index).unbind(dim=-1)
     surface = a + b * tx + (c + d * tx) * ty
     distance = (surface - depth) * weight
-    # Behind the rim of a narrow well (a thin gap the depth is seen through) the view says nothing; behind
-    # its surface it says less and less.
-    well = depth > opened + truncation
-    weight = torch.where(well, 0.0, weight * (1.0 + distance / truncation).clamp(0.0, 1.0))
+    # More than the truncation along the ray behind the opened depth (a gap's rim, or a surface seen at a grazing
+    # angle) the view says nothing; closer behind its surface it says less and less.
+    hidden = depth > opened + truncation
+    weight = torch.where(hidden, 0.0, weight * (1.0 + distance / truncation).clamp(0.0, 1.0))
     bound = e + f * tx + (g + h * tx) * ty
     relief = (SILHOUETTE_SLACK_PX - UNOBSERVED_SLACK_PX) * view.pixel
     if view.perspective:
