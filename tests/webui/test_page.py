@@ -16,6 +16,7 @@ from PIL import Image
 from playwright.sync_api import Page, expect, sync_playwright
 
 from tests.support.processes import wait_until
+from worker.models import FUSION
 
 from tests.webui.live import EXAMPLE, SLOTS, SLOW_OPTIONS, depths_of, views_of
 
@@ -169,7 +170,7 @@ def test_cancel_asks_first_no_keeps_the_job_running_yes_cancels_it(
     expect(page.locator("#depths-note .note-ok")).to_contain_text("6 depth renders")
     page.click("#advanced")
     grid = page.locator("#option-fusion-grid_resolution input[type=number]")
-    expect(grid).to_have_value("256")
+    expect(grid).to_have_value(str(FUSION.resolve_options({})["grid_resolution"]))  # the registry's default
     page.wait_for_timeout(300)
     grid.fill(str(SLOW_OPTIONS["grid_resolution"]))
     grid.press("Tab")
