@@ -35,6 +35,7 @@ SMOOTHING_ROUNDS = 3
 SMALL_CHART_FACES = 24
 MERGE_ROUNDS = 3
 PADDING_TEXELS = 3
+NO_ATLAS_WARNING = "no texture atlas could be packed for this mesh; it carries vertex colours instead"
 
 
 @dataclass

@@ -20,7 +20,7 @@ import torch
 from scipy.ndimage import distance_transform_edt
 
 from .atlas import Atlas
-from .colour import linear_to_srgb, vertex_colours
+from .colour import linear_to_srgb8, vertex_colours
 from .raster import rasterize
 from .rig import ORTHO, Camera
 
@@ -73,6 +73,5 @@ def bake_texture(
     distance, (rows, cols) = distance_transform_edt(~covered_np, return_indices=True)
     pad = (distance > 0) & (distance <= PADDING_TEXELS)
     image[pad] = image[rows[pad], cols[pad]]
-    srgb = np.round(linear_to_srgb(image) * 255.0).astype(np.uint8)
-    return srgb, float(seen.float().mean().item()) if seen.numel() else 0.0
+    return linear_to_srgb8(image), float(seen.float().mean().item()) if seen.numel() else 0.0
 

@@ -32,6 +32,11 @@ def linear_to_srgb(linear: np.ndarray) -> np.ndarray:
     return np.where(linear <= 0.0031308, linear * 12.92, 1.055 * linear ** (1 / 2.4) - 0.055).astype(np.float32)
 
 
+def linear_to_srgb8(linear: np.ndarray) -> np.ndarray:
+    """Linear RGB in [0, 1] -> 8-bit sRGB, as textures are stored."""
+    return np.round(linear_to_srgb(linear) * 255.0).astype(np.uint8)
+
+
 def vertex_colours(
     vertices: torch.Tensor,
     normals: torch.Tensor,

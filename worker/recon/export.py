@@ -12,6 +12,8 @@ import numpy as np
 import trimesh
 from PIL import Image
 
+from .atlas import Atlas
+
 # glTF sampler: bilinear, trilinear between mipmaps, no wrapping across the atlas border.
 LINEAR = 9729
 LINEAR_MIPMAP_LINEAR = 9987
@@ -28,21 +30,23 @@ def write_glb(path: Path, vertices: np.ndarray, faces: np.ndarray, normals: np.n
     Path(path).write_bytes(mesh.export(file_type="glb", include_normals=True))
 
 
-def write_textured_glb(path: Path, vertices: np.ndarray, faces: np.ndarray, normals: np.ndarray, uv: np.ndarray,
+def write_textured_glb(path: Path, vertices: np.ndarray, normals: np.ndarray, atlas: Atlas,
                        srgb_texture: np.ndarray) -> None:
-    """Mesh with NORMAL, TEXCOORD_0 and a PBR material whose baseColorTexture is the sRGB texture (H, W, 3) uint8.
+    """The mesh split along the atlas's seams, with NORMAL, TEXCOORD_0 and a PBR material whose baseColorTexture
+    is the sRGB texture (H, W, 3) uint8; `vertices` and `normals` are per input vertex of the atlas.
 
-    `uv` is in image convention (row 0 at the top), which is glTF's; trimesh keeps OBJ's (v up) and flips on
-    export, so it is handed 1 - v.
+    Atlas UVs are in image convention (row 0 at the top), which is glTF's; trimesh keeps OBJ's (v up) and flips
+    on export, so it is handed 1 - v.
     """
     image = Image.fromarray(srgb_texture, "RGB")
     image.encoderinfo = {"compress_level": PNG_COMPRESS_LEVEL}  # Pillow's documented way to pass save() options
     material = trimesh.visual.material.PBRMaterial(
         name="baked", baseColorTexture=image, metallicFactor=0.0, roughnessFactor=1.0,
     )
-    flipped = np.column_stack((uv[:, 0], 1.0 - uv[:, 1]))
+    flipped = np.column_stack((atlas.uv[:, 0], 1.0 - atlas.uv[:, 1]))
     visual = trimesh.visual.TextureVisuals(uv=flipped, material=material)
-    mesh = trimesh.Trimesh(vertices, faces, vertex_normals=normals, visual=visual, process=False)
+    mesh = trimesh.Trimesh(vertices[atlas.source], atlas.faces, vertex_normals=normals[atlas.source], visual=visual,
+                           process=False)
     data = trimesh.exchange.gltf.export_glb(mesh, include_normals=True, tree_postprocessor=_add_sampler)
     Path(path).write_bytes(data)
 

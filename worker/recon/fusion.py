@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from ..errors import ReconstructionFailed
-from .atlas import build_atlas
+from .atlas import NO_ATLAS_WARNING, build_atlas
 from .bake import bake_texture
 from .colour import fill_unseen, vertex_colours
 from .evaluate import compare_with_inputs
@@ -122,7 +122,7 @@ def reconstruct_fusion(
         stages.start("atlas", 0.68, "building UV atlas")
         atlas = build_atlas(vertices_np, faces_np, texture_size)
         if atlas is None:
-            warnings.append("no texture atlas could be packed for this mesh; it carries vertex colours instead")
+            warnings.append(NO_ATLAS_WARNING)
     if atlas is not None:
         stages.start("bake", 0.75, "baking texture", until=0.85)
         texture, seen_share = bake_texture(
@@ -140,8 +140,7 @@ def reconstruct_fusion(
     out_dir.mkdir(parents=True, exist_ok=True)
     normals_np = normals.cpu().numpy()
     if atlas is not None:
-        write_textured_glb(out_dir / "model.glb", vertices_np[atlas.source], atlas.faces, normals_np[atlas.source],
-                           atlas.uv, texture)
+        write_textured_glb(out_dir / "model.glb", vertices_np, normals_np, atlas, texture)
     else:
         write_glb(out_dir / "model.glb", vertices_np, faces_np, normals_np, linear)
 

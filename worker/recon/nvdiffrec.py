@@ -27,9 +27,9 @@ import torch.nn.functional as F
 
 from ..errors import ReconstructionFailed
 from . import ops
-from .atlas import Atlas, build_atlas
+from .atlas import NO_ATLAS_WARNING, Atlas, build_atlas
 from .bake import bake_texture
-from .colour import fill_unseen, linear_to_srgb, srgb_to_linear, vertex_colours
+from .colour import fill_unseen, linear_to_srgb, linear_to_srgb8, srgb_to_linear, vertex_colours
 from .export import write_glb, write_textured_glb
 from .inputs import ReconInputs
 from .ops import pixel_world, scaled_camera
@@ -260,8 +260,7 @@ def _initial_appearance(inputs: ReconInputs, vertices: torch.Tensor, faces: torc
     faces_np = faces.cpu().numpy()
     atlas = build_atlas(vertices.cpu().numpy().astype(np.float64), faces_np, texture_size)
     if atlas is None:
-        return _Appearance(colours=colours), ["no texture atlas could be packed for this mesh; it carries vertex "
-                                              "colours instead"]
+        return _Appearance(colours=colours), [NO_ATLAS_WARNING]
     on_progress(0.4)
     srgb, _ = bake_texture(vertices, normals, atlas, texture_size, inputs.rig.cameras, *views, tolerance, colours,
                            lambda views_done: on_progress(0.4 + 0.6 * views_done / len(SLOT_NAMES)))
@@ -330,10 +329,8 @@ def _write(out_dir: Path, vertices: torch.Tensor, faces: torch.Tensor, appearanc
         linear = quantised(appearance.colours.cpu().numpy())
         write_glb(out_dir / "model.glb", vertices_np, faces.cpu().numpy(), normals, linear)
         return _Appearance(colours=torch.as_tensor(linear, device=device))
-    atlas = appearance.atlas
-    srgb = np.round(linear_to_srgb(appearance.texture.cpu().numpy()) * 255.0).astype(np.uint8)
-    write_textured_glb(out_dir / "model.glb", vertices_np[atlas.source], atlas.faces, normals[atlas.source], atlas.uv,
-                       srgb)
+    srgb = linear_to_srgb8(appearance.texture.cpu().numpy())
+    write_textured_glb(out_dir / "model.glb", vertices_np, normals, appearance.atlas, srgb)
     return appearance.with_parameter(torch.as_tensor(srgb_to_linear(srgb / 255.0), device=device))
 
 

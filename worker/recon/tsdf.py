@@ -138,8 +138,9 @@ def opened_depth(depth: torch.Tensor, width: int = WELL_PIXELS) -> torch.Tensor:
 
 def _window(mask: np.ndarray, depth: np.ndarray) -> tuple[int, int, int, int]:
     """(top, left, bottom, right): the bounding box of the silhouette and the depth, plus CROP_MARGIN_PX."""
-    rows = np.flatnonzero((mask | (depth > 0)).any(axis=1))
-    cols = np.flatnonzero((mask | (depth > 0)).any(axis=0))
+    seen = mask | (depth > 0)
+    rows = np.flatnonzero(seen.any(axis=1))
+    cols = np.flatnonzero(seen.any(axis=0))
     height, width = mask.shape
     return (max(int(rows[0]) - CROP_MARGIN_PX, 0), max(int(cols[0]) - CROP_MARGIN_PX, 0),
             min(int(rows[-1]) + 1 + CROP_MARGIN_PX, height), min(int(cols[-1]) + 1 + CROP_MARGIN_PX, width))
