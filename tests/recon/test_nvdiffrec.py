@@ -34,6 +34,23 @@ def box_and_ball() -> trimesh.Trimesh:
     return trimesh.util.concatenate([trimesh.creation.box((1.0, 0.6, 0.7)), ball])
 
 
+def test_adjacent_faces_lists_each_edge_of_a_closed_mesh_once():
+    box = trimesh.creation.box()
+    pairs = nvdiffrec.adjacent_faces(torch.as_tensor(box.faces))
+    assert len(pairs) == len(box.edges_unique)
+    assert {tuple(sorted(pair)) for pair in pairs.tolist()} == {tuple(sorted(pair)) for pair in box.face_adjacency}
+
+
+def test_normal_consistency_is_zero_on_a_plane_however_triangulated_and_grows_with_a_fold():
+    square = torch.tensor([[0.0, 0, 0], [1, 0, 0], [1, 1, 0], [0, 1, 0], [0.3, 0.6, 0]])
+    fan = torch.tensor([[0, 1, 4], [1, 2, 4], [2, 3, 4], [3, 0, 4]])
+    pairs = nvdiffrec.adjacent_faces(fan)
+    assert nvdiffrec.normal_consistency(square, fan, pairs).item() == pytest.approx(0.0, abs=1e-7)
+    folds = [nvdiffrec.normal_consistency(square + torch.tensor([0, 0, 1.0]) * lift * (torch.arange(5) == 4)[:, None],
+                                          fan, pairs).item() for lift in (0.1, 0.3)]
+    assert 0 < folds[0] < folds[1]
+
+
 @pytest.fixture(scope="module")
 def coarse_dir(tmp_path_factory) -> Path:
     """64x64 inputs with 8-bit depth: the fusion mesh nvdiffrec starts from is visibly imperfect."""

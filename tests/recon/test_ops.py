@@ -135,6 +135,15 @@ def test_opposite_vertices_of_two_triangles():
     assert opposite.tolist() == [[-1, 3, -1], [-1, -1, 1]]
 
 
+def test_twin_half_edges_pair_every_edge_of_a_closed_mesh():
+    box = trimesh.creation.box()
+    twins = ops.twin_half_edges(torch.as_tensor(box.faces))
+    flat = twins.reshape(-1)
+    assert (flat >= 0).all()
+    assert torch.equal(flat[flat], torch.arange(flat.numel()))  # the twin's twin is the half-edge itself
+    assert ops.twin_half_edges(torch.tensor([[0, 1, 2], [0, 2, 3]])).tolist() == [[-1, 5, -1], [-1, -1, 1]]
+
+
 def test_interpolation_gradient_reaches_vertex_positions(ctx):
     vertices = torch.tensor([world(0.3, 7.7, 0.1), world(7.7, 7.2, -0.2), world(1.1, 0.2, 0.3)], dtype=torch.float64)
     faces = torch.tensor([[0, 1, 2]])

@@ -87,6 +87,7 @@ def test_8_bit_depth_gives_a_mesh_and_says_the_depth_is_coarse(tmp_path):
     report, mesh = honest_mesh(run(scenes.load(tmp_path / "in"), tmp_path / "out"), tmp_path / "out")
     assert report["depth_bits"] == 8 and any("8-bit" in warning for warning in report["warnings"])
     assert report["mesh"]["snapped_to_depth"] is None  # 8-bit steps are not fitted, they would show as terraces
+    assert report["depth_left_out"] == []  # coarse steps are no contradiction
     assert relative_chamfer(mesh, scenes.box()) < 0.02
 
 
@@ -98,6 +99,7 @@ def test_noisy_depth_gives_a_mesh_and_reports_the_depth_error(sphere_inputs, tmp
     assert relative_chamfer(mesh, scenes.sphere()) < 0.02
     assert 0.002 < mean(report, "depth_error") < 0.03  # the noise shows in the report
     assert mean(report, "silhouette_iou") > 0.95
+    assert report["depth_left_out"] == []  # noise is no contradiction
 
 
 def test_holes_in_the_depth_renders_are_filled_by_the_other_views(sphere_inputs, tmp_path):
@@ -109,6 +111,7 @@ def test_holes_in_the_depth_renders_are_filled_by_the_other_views(sphere_inputs,
     report, mesh = honest_mesh(run(inputs, tmp_path), tmp_path)
     assert relative_chamfer(mesh, scenes.sphere()) < 0.01
     assert mean(report, "silhouette_iou") > 0.97
+    assert report["depth_left_out"] == []  # missing depth is no contradiction
 
 
 def test_a_custom_perspective_rig_from_odd_directions(tmp_path):
@@ -125,6 +128,7 @@ def test_a_custom_perspective_rig_from_odd_directions(tmp_path):
     report, mesh = honest_mesh(run(scenes.load(tmp_path / "in"), tmp_path / "out"), tmp_path / "out")
     assert mean(report, "silhouette_iou") > 0.95
     assert relative_chamfer(mesh, scenes.box()) < 0.05  # six random views leave parts of the box unseen
+    assert report["depth_left_out"] == []
 
 
 def test_solid_colour_images_are_reported_as_disagreeing_or_refused(tmp_path):
@@ -140,13 +144,18 @@ def test_solid_colour_images_are_reported_as_disagreeing_or_refused(tmp_path):
         assert mean(report, "depth_error") > 0.1 or mean(report, "silhouette_iou") < 0.8
 
 
-def test_a_view_whose_depth_disagrees_with_the_others_shows_in_the_report(sphere_inputs, tmp_path):
+@pytest.mark.parametrize("offset", [0.3, -0.3], ids=["farther", "nearer"])
+def test_a_view_whose_depth_contradicts_the_others_is_left_out_and_named(sphere_inputs, tmp_path, offset):
     inputs = scenes.load(sphere_inputs)
-    inputs.depths[0] = np.where(inputs.masks[0], inputs.depths[0] + 0.3, 0.0)  # the front view says 0.3 farther
-    report, _ = honest_mesh(run(inputs, tmp_path), tmp_path)
-    # Fusion trusts the front view's free space, so the mesh cannot match the other views, and the report says so.
-    assert min(view["silhouette_iou"] for view in report["views"]) < 0.9
-    assert max(view["depth_error"] for view in report["views"]) > 0.02
+    inputs.depths[0] = np.where(inputs.masks[0], inputs.depths[0] + offset, 0.0)  # the front view alone is wrong
+    report, mesh = honest_mesh(run(inputs, tmp_path), tmp_path)
+    assert report["depth_left_out"] == ["front"]
+    assert any("front depth render contradicts" in warning for warning in report["warnings"])
+    # The mesh follows the five views that agree; the report still compares it with the front depth as given.
+    assert relative_chamfer(mesh, scenes.sphere()) < 0.02
+    assert min(view["silhouette_iou"] for view in report["views"]) > 0.95
+    assert report["views"][0]["depth_error"] > 0.2
+    assert max(view["depth_error"] for view in report["views"][1:]) < 0.02
 
 
 def test_silhouettes_that_exclude_each_other_fail_with_a_sentence(sphere_inputs, tmp_path):

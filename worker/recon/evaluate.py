@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+import numpy as np
 import torch
 import trimesh
 from scipy.spatial import cKDTree
@@ -52,6 +53,11 @@ def chamfer_distance(a: trimesh.Trimesh, b: trimesh.Trimesh, samples: int = 100_
     """Symmetric mean nearest-neighbour distance between points sampled uniformly on two surfaces."""
     points_a, _ = trimesh.sample.sample_surface(a, samples, seed=seed)
     points_b, _ = trimesh.sample.sample_surface(b, samples, seed=seed + 1)
+    return point_chamfer(points_a, points_b)
+
+
+def point_chamfer(points_a: np.ndarray, points_b: np.ndarray) -> float:
+    """Symmetric mean nearest-neighbour distance between two point sets (N, 3) and (M, 3)."""
     a_to_b = cKDTree(points_b).query(points_a)[0]
     b_to_a = cKDTree(points_a).query(points_b)[0]
     return float((a_to_b.mean() + b_to_a.mean()) / 2)

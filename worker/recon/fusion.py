@@ -17,6 +17,7 @@ from ..errors import ReconstructionFailed
 from .atlas import NO_ATLAS_WARNING, build_atlas
 from .bake import bake_texture
 from .colour import fill_unseen, vertex_colours
+from .consistency import agreeing_inputs
 from .evaluate import compare_with_inputs
 from .export import write_glb, write_textured_glb
 from .inputs import ReconInputs
@@ -78,6 +79,10 @@ def reconstruct_fusion(
         f"the {slot} view shows no object (empty silhouette); it was left out"
         for slot, mask in zip(SLOT_NAMES, inputs.masks) if not mask.any()
     ]
+    stages.start("agree", 0.02, "checking that the depth renders agree")
+    given_depths = torch.as_tensor(inputs.depths, device=device)
+    inputs, agreement = agreeing_inputs(inputs, device)
+    warnings += agreement.warnings
     step = inputs.rig.depth.step(inputs.depth_bits)
     colors = torch.as_tensor(inputs.colors, device=device)
     masks = torch.as_tensor(inputs.masks, device=device)
@@ -146,7 +151,7 @@ def reconstruct_fusion(
 
     stages.start("check", 0.9, "checking against inputs", until=1.0)
     views = compare_with_inputs(
-        inputs.rig, vertices, faces, masks, depths,
+        inputs.rig, vertices, faces, masks, given_depths,
         on_view=lambda views_done: stages.within(views_done / len(SLOT_NAMES)),
     )
     _require_agreement(views, out_dir / "model.glb")
@@ -161,5 +166,6 @@ def reconstruct_fusion(
         "views": views,
         "depth_bits": inputs.depth_bits,
         "grid": {"resolution": grid_resolution, "voxel_size": round(grid.voxel_size, 6)},
+        "depth_left_out": [SLOT_NAMES[index] for index in agreement.left_out],
         "warnings": warnings,
     }

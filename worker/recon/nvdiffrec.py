@@ -30,6 +30,7 @@ from . import ops
 from .atlas import NO_ATLAS_WARNING, Atlas, build_atlas
 from .bake import bake_texture
 from .colour import fill_unseen, linear_to_srgb, linear_to_srgb8, srgb_to_linear, vertex_colours
+from .consistency import agreeing_inputs
 from .export import write_glb, write_textured_glb
 from .inputs import ReconInputs
 from .ops import pixel_world, scaled_camera
@@ -55,6 +56,8 @@ WEIGHT_COLOUR = 1.0
 WEIGHT_SILHOUETTE = 1.0
 WEIGHT_DEPTH = 1.0
 WEIGHT_LAPLACIAN = 2.0
+WEIGHT_NORMAL = 16.0
+CREASE_DEGREES = 10.0  # normals of neighbours further apart than this are a crease, free to stay
 DEPTH_HUBER_PIXELS = 1.0
 DEPTH_SMOOTH_PIXELS = 0.5  # a render pixel's target depth is used only if its input pixels agree this well
 WELL_TOLERANCE_PIXELS = 2.0  # input depth this far behind its opening (tsdf.opened_depth) is seen through a gap
@@ -153,6 +156,26 @@ def uniform_laplacian(values: torch.Tensor, faces: torch.Tensor) -> torch.Tensor
     return values - neighbours / degree[:, None]
 
 
+def adjacent_faces(faces: torch.Tensor) -> torch.Tensor:
+    """(E, 2): the two triangles on each side of every interior edge, each pair once."""
+    twins = ops.twin_half_edges(faces).reshape(-1)
+    half_edges = torch.arange(twins.numel(), device=faces.device)
+    once = twins > half_edges
+    return torch.stack((half_edges[once] // 3, twins[once] // 3), dim=1)
+
+
+def normal_consistency(vertices: torch.Tensor, faces: torch.Tensor, pairs: torch.Tensor,
+                       crease_degrees: float = CREASE_DEGREES) -> torch.Tensor:
+    """Mean over adjacent triangles of a robust penalty on d = 1 - cos(angle between their normals): d for
+    small angles (0 on a plane, whatever its triangles), levelling off at the crease angle's d, so that
+    facet noise is smoothed but true creases cost almost nothing more to keep."""
+    corners = vertices[faces]
+    normals = F.normalize(torch.linalg.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0]), dim=1)
+    bend = 1 - (normals[pairs[:, 0]] * normals[pairs[:, 1]]).sum(dim=1)
+    crease = 1 - math.cos(math.radians(crease_degrees))
+    return (crease * bend / (bend + crease)).mean()
+
+
 def _view_loss(ctx: ops.RenderContext, target: _Target, vertices: torch.Tensor, faces: torch.Tensor,
                appearance: _Appearance, topology: ops.Topology, visibility: torch.Tensor | None,
                on_chunk: Callable[[], None]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -206,6 +229,7 @@ def _optimise(ctx: ops.RenderContext, targets: list[_Target], vertices: torch.Te
     unit = min(target.pixel_world for target in targets)
     optimiser = _Adam([(offsets, POSITION_LR_PIXELS * unit), (colours, COLOUR_LR)])
     topology = ctx.topology(faces)
+    pairs = adjacent_faces(faces)
     refresh = CPU_VISIBILITY_REFRESH if ctx.backend == ops.REFERENCE else 1
     visibility: list[torch.Tensor | None] = [None] * len(targets)
     losses = []
@@ -222,7 +246,8 @@ def _optimise(ctx: ops.RenderContext, targets: list[_Target], vertices: torch.Te
         if budget_s is not None and time.perf_counter() - began > budget_s:
             break
         smoothness = uniform_laplacian(offsets, faces) / unit
-        regulariser = WEIGHT_LAPLACIAN * (smoothness**2).sum(dim=1).mean()
+        regulariser = (WEIGHT_LAPLACIAN * (smoothness**2).sum(dim=1).mean()
+                       + WEIGHT_NORMAL * normal_consistency(vertices + offsets, faces, pairs))
         regulariser.backward()
         total = regulariser.item()
         for index, target in enumerate(targets):
@@ -388,6 +413,11 @@ def reconstruct_nvdiffrec(
     if ctx.fallback_reason:
         warnings.append(f"rendered with the reference backend: {ctx.fallback_reason}")
 
+    stages.start("agree", 0.01, "checking that the depth renders agree")
+    given = inputs
+    inputs, agreement = agreeing_inputs(inputs, device)
+    warnings += agreement.warnings
+
     stages.start("fuse", 0.02, "fusing depth")
     grid = fuse_depth(inputs, grid_resolution, progress, (0.02, 0.2), device)
     stages.start("extract", 0.2, "extracting surface")
@@ -407,7 +437,7 @@ def reconstruct_nvdiffrec(
     warnings += notes
 
     stages.start("check_before", 0.25, "checking the starting mesh")
-    before = view_metrics(ctx, inputs, vertices, faces, appearance, lambda done: stages.tick(0.25 + 0.05 * done))
+    before = view_metrics(ctx, given, vertices, faces, appearance, lambda done: stages.tick(0.25 + 0.05 * done))
 
     stages.start("targets", 0.3, "preparing targets")
     targets = _targets(inputs, size, vertices, lambda: stages.tick(0.3))
@@ -420,7 +450,7 @@ def reconstruct_nvdiffrec(
     written = _write(Path(out_dir), refined, faces, appearance)
 
     stages.start("check_after", 0.92, "checking against inputs")
-    after = view_metrics(ctx, inputs, refined, faces, written, lambda done: stages.tick(0.92 + 0.08 * done))
+    after = view_metrics(ctx, given, refined, faces, written, lambda done: stages.tick(0.92 + 0.08 * done))
     return {
         "model": "nvdiffrec",
         "timings": stages.finish(),
@@ -428,6 +458,7 @@ def reconstruct_nvdiffrec(
         "texture": None if appearance.atlas is None else {"size": texture_size, "charts": appearance.atlas.charts},
         "views": after,
         "depth_bits": inputs.depth_bits,
+        "depth_left_out": [SLOT_NAMES[index] for index in agreement.left_out],
         "refinement": {
             "backend": ctx.backend,
             "iterations": len(losses),

@@ -109,11 +109,9 @@ def _nvdiffrast_context(device: torch.device) -> Any:
         raise BackendUnavailable(f"nvdiffrast's CUDA plugin could not be built or loaded ({exc})") from None
 
 
-def opposite_vertices(faces: torch.Tensor) -> torch.Tensor:
-    """(F, 3): for edge k of each triangle (corners k+1, k+2), the far corner of the triangle across it, or -1.
-
-    The neighbour is the triangle holding the same edge in the opposite direction, as in nvdiffrast's hash.
-    """
+def twin_half_edges(faces: torch.Tensor) -> torch.Tensor:
+    """(F, 3): for edge k of each triangle (corners k+1, k+2), the index face * 3 + j of the same edge in the
+    triangle across it (held in the opposite direction, as in nvdiffrast's hash), or -1 on a boundary."""
     faces = faces.long()
     if faces.shape[0] == 0:
         return torch.empty(0, 3, dtype=torch.int64, device=faces.device)
@@ -122,10 +120,16 @@ def opposite_vertices(faces: torch.Tensor) -> torch.Tensor:
     keys = start * size + end
     order = torch.argsort(keys)
     sorted_keys = keys[order]
-    reverse = end * size + start
-    twin = torch.searchsorted(sorted_keys, reverse).clamp_max(keys.numel() - 1)
-    far = faces.reshape(-1)[order[twin]]  # half-edge k of a triangle is opposite its corner k
-    return torch.where(sorted_keys[twin] == reverse, far, torch.full_like(far, -1)).view(-1, 3)
+    twin = torch.searchsorted(sorted_keys, end * size + start).clamp_max(keys.numel() - 1)
+    found = sorted_keys[twin] == end * size + start
+    return torch.where(found, order[twin], torch.full_like(twin, -1)).view(-1, 3)
+
+
+def opposite_vertices(faces: torch.Tensor) -> torch.Tensor:
+    """(F, 3): for edge k of each triangle (corners k+1, k+2), the far corner of the triangle across it, or -1."""
+    twins = twin_half_edges(faces)
+    far = faces.long().reshape(-1)[twins.clamp_min(0)].view_as(twins)  # half-edge j of a triangle faces corner j
+    return torch.where(twins >= 0, far, -1)
 
 
 def scaled_camera(camera: Camera, width: int, height: int) -> Camera:

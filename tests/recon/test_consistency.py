@@ -1,0 +1,69 @@
+"""Depth renders that contradict the others are found, named and left out; agreeing, noisy, coarse or holey
+ones are not."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from worker.recon.consistency import agreeing_inputs, check_depth_agreement, depth_noise
+from worker.recon.inputs import ReconInputs
+
+from . import scenes
+
+CPU = torch.device("cpu")
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def shifted(inputs: ReconInputs, views: list[int], offset: float) -> ReconInputs:
+    """The inputs with the depth of `views` moved `offset` along their rays."""
+    depths = inputs.depths.copy()
+    for view in views:
+        depths[view] = np.where(inputs.masks[view], depths[view] + offset, 0.0)
+    inputs.depths = depths
+    return inputs
+
+
+@pytest.mark.parametrize("fixture", ["sphere_dir", "box_dir", "sphere_8bit_dir", "sphere_perspective_dir"])
+def test_renders_of_one_object_agree(request, fixture):
+    agreement = check_depth_agreement(scenes.load(request.getfixturevalue(fixture)), CPU)
+    off_diagonal = agreement.in_free_space[~np.eye(6, dtype=bool)]
+    assert np.nanmax(off_diagonal) < 0.01
+    assert agreement.left_out == [] and agreement.warnings == []
+
+
+@pytest.mark.parametrize("offset", [0.2, -0.2], ids=["farther", "nearer"])
+def test_one_view_that_disagrees_is_left_out_with_its_silhouette_kept(box_dir, offset):
+    given = shifted(scenes.load(box_dir), [4], offset)
+    inputs, agreement = agreeing_inputs(given, CPU)
+    assert agreement.left_out == [4]
+    assert len(agreement.warnings) == 1 and agreement.warnings[0].startswith("the top depth render contradicts")
+    assert not inputs.depths[4].any() and inputs.masks[4].any()
+    assert np.array_equal(inputs.depths[:4], given.depths[:4]) and np.array_equal(inputs.masks, given.masks)
+
+
+def test_two_views_that_disagree_are_still_a_minority(box_dir):
+    _, agreement = agreeing_inputs(shifted(scenes.load(box_dir), [0, 2], 0.2), CPU)
+    assert agreement.left_out == [0, 2]
+
+
+def test_when_most_views_disagree_nothing_is_left_out_and_the_caller_is_told(sphere_dir):
+    inputs = scenes.load(sphere_dir)
+    inputs.depths = np.where(inputs.masks, 2.0, 0.0).astype(np.float32)  # every view claims a plane through the centre
+    same, agreement = agreeing_inputs(inputs, CPU)
+    assert same is inputs and agreement.left_out == []
+    assert len(agreement.warnings) == 1 and "contradict each other" in agreement.warnings[0]
+
+
+def test_noise_is_measured_and_tolerated(sphere_dir):
+    inputs = scenes.load(sphere_dir)
+    noise = np.random.default_rng(0).normal(0.0, 0.01, inputs.depths.shape).astype(np.float32)
+    inputs.depths = np.where(inputs.depths > 0, inputs.depths + noise, 0.0).astype(np.float32)
+    assert depth_noise(torch.as_tensor(inputs.depths[0])) == pytest.approx(0.01, rel=0.2)
+    assert check_depth_agreement(inputs, CPU).left_out == []
+
+
+def test_clean_depth_has_almost_no_noise(sphere_dir):
+    assert depth_noise(torch.as_tensor(scenes.load(sphere_dir).depths[0])) < 0.001

@@ -1,0 +1,149 @@
+"""Find depth renders that contradict the others, so that one wrong view does not carve the object.
+
+A view's depth says the space in front of it is empty, and so does its silhouette
+for everything that projects outside it. Surface that another view sees there is
+a contradiction between the two (each of them may be the wrong one);
+a view that contradicts most of the views it can be compared with is the odd one
+out. Its depth is left out (its silhouette stays), but only while such
+views are a minority: when most depth renders disagree there is no majority to
+trust, and the caller is told so instead.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+import numpy as np
+import torch
+from scipy.ndimage import distance_transform_edt
+
+from .inputs import ReconInputs
+from .rig import SLOT_NAMES, Camera
+from .tsdf import surface_cosine
+
+SAMPLES_PER_VIEW = 20_000
+TOLERANCE_PIXELS = 3.0  # a point is in a view's empty space only beyond this, 2 depth steps and 3 noise sigmas
+TOLERANCE_DEPTH_STEPS = 2.0
+TOLERANCE_SIGMAS = 3.0
+NEIGHBOURHOOD = 3  # the nearest depth in this square of texels is compared, so depth edges do not count
+MIN_JUDGED = 50  # fewer points than this landing on a view's depth: the pair is not compared
+CONFLICT_SHARE = 0.05  # two views conflict when this share of either's points lies in the other's free space
+
+
+@dataclass
+class DepthAgreement:
+    """`in_free_space[i, j]`: share of view j's depth points that view i shows as empty space (NaN where too few
+    of them land on view i's depth); `left_out`: the views whose depth should not be used."""
+
+    in_free_space: np.ndarray
+    left_out: list[int]
+    warnings: list[str]
+
+
+def _samples(camera: Camera, depth: torch.Tensor) -> torch.Tensor:
+    """Up to SAMPLES_PER_VIEW world points of the depth map, evenly spread over its pixels."""
+    rows, cols = torch.nonzero(depth > 0, as_tuple=True)
+    pick = torch.linspace(0, rows.numel() - 1, min(rows.numel(), SAMPLES_PER_VIEW), device=depth.device).long()
+    rows, cols = rows[pick], cols[pick]
+    return camera.unproject(cols.to(depth.dtype) + 0.5, rows.to(depth.dtype) + 0.5, depth[rows, cols])
+
+
+def _nearest_depth(depth: torch.Tensor, cosine: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each texel's nearest depth within NEIGHBOURHOOD (infinity where none has depth), and that depth's
+    surface cosine."""
+    far = torch.where(depth > 0, depth, torch.full_like(depth, torch.inf))
+    negated, index = torch.nn.functional.max_pool2d(-far[None, None], NEIGHBOURHOOD, stride=1,
+                                                    padding=NEIGHBOURHOOD // 2, return_indices=True)
+    return -negated[0, 0], cosine.reshape(-1)[index[0, 0]]
+
+
+def depth_noise(depth: torch.Tensor) -> float:
+    """A robust estimate of the depth map's per-pixel noise (standard deviation, world units): the median
+    deviation of each texel from the mean of its 3x3 neighbourhood, where all nine have depth."""
+    valid = (depth > 0).float()[None, None]
+    full = torch.nn.functional.avg_pool2d(valid, 3, stride=1, padding=1)[0, 0] > 1 - 1e-6
+    mean = torch.nn.functional.avg_pool2d(depth[None, None], 3, stride=1, padding=1)[0, 0]
+    deviation = (depth - mean)[full & (depth > 0)].abs()
+    if deviation.numel() == 0:
+        return 0.0
+    return 1.4826 * deviation.median().item() / (8 / 9) ** 0.5  # MAD -> sigma; the mean shares 1/9 of the noise
+
+
+@dataclass
+class _View:
+    camera: Camera
+    nearest: torch.Tensor  # see _nearest_depth
+    cosine: torch.Tensor  # |cos| between the nearest depth's surface normal and the ray (tsdf.surface_cosine)
+    outside: torch.Tensor  # per texel, its distance outside the silhouette in pixels (0 inside)
+    noise: float
+    points: torch.Tensor  # see _samples
+
+
+def _share_in_empty_space(view: _View, points: torch.Tensor, tolerance: float) -> float:
+    """Share of `points` that `view` shows as empty (in front of its depth, or outside its silhouette), of those
+    it can judge (that land on its depth or outside its silhouette); NaN if it can judge too few."""
+    camera = view.camera
+    u, v, depth = camera.project(points).unbind(dim=-1)
+    col, row = u.floor().long(), v.floor().long()
+    inside = (col >= 0) & (col < camera.width) & (row >= 0) & (row < camera.height)
+    col, row, depth = col[inside], row[inside], depth[inside]
+    pixel = torch.full_like(depth, 1.0 / camera.fx) if camera.is_ortho else depth / camera.fx
+    margin = torch.clamp_min(TOLERANCE_PIXELS * pixel, tolerance)
+    surface = view.nearest[row, col]
+    outside = view.outside[row, col] * pixel > margin
+    judged = torch.isfinite(surface) | outside
+    if judged.sum().item() < MIN_JUDGED:
+        return float("nan")
+    in_front = (surface - depth) * view.cosine[row, col] > margin  # distance along the normal, as in tsdf
+    return ((in_front | outside) & judged).sum().item() / judged.sum().item()
+
+
+def check_depth_agreement(inputs: ReconInputs, device: torch.device) -> DepthAgreement:
+    """Compare every pair of views with depth, and name the odd ones out (see the module's docstring)."""
+    step = inputs.rig.depth.step(inputs.depth_bits) or 0.0
+    views: dict[int, _View] = {}
+    for index, (camera, mask, depth) in enumerate(zip(inputs.rig.cameras, inputs.masks, inputs.depths)):
+        depth = torch.as_tensor(depth, device=device)
+        if (depth > 0).any():
+            outside = torch.as_tensor(distance_transform_edt(~mask), dtype=depth.dtype, device=device)
+            noise = depth_noise(depth)
+            cosine = surface_cosine(camera, depth, max(TOLERANCE_PIXELS / camera.fx, TOLERANCE_SIGMAS * noise))
+            views[index] = _View(camera, *_nearest_depth(depth, cosine), outside, noise, _samples(camera, depth))
+    count = len(SLOT_NAMES)
+    in_free_space = np.full((count, count), np.nan)
+    for i, view in views.items():
+        for j, other in views.items():
+            if i != j:
+                tolerance = max(TOLERANCE_DEPTH_STEPS * step, TOLERANCE_SIGMAS * math.hypot(view.noise, other.noise))
+                in_free_space[i, j] = _share_in_empty_space(view, other.points, tolerance)
+    with_depth = list(views)
+    worst = np.fmax(in_free_space, in_free_space.T)
+    compared = ~np.isnan(worst)
+    conflicts = compared & (worst > CONFLICT_SHARE)
+    odd = [i for i in with_depth if compared[i].sum() >= 2 and 2 * conflicts[i].sum() > compared[i].sum()]
+    if not odd:
+        return DepthAgreement(in_free_space, [], [])
+    if 2 * len(odd) >= len(with_depth):
+        return DepthAgreement(in_free_space, [], [
+            f"the depth renders contradict each other ({len(odd)} of {len(with_depth)} disagree with most of the "
+            "others), so the mesh is a compromise: check that each depth render belongs to its view and follows "
+            "the input format (distance from the camera plane, 0 for background)"
+        ])
+    warnings = [
+        f"the {SLOT_NAMES[i]} depth render contradicts {int(conflicts[i].sum())} of the {int(compared[i].sum())} "
+        f"views it overlaps (up to {100 * np.nanmax(worst[i]):.0f}% of the surface seen by one lies in the other's "
+        f"empty space); it was left out, and of the {SLOT_NAMES[i]} view only its silhouette was used"
+        for i in odd
+    ]
+    return DepthAgreement(in_free_space, odd, warnings)
+
+
+def agreeing_inputs(inputs: ReconInputs, device: torch.device) -> tuple[ReconInputs, DepthAgreement]:
+    """The inputs with the depth of the odd views out removed (their silhouettes kept), and the check's result."""
+    agreement = check_depth_agreement(inputs, device)
+    if not agreement.left_out:
+        return inputs, agreement
+    depths = inputs.depths.copy()
+    depths[agreement.left_out] = 0.0
+    return replace(inputs, depths=depths), agreement
