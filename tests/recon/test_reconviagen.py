@@ -121,6 +121,18 @@ def test_adapter_calls_upstream_and_aligns_its_mesh_to_the_inputs(standin, scene
     assert {"generating (ReconViaGen)", "aligning to the inputs"} <= {stage for _, stage, _ in progress.calls}
 
 
+def test_a_contradicting_depth_render_does_not_pull_the_alignment(standin, scene, tmp_path):
+    directory, mesh = scene
+    inputs = scenes.load(directory)
+    inputs.depths[0] = np.where(inputs.masks[0], inputs.depths[0] + 0.3, 0.0)  # the front depth alone is wrong
+    model = reconviagen.ReconViaGen(str(weights(tmp_path / "weights", mesh)), device="cpu")
+    report = model(inputs, tmp_path / "out", Recorder(), {"seed": 7, "texture_size": 512}, "cpu")
+    out = trimesh.load(tmp_path / "out" / "model.glb", force="mesh", process=False)
+    assert report["depth_left_out"] == ["front"]
+    assert any("front depth render contradicts" in warning for warning in report["warnings"])
+    assert np.abs(out.vertices - mesh.vertices).max() < 0.05 * 2 / RES
+
+
 def test_progress_keeps_flowing_while_upstream_runs(standin, scene, tmp_path):
     directory, mesh = scene
     model = reconviagen.ReconViaGen(str(weights(tmp_path / "weights", mesh, step_s=0.03)), device="cpu")

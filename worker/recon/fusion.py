@@ -1,5 +1,5 @@
-"""The `fusion` model: depth fusion -> marching cubes -> simplification -> texture (or vertex colours) from the
-views -> GLB + report.
+"""The `fusion` model: depth agreement check -> depth fusion -> marching cubes -> simplification -> texture (or
+vertex colours) from the views -> GLB + report.
 
 Seconds on a CPU, same code on CUDA: the device is chosen once and every torch
 stage follows the tensors (marching cubes, simplification and atlas packing run

@@ -7,7 +7,9 @@ pixels) is the start, with fusion's UV atlas and a texture baked from the views
 linear texture are optimised with Adam so that the rendered colour, silhouette
 (antialiased, so that silhouettes move vertices) and depth match the inputs
 area-averaged to the render resolution, with a Laplacian penalty on the offsets
-that keeps the correction smooth. Depth seen through a gap narrower than fusion's
+that keeps the correction smooth and a normal-consistency penalty that flattens
+the facet noise of marching cubes but levels off at creases (CREASE_DEGREES), so
+that sharp edges stay sharp. Depth seen through a gap narrower than fusion's
 well (a lid's rim) is no target: no surface can follow it there. The report
 compares the starting and the refined mesh with the inputs: per-view silhouette
 IoU, depth error and PSNR.

@@ -30,6 +30,7 @@ from PIL import Image
 from ..errors import JobCancelled, ReconstructionFailed
 from .align import align_points
 from .colour import linear_to_srgb
+from .consistency import agreeing_inputs
 from .evaluate import compare_with_inputs
 from .inputs import ReconInputs
 from .ops import pixel_world
@@ -218,7 +219,8 @@ def reconstruct_reconviagen(
             "Every silhouette is empty, so there is no object to reconstruct: give the views an alpha channel "
             "that covers the object, or depth renders that are non-zero on it."
         )
-    targets = _depth_points(inputs)
+    agreed, agreement = agreeing_inputs(inputs, torch.device("cpu"))
+    targets = _depth_points(agreed)
     if len(targets) == 0:
         raise ReconstructionFailed(
             "The depth renders have no depth inside the silhouettes, so ReconViaGen's mesh cannot be placed in "
@@ -265,7 +267,7 @@ def reconstruct_reconviagen(
     warnings = [
         f"the {slot} view shows no object (empty silhouette); it was left out"
         for slot, mask in zip(SLOT_NAMES, inputs.masks) if not mask.any()
-    ]
+    ] + agreement.warnings
     if alignment.mean_distance > MISALIGNED_PIXELS * pixel:
         warnings.append(
             f"the generated mesh disagrees with the depth renders: after alignment the depth points lie "
@@ -278,6 +280,7 @@ def reconstruct_reconviagen(
         "mesh": {"vertices": len(mesh.vertices), "triangles": len(mesh.faces), "watertight": bool(mesh.is_watertight)},
         "views": views,
         "depth_bits": inputs.depth_bits,
+        "depth_left_out": [SLOT_NAMES[index] for index in agreement.left_out],
         "alignment": {
             "matrix": np.round(alignment.matrix, 6).tolist(),
             "scale": round(alignment.scale, 6),
