@@ -51,6 +51,21 @@ def test_normal_consistency_is_zero_on_a_plane_however_triangulated_and_grows_wi
     assert 0 < folds[0] < folds[1]
 
 
+def test_normal_consistency_keeps_creases_cheap_and_punishes_folds():
+    def hinge(degrees: float) -> float:
+        """Two triangles on the edge (0,0,0)-(1,0,0), the second turned by `degrees` about it."""
+        angle = np.radians(degrees)
+        vertices = torch.tensor([[0, 0, 0], [1, 0, 0], [0.5, 1, 0], [0.5, -np.cos(angle), np.sin(angle)]],
+                                dtype=torch.float64)
+        faces = torch.tensor([[0, 1, 2], [1, 0, 3]])
+        return nvdiffrec.normal_consistency(vertices, faces, nvdiffrec.adjacent_faces(faces)).item()
+
+    assert hinge(0) == pytest.approx(0.0, abs=1e-12)
+    assert hinge(3) < hinge(30) < hinge(90)
+    assert hinge(90) - hinge(30) < 0.5 * hinge(30)  # a crease costs about the same whatever its angle
+    assert hinge(170) > 10 * hinge(90)  # a fold does not
+
+
 @pytest.fixture(scope="module")
 def coarse_dir(tmp_path_factory) -> Path:
     """64x64 inputs with 8-bit depth: the fusion mesh nvdiffrec starts from is visibly imperfect."""

@@ -58,7 +58,7 @@ WEIGHT_COLOUR = 1.0
 WEIGHT_SILHOUETTE = 1.0
 WEIGHT_DEPTH = 1.0
 WEIGHT_LAPLACIAN = 2.0
-WEIGHT_NORMAL = 16.0
+WEIGHT_NORMAL = 32.0
 CREASE_DEGREES = 10.0  # normals of neighbours further apart than this are a crease, free to stay
 DEPTH_HUBER_PIXELS = 1.0
 DEPTH_SMOOTH_PIXELS = 0.5  # a render pixel's target depth is used only if its input pixels agree this well
@@ -168,14 +168,15 @@ def adjacent_faces(faces: torch.Tensor) -> torch.Tensor:
 
 def normal_consistency(vertices: torch.Tensor, faces: torch.Tensor, pairs: torch.Tensor,
                        crease_degrees: float = CREASE_DEGREES) -> torch.Tensor:
-    """Mean over adjacent triangles of a robust penalty on d = 1 - cos(angle between their normals): d for
-    small angles (0 on a plane, whatever its triangles), levelling off at the crease angle's d, so that
-    facet noise is smoothed but true creases cost almost nothing more to keep."""
+    """Mean over adjacent triangles of a penalty on d = 1 - cos(angle between their normals): about d for small
+    angles (0 on a plane, whatever its triangles), levelling off at the crease angle's d so that true creases
+    (up to a right angle) cost almost nothing more to keep, and growing again as d - 1 past a right angle,
+    where two triangles fold over each other."""
     corners = vertices[faces]
     normals = F.normalize(torch.linalg.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0]), dim=1)
     bend = 1 - (normals[pairs[:, 0]] * normals[pairs[:, 1]]).sum(dim=1)
     crease = 1 - math.cos(math.radians(crease_degrees))
-    return (crease * bend / (bend + crease)).mean()
+    return (crease * bend / (bend + crease) + (bend - 1).clamp_min(0)).mean()
 
 
 def _view_loss(ctx: ops.RenderContext, target: _Target, vertices: torch.Tensor, faces: torch.Tensor,
