@@ -40,6 +40,11 @@ class DepthAgreement:
     left_out: list[int]
     warnings: list[str]
 
+    @property
+    def left_out_slots(self) -> list[str]:
+        """The slot names of `left_out`, as reports list them."""
+        return [SLOT_NAMES[index] for index in self.left_out]
+
 
 def _samples(camera: Camera, depth: torch.Tensor) -> torch.Tensor:
     """Up to SAMPLES_PER_VIEW world points of the depth map, evenly spread over its pixels."""

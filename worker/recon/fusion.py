@@ -166,6 +166,6 @@ def reconstruct_fusion(
         "views": views,
         "depth_bits": inputs.depth_bits,
         "grid": {"resolution": grid_resolution, "voxel_size": round(grid.voxel_size, 6)},
-        "depth_left_out": [SLOT_NAMES[index] for index in agreement.left_out],
+        "depth_left_out": agreement.left_out_slots,
         "warnings": warnings,
     }

@@ -461,7 +461,7 @@ def reconstruct_nvdiffrec(
         "texture": None if appearance.atlas is None else {"size": texture_size, "charts": appearance.atlas.charts},
         "views": after,
         "depth_bits": inputs.depth_bits,
-        "depth_left_out": [SLOT_NAMES[index] for index in agreement.left_out],
+        "depth_left_out": agreement.left_out_slots,
         "refinement": {
             "backend": ctx.backend,
             "iterations": len(losses),

@@ -120,9 +120,9 @@ def twin_half_edges(faces: torch.Tensor) -> torch.Tensor:
     keys = start * size + end
     order = torch.argsort(keys)
     sorted_keys = keys[order]
-    twin = torch.searchsorted(sorted_keys, end * size + start).clamp_max(keys.numel() - 1)
-    found = sorted_keys[twin] == end * size + start
-    return torch.where(found, order[twin], torch.full_like(twin, -1)).view(-1, 3)
+    reverse = end * size + start
+    twin = torch.searchsorted(sorted_keys, reverse).clamp_max(keys.numel() - 1)
+    return torch.where(sorted_keys[twin] == reverse, order[twin], torch.full_like(twin, -1)).view(-1, 3)
 
 
 def opposite_vertices(faces: torch.Tensor) -> torch.Tensor:

@@ -280,7 +280,7 @@ def reconstruct_reconviagen(
         "mesh": {"vertices": len(mesh.vertices), "triangles": len(mesh.faces), "watertight": bool(mesh.is_watertight)},
         "views": views,
         "depth_bits": inputs.depth_bits,
-        "depth_left_out": [SLOT_NAMES[index] for index in agreement.left_out],
+        "depth_left_out": agreement.left_out_slots,
         "alignment": {
             "matrix": np.round(alignment.matrix, 6).tolist(),
             "scale": round(alignment.scale, 6),
