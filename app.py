@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import logging
+import sys
 from contextlib import asynccontextmanager
 from typing import AsyncIterator
 
 import uvicorn
 from fastapi import FastAPI
 
-from webui.server import create_app
-from worker.config import settings
-from worker.queue import huey, job_store, start_embedded_consumer
-from worker.reaper import Reaper
-from worker.service import JobService
-from worker.tasks import HueyJobQueue
+from worker.config import ConfigError, settings
+
+try:
+    from worker.queue import huey, job_store, start_embedded_consumer
+except ConfigError as error:
+    sys.exit(f"Multiview Studio cannot start: {error}")
+
+from webui.server import create_app  # noqa: E402
+from worker.reaper import Reaper  # noqa: E402
+from worker.service import JobService  # noqa: E402
+from worker.tasks import HueyJobQueue  # noqa: E402
 
 log = logging.getLogger("multiview-studio")
 
@@ -40,4 +46,9 @@ app = build_app()
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    uvicorn.run(app, host=settings.server_name, port=settings.server_port, timeout_graceful_shutdown=5)
+    # X-Forwarded-For names the client only when a configured proxy sent it; otherwise the peer address counts.
+    uvicorn.run(
+        app, host=settings.server_name, port=settings.server_port, timeout_graceful_shutdown=5,
+        proxy_headers=bool(settings.forwarded_allow_ips), forwarded_allow_ips=settings.forwarded_allow_ips or None,
+        limit_concurrency=settings.max_connections or None,
+    )

@@ -9,7 +9,7 @@ from worker.job_files import JobFiles
 from worker.job_store import SqliteJobStore
 from worker.jobs import COMPLETED, FAILED, PROCESSING, QUEUED, WORKER_LOST, Job, hash_token, new_job_id
 from worker.queue import huey
-from worker.reaper import RETRY_STAGE, remove_expired_jobs, repair_orphaned_jobs, settle_lost_jobs
+from worker.reaper import remove_expired_jobs, retry_stage, repair_orphaned_jobs, settle_lost_jobs
 from worker.tasks import HueyJobQueue
 
 
@@ -46,7 +46,7 @@ def test_a_lost_job_on_its_first_run_is_queued_again_with_a_fresh_task(store, qu
     files.partial.mkdir(parents=True)
     assert settle_lost_jobs(store, queue, config, now) == [lost.job_id]
     retried = store.get(lost.job_id)
-    assert (retried.status, retried.stage, retried.attempts, retried.worker) == (QUEUED, RETRY_STAGE, 1, None)
+    assert (retried.status, retried.stage, retried.attempts, retried.worker) == (QUEUED, retry_stage(2, 2), 1, None)
     assert [task.id for task in huey.pending()] == [retried.task_id]
     assert store.get(alive.job_id).status == PROCESSING
     assert not files.partial.exists()

@@ -1,20 +1,29 @@
-"""Caps request bodies while they stream in, so a multi-GB upload is refused early with 413."""
+"""Caps request bodies while they stream in: too large is 413, too slow is 408, and either closes the connection.
+
+The cap is checked against Content-Length first and against the bytes actually
+received (chunked bodies have no length). A body must keep arriving: after
+`timeout_s` it needs an average of MIN_RATE bytes per second, so a client that
+trickles a byte a second cannot hold a connection open. Once refused, the app
+sees a disconnect and its own answer is dropped, so nothing drains the rest.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-
-class BodyTooLarge(Exception):
-    pass
+MIN_RATE = 16 * 1024
+DISCONNECT: Message = {"type": "http.disconnect"}
 
 
 class BodyLimitMiddleware:
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, timeout_s: float) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.timeout_s = timeout_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
@@ -22,38 +31,59 @@ class BodyLimitMiddleware:
             return
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._refuse(send)
+            await self._refuse(send, 413, self._too_large())
             return
+        began = time.monotonic()
         received = 0
-        response_started = False
+        complete = refused = response_started = False
 
-        async def counting_receive() -> Message:
-            nonlocal received
-            message = await receive()
+        async def refuse(status: int, message: str) -> Message:
+            nonlocal refused
+            refused = True
+            if not response_started:
+                await self._refuse(send, status, message)
+            return DISCONNECT
+
+        async def guarded_receive() -> Message:
+            nonlocal received, complete
+            if refused:
+                return DISCONNECT
+            if complete:  # only a disconnect is left to hear, whenever it comes
+                return await receive()
+            allowed = began + self.timeout_s + received / MIN_RATE - time.monotonic()
+            try:
+                message = await asyncio.wait_for(receive(), timeout=max(allowed, 0.001))
+            except asyncio.TimeoutError:
+                return await refuse(408, f"the request body arrived too slowly (under {MIN_RATE // 1024} KB/s "
+                                         f"after {self.timeout_s:.0f} s); send it again")
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
+                complete = not message.get("more_body", False)
                 if received > self.max_bytes:
-                    raise BodyTooLarge()
+                    return await refuse(413, self._too_large())
             return message
 
-        async def tracking_send(message: Message) -> None:
+        async def guarded_send(message: Message) -> None:
             nonlocal response_started
+            if refused:
+                return
             response_started = response_started or message["type"] == "http.response.start"
             await send(message)
 
         try:
-            await self.app(scope, counting_receive, tracking_send)
-        except BodyTooLarge:
-            if not response_started:
-                await self._refuse(send)
+            await self.app(scope, guarded_receive, guarded_send)
+        except Exception:
+            if not refused:
+                raise
 
-    async def _refuse(self, send: Send) -> None:
-        body = json.dumps({
-            "error": f"the request is larger than {self.max_bytes // (1024 * 1024)} MB; "
-                     "each file may be at most RECON_MAX_FILE_MB",
-            "field": None,
-        }).encode()
-        await send({"type": "http.response.start", "status": 413,
+    def _too_large(self) -> str:
+        return (f"the request is larger than {self.max_bytes // (1024 * 1024)} MB; "
+                "each file may be at most RECON_MAX_FILE_MB")
+
+    @staticmethod
+    async def _refuse(send: Send, status: int, message: str) -> None:
+        body = json.dumps({"error": message, "field": None}).encode()
+        await send({"type": "http.response.start", "status": status,
                     "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
                                 (b"connection", b"close")]})
         await send({"type": "http.response.body", "body": body})

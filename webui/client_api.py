@@ -16,16 +16,16 @@ from worker.errors import ReconError
 from worker.models import MODELS
 
 from .fragments import progress_text
-from .session_files import SessionFiles
+from .served_results import ServedResults
 from .slots import gallery_items
-from .studio import Studio, Tokens, error_sentence
+from .studio import FOLLOWERS, Studio, Tokens, error_sentence
 
 
 def _user_error(error: ReconError) -> gr.Error:
     return gr.Error(error_sentence(error), print_exception=False)
 
 
-def add_client_api(studio: Studio, files: SessionFiles, tokens: gr.State, default_model: str) -> None:
+def add_client_api(studio: Studio, results: ServedResults, tokens: gr.State, default_model: str) -> None:
     with gr.Column(visible=False):
         views = gr.Gallery(label="Views (6, slot order: front, right, back, left, top, bottom)", type="filepath")
         depth_renders = gr.Gallery(label="Depth renders (6, same order and size)", type="filepath")
@@ -75,20 +75,20 @@ def add_client_api(studio: Studio, files: SessionFiles, tokens: gr.State, defaul
             raise _user_error(error) from None
         return {"status": result.status, "message": result.message}
 
-    def result(job_id: str, request: gr.Request) -> str:
+    def result(job_id: str) -> str:
         try:
             job = studio.job(job_id)
             path = studio.output(job, "result")
         except ReconError as error:
             raise _user_error(error) from None
-        return str(files.copy_result(request.session_hash or "", path, f"{job.job_id}.glb"))
+        return str(results.serve(path, f"{job.job_id}.glb"))
 
     gr.on([], submit, [views, depth_renders, model, options, cameras, tokens], [job_id, tokens], api_name="submit",
           api_description="Queue a job: 6 views and 6 depth renders in slot order, a model and its options. "
                           "Returns the job id.")
     gr.on([], status, [job_id], [record], api_name="status",
           api_description="The job record: status, progress 0-100, stage, queue_position, warnings, error.")
-    gr.on([], wait, [job_id], [record], api_name="wait", concurrency_limit=None,
+    gr.on([], wait, [job_id], [record], api_name="wait", concurrency_limit=FOLLOWERS, concurrency_id="follow",
           api_description="Streams the job record whenever it changes (with progress) until the job ends.")
     window = f"{studio.config.cancel_confirm_window_s:.0f} seconds"
     gr.on([], cancel, [job_id, confirm, tokens], [outcome], api_name="cancel",

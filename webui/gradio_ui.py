@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import gradio as gr
-from gradio.utils import get_upload_folder
 
 from worker.config import Settings, settings
 from worker.models import MODELS, availability
@@ -20,15 +19,17 @@ from worker.recon.rig import SLOT_NAMES
 from worker.service import JobService
 
 from .client_api import add_client_api
-from .session_files import SessionFiles
-from .studio import Studio, default_model
+from .served_results import ServedResults
+from .studio import FOLLOWERS, Studio, default_model
 from .fragments import IDLE_STATUS, model_note_html, note_html
 from .ui_handlers import UiHandlers
 
 EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "examples"
 EXAMPLES = (("spot", "Spot the cow (textured)"), ("fandisk", "Fandisk (CAD part)"))
 INPUT_FORMAT_LINK = "README.md#input-format"
-CACHE_SWEEP_S = 3600
+UPLOAD_SWEEP_S = 600
+UPLOAD_MAX_AGE_S = 3600  # uploads wait only for a Reconstruct click: submitted inputs are copied into the job
+EVENT_QUEUE_SIZE = 256  # events waiting for a worker thread; past it Gradio answers "queue full"
 JOB_IN_URL = """(jobId) => {
   const url = new URL(window.location.href);
   if (jobId && url.searchParams.get("job") !== jobId) {
@@ -188,7 +189,6 @@ def _wire(demo: gr.Blocks, page: Page, handlers: UiHandlers) -> None:
         gallery.upload(handlers.arrange, [gallery], [gallery], show_progress="hidden", **private).then(
             handlers.check, checked, notes, show_progress="hidden", **private
         )
-    page.cameras.upload(handlers.hold_upload, [page.cameras], None, show_progress="hidden", **private)
     for component in checked:
         component.change(handlers.check, checked, notes, show_progress="hidden", **private)
     if page.examples is not None:
@@ -209,7 +209,7 @@ def _wire(demo: gr.Blocks, page: Page, handlers: UiHandlers) -> None:
         viewer), then show the result."""
         event.then(None, [page.job_box], None, js=JOB_IN_URL, **private).then(
             handlers.follow, [page.active_job, page.tokens], [page.status], show_progress_on=[page.viewer],
-            concurrency_limit=None, **private,
+            concurrency_limit=FOLLOWERS, concurrency_id="follow", **private,
         ).then(handlers.finish, [page.active_job, page.tokens], finish_outputs, show_progress="hidden", **private)
 
     sliders = [slider for group in page.options.values() for slider in group.values()]
@@ -233,16 +233,14 @@ def _wire(demo: gr.Blocks, page: Page, handlers: UiHandlers) -> None:
         handlers.confirm_cancel, [page.active_job, page.tokens], [page.confirm_panel, page.confirm_text, page.cancel],
         queue=False, **private,
     )
-    demo.unload(handlers.end_session)
 
 
 def build_demo(service: JobService, config: Settings = settings) -> gr.Blocks:
     """The page and the client API for one JobService; mounted at / by webui.server."""
     studio = Studio(service, config)
-    retention_s = int(config.retention_hours * 3600)
-    files = SessionFiles(Path(get_upload_folder()), max_age_s=retention_s, keep=EXAMPLES_DIR.glob("*/*.png"))
+    served = ServedResults(config.upload_folder)
     chosen = default_model(config)
-    with gr.Blocks(title="Multiview Studio", delete_cache=(CACHE_SWEEP_S, retention_s)) as demo:
+    with gr.Blocks(title="Multiview Studio", delete_cache=(UPLOAD_SWEEP_S, UPLOAD_MAX_AGE_S)) as demo:
         tokens = gr.State({})
         active_job = gr.State("")
         gr.HTML(HEADER, elem_id="header")
@@ -252,7 +250,7 @@ def build_demo(service: JobService, config: Settings = settings) -> gr.Blocks:
             with gr.Column(scale=5, min_width=420):
                 results = _result_column()
         page = Page(tokens=tokens, active_job=active_job, **inputs, **results)
-        _wire(demo, page, UiHandlers(studio, files, page))
-        add_client_api(studio, files, tokens, chosen)
-    demo.queue(default_concurrency_limit=8)
+        _wire(demo, page, UiHandlers(studio, served, page))
+        add_client_api(studio, served, tokens, chosen)
+    demo.queue(default_concurrency_limit=8, max_size=EVENT_QUEUE_SIZE)
     return demo

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict
 
 from fastapi import APIRouter, Body, File, Form, Header, Query, Request, UploadFile
@@ -14,6 +13,7 @@ from worker.errors import ReconError, ServiceBusyError
 from worker.jobs import COMPLETED, Job
 from worker.models import MODELS, availability
 from worker.service import JobService
+from worker.uploads import load_json
 
 from .schemas import CancelRequest, CancelResponse, ErrorResponse, JobRecord, ModelInfo, SubmitResponse
 
@@ -50,10 +50,7 @@ def _bearer(authorization: str | None) -> str | None:
 def _parse_options(raw: str | None) -> dict:
     if not raw:
         return {}
-    try:
-        options = json.loads(raw)
-    except ValueError:
-        raise ReconError("options must be a JSON object, e.g. {\"grid_resolution\": 256}", field="options") from None
+    options = load_json(raw, "options", "options")
     if not isinstance(options, dict):
         raise ReconError("options must be a JSON object, e.g. {\"grid_resolution\": 256}", field="options")
     return options

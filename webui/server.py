@@ -1,4 +1,4 @@
-"""One FastAPI app for the REST API and the Gradio page."""
+"""One FastAPI app for the REST API and the Gradio page, with the guards a public demo needs in front of both."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from worker.errors import ReconError
+from worker.limits import MB, DiskBudget
 from worker.service import JobService
 
 from .body_limit import BodyLimitMiddleware
@@ -18,6 +19,7 @@ from .gradio_ui import build_demo
 from .readme_page import build_readme_router
 from .rest_api import build_router, http_error_response, recon_error_response, request_validation_response
 from .theme import CSS, THEME
+from .upload_guard import GradioRequestGuard, UploadPaths
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
@@ -28,14 +30,25 @@ DESCRIPTION = (
 
 
 def create_app(service: JobService, lifespan: Lifespan | None = None) -> FastAPI:
+    config = service.config
     app = FastAPI(title="Multiview Studio", description=DESCRIPTION, version="1.0", lifespan=lifespan)
     app.add_exception_handler(ReconError, recon_error_response)
     app.add_exception_handler(RequestValidationError, request_validation_response)
     app.add_exception_handler(StarletteHTTPException, http_error_response)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=service.config.max_request_bytes)
+    uploads = DiskBudget(config.upload_folder, config.upload_quota_mb * MB, config.min_free_disk_mb * MB, "uploads")
+    app.add_middleware(GradioRequestGuard, paths=UploadPaths(config.upload_folder, config.max_file_bytes),
+                       quotas=service.quotas, disk=uploads)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=config.max_request_bytes, timeout_s=config.body_timeout_s)
     app.include_router(build_router(service))
     app.include_router(build_readme_router())
-    return gr.mount_gradio_app(
-        app, build_demo(service, service.config), path="/", max_file_size=f"{service.config.max_file_mb}mb",
-        theme=THEME, css=CSS, footer_links=["api"],
+    demo = build_demo(service, config)
+    app = gr.mount_gradio_app(
+        app, demo, path="/", max_file_size=f"{config.max_file_mb}mb", theme=THEME, css=CSS, footer_links=["api"],
+        blocked_paths=[str(config.data_dir)], show_error=False,
     )
+    # Gradio checks client-sent file paths only once it believes it has launched, which mounting never sets.
+    demo.has_launched = True
+    mounted = app.routes[-1].app
+    for status in (404, 405):
+        mounted.add_exception_handler(status, http_error_response)
+    return app

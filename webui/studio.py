@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import re
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import AsyncIterator, Sequence
@@ -23,8 +25,16 @@ from worker.recon.rig import SLOT_NAMES
 from worker.service import CancelOutcome, JobService
 from worker.uploads import VIEW_COUNT, validate_upload_files
 
+from .upload_guard import UploadPaths
+
 Tokens = dict[str, str]
 """Job id -> job token, for the jobs this session submitted; kept in the session's gr.State."""
+
+FOLLOWERS = 256
+"""Progress loops (page and /wait) running at once; each polls the job store a few times a second."""
+CHECKS_PER_MINUTE = 60
+"""Input checks that decode files, per client; repeated checks of the same files are answered from memory."""
+CHECK_MEMORY = 256
 
 IDLE, OK, WARNING, ERROR = "idle", "ok", "warning", "error"
 INPUT_FIELDS = ("views", "depth_renders", "cameras", "model_type", "options")
@@ -78,14 +88,55 @@ class Studio:
         self.service = service
         self.config = config
         self.poll_interval_s = poll_interval_s
+        self.uploads = UploadPaths(config.upload_folder, config.max_file_bytes)
+        self._checked: OrderedDict[tuple, dict[str, Note]] = OrderedDict()
+        self._checked_lock = threading.Lock()
 
-    def check_inputs(self, views: Sequence[str], depths: Sequence[str], cameras: str | None) -> dict[str, Note]:
-        """The notes under the galleries and the cameras upload, from the REST API's own validation."""
-        notes = {
+    def uploaded(self, views: Sequence[str], depths: Sequence[str], cameras: str | None,
+                 ) -> tuple[list[str], list[str], str | None]:
+        """The paths as given, once each is known to be an upload of this page; else FileValidationError."""
+        return (
+            [self.uploads.check(path, f"views[{index}]") for index, path in enumerate(views)],
+            [self.uploads.check(path, f"depth_renders[{index}]") for index, path in enumerate(depths)],
+            self.uploads.check(cameras, "cameras") if cameras else None,
+        )
+
+    def check_inputs(self, views: Sequence[str], depths: Sequence[str], cameras: str | None,
+                     client: str = "unknown") -> dict[str, Note]:
+        """The notes under the galleries and the cameras upload, from the REST API's own validation.
+
+        Uploads are named by their content, so the notes for the same paths never change: they are kept, and
+        only checks that decode files count against the client's CHECKS_PER_MINUTE."""
+        key = (tuple(views), tuple(depths), cameras)
+        with self._checked_lock:
+            if key in self._checked:
+                self._checked.move_to_end(key)
+                return self._checked[key]
+        try:
+            self.uploaded(views, depths, cameras)
+            if len(views) == len(depths) == VIEW_COUNT:
+                self.service.quotas.count_event(client, "checks", CHECKS_PER_MINUTE)
+        except FileValidationError as error:
+            return {**self._hints(), input_field(error.field) or "views": Note(ERROR, error_sentence(error))}
+        except ReconError as error:
+            return {**self._hints(), "views": Note(ERROR, error_sentence(error))}
+        notes = self._notes(views, depths, cameras)
+        with self._checked_lock:
+            self._checked[key] = notes
+            if len(self._checked) > CHECK_MEMORY:
+                self._checked.popitem(last=False)
+        return notes
+
+    @staticmethod
+    def _hints() -> dict[str, Note]:
+        return {
             "views": Note(IDLE, f"Add {VIEW_COUNT} views, one per slot: {SLOT_LIST}."),
             "depth_renders": Note(IDLE, f"Add {VIEW_COUNT} depth renders: the same slots, the same size as the views."),
             "cameras": Note(IDLE, "Optional: without it the default cube6 rig applies."),
         }
+
+    def _notes(self, views: Sequence[str], depths: Sequence[str], cameras: str | None) -> dict[str, Note]:
+        notes = self._hints()
         galleries = (("views", views, "views"), ("depth_renders", depths, "depth renders"))
         if any(len(files) != VIEW_COUNT for _, files, _ in galleries):
             for field, files, what in galleries:
@@ -122,9 +173,8 @@ class Studio:
         client: str,
     ) -> tuple[Job, Tokens]:
         """Queue a job through JobService; raises ReconError (with `.field`) when anything is wrong."""
-        submitted = self.service.submit(
-            list(views), list(depths), cameras or None, model or None, options or {}, client=client
-        )
+        views, depths, cameras = self.uploaded(views, depths, cameras)
+        submitted = self.service.submit(views, depths, cameras, model or None, options or {}, client=client)
         return submitted.job, {**tokens, submitted.job.job_id: submitted.token}
 
     @staticmethod

@@ -1,10 +1,10 @@
 """The page's event handlers: turn Studio's answers into component updates.
 
 Each handler returns a dict keyed by the Page's components, so it updates only
-what it names. The polling handler is an async generator (run with
-concurrency_limit=None, so no user waits for another user's loop); the 3D viewer
-is set by `finish`, a plain function chained after it, because Model3D stays
-blank when a generator sets it.
+what it names. The polling handler is an async generator under a shared limit of
+studio.FOLLOWERS loops (no user waits for another user's loop, yet a stranger
+cannot start loops without end); the 3D viewer is set by `finish`, a plain
+function chained after it, because Model3D stays blank when a generator sets it.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from worker.jobs import ACTIVE, COMPLETED, Job
 
 from .fragments import error_card_html, model_note_html, note_html, progress_text, status_html
 from .report_view import summarize_report_file
-from .session_files import SessionFiles
+from .served_results import ServedResults
 from .slots import arrange, gallery_items, paths_in_slot_order
 from .studio import ERROR, Note, Studio, Tokens, error_sentence, input_field
 
@@ -27,25 +27,19 @@ if TYPE_CHECKING:
 
 
 class UiHandlers:
-    def __init__(self, studio: Studio, files: SessionFiles, page: "Page") -> None:
+    def __init__(self, studio: Studio, results: ServedResults, page: "Page") -> None:
         self.studio = studio
-        self.files = files
+        self.results = results
         self.page = page
 
-    def arrange(self, value: list | None, request: gr.Request) -> list:
-        """After an upload: remember the files for cleanup and put each in its slot."""
-        items = gallery_items(value)
-        self.files.hold(request.session_hash or "", [path for path, _ in items])
-        return arrange(items)
+    def arrange(self, value: list | None) -> list:
+        """After an upload: put each file in its slot."""
+        return arrange(gallery_items(value))
 
-    def hold_upload(self, path: str | None, request: gr.Request) -> None:
-        """After a cameras.json upload: remember it for cleanup."""
-        if path:
-            self.files.hold(request.session_hash or "", [path])
-
-    def check(self, views: list | None, depths: list | None, cameras: str | None) -> dict:
+    def check(self, views: list | None, depths: list | None, cameras: str | None, request: gr.Request) -> dict:
         """Refresh the notes next to the inputs, before anything is queued."""
-        notes = self.studio.check_inputs(paths_in_slot_order(views), paths_in_slot_order(depths), cameras)
+        notes = self.studio.check_inputs(paths_in_slot_order(views), paths_in_slot_order(depths), cameras,
+                                         self.studio.client_of(request))
         page = self.page
         return {
             page.views_note: note_html(notes["views"]),
@@ -122,7 +116,7 @@ class UiHandlers:
         except ReconError as error:
             yield {self.page.status: error_card_html(error_sentence(error))}
 
-    def finish(self, job_id: str, tokens: Tokens, request: gr.Request) -> dict:
+    def finish(self, job_id: str, tokens: Tokens) -> dict:
         """Unlock the inputs; for a completed job show the mesh, the downloads and the report summary."""
         page = self.page
         update = {
@@ -141,9 +135,8 @@ class UiHandlers:
         except ReconError as error:
             update[page.status] = error_card_html(error_sentence(error))
             return update
-        session = request.session_hash or ""
-        glb_copy = self.files.copy_result(session, glb, f"{job.job_id}.glb")
-        report_copy = self.files.copy_result(session, report, f"{job.job_id}-report.json")
+        glb_copy = self.results.serve(glb, f"{job.job_id}.glb")
+        report_copy = self.results.serve(report, f"{job.job_id}-report.json")
         return {
             **update,
             page.viewer: str(glb_copy),
@@ -170,6 +163,3 @@ class UiHandlers:
         except ReconError as error:
             return {page.confirm_text: f"Could not cancel: {error_sentence(error)}"}
         return {page.confirm_panel: gr.update(visible=False), page.cancel: gr.update(interactive=False)}
-
-    def end_session(self, request: gr.Request) -> None:
-        self.files.discard(request.session_hash or "")

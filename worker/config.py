@@ -7,9 +7,14 @@ RECON_QUEUE to a redis:// URL turns the same code into a multi-host deployment.
 from __future__ import annotations
 
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
+
+
+class ConfigError(ValueError):
+    """A setting or a file the settings name is unusable; the sentence says how to fix it."""
 
 
 def _int(env: Mapping[str, str], key: str, default: int) -> int:
@@ -19,7 +24,7 @@ def _int(env: Mapping[str, str], key: str, default: int) -> int:
     try:
         return int(raw)
     except ValueError:
-        raise ValueError(f"{key} must be a whole number, got {raw!r}") from None
+        raise ConfigError(f"{key} must be a whole number, got {raw!r}") from None
 
 
 def _float(env: Mapping[str, str], key: str, default: float) -> float:
@@ -29,13 +34,13 @@ def _float(env: Mapping[str, str], key: str, default: float) -> float:
     try:
         return float(raw)
     except ValueError:
-        raise ValueError(f"{key} must be a number, got {raw!r}") from None
+        raise ConfigError(f"{key} must be a number, got {raw!r}") from None
 
 
 def _choice(env: Mapping[str, str], key: str, default: str, choices: tuple[str, ...]) -> str:
     value = env.get(key) or default
     if value not in choices:
-        raise ValueError(f"{key} must be one of {', '.join(choices)}, got {value!r}")
+        raise ConfigError(f"{key} must be one of {', '.join(choices)}, got {value!r}")
     return value
 
 
@@ -62,6 +67,15 @@ class Settings:
     rate_limit_per_minute: int
     queue_secret: str
     job_attempts: int
+    job_time_limit_s: float
+    disk_quota_mb: int
+    upload_quota_mb: int
+    client_quota_mb: int
+    min_free_disk_mb: int
+    forwarded_allow_ips: str
+    body_timeout_s: float
+    max_connections: int
+    upload_folder: Path  # Gradio's (GRADIO_TEMP_DIR): the page's uploads and the results it serves
 
     @property
     def uses_redis(self) -> bool:
@@ -94,7 +108,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         queue_url=queue_url,
         embedded_workers=_int(env, "RECON_EMBEDDED_WORKERS", 0 if uses_redis else 1),
         max_file_mb=_int(env, "RECON_MAX_FILE_MB", 20),
-        max_pixels=_int(env, "RECON_MAX_PIXELS", 4096 * 4096),
+        max_pixels=_int(env, "RECON_MAX_PIXELS", 1024 * 1024),
         heartbeat_interval_s=_float(env, "RECON_HEARTBEAT_INTERVAL_S", 1.0),
         heartbeat_timeout_s=_float(env, "RECON_HEARTBEAT_TIMEOUT_S", 15.0),
         cancel_confirm_window_s=_float(env, "RECON_CANCEL_CONFIRM_WINDOW_S", 120.0),
@@ -111,6 +125,15 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         rate_limit_per_minute=_int(env, "RECON_RATE_LIMIT_PER_MINUTE", 30),
         queue_secret=env.get("RECON_QUEUE_SECRET", ""),
         job_attempts=max(1, _int(env, "RECON_JOB_ATTEMPTS", 2)),
+        job_time_limit_s=_float(env, "RECON_JOB_TIME_LIMIT_S", 600.0),
+        disk_quota_mb=_int(env, "RECON_DISK_QUOTA_MB", 8192),
+        upload_quota_mb=_int(env, "RECON_UPLOAD_QUOTA_MB", 2048),
+        client_quota_mb=_int(env, "RECON_CLIENT_QUOTA_MB", 1024),
+        min_free_disk_mb=_int(env, "RECON_MIN_FREE_DISK_MB", 512),
+        forwarded_allow_ips=env.get("RECON_FORWARDED_ALLOW_IPS", ""),
+        body_timeout_s=_float(env, "RECON_BODY_TIMEOUT_S", 30.0),
+        max_connections=_int(env, "RECON_MAX_CONNECTIONS", 1000),
+        upload_folder=Path(env.get("GRADIO_TEMP_DIR") or Path(tempfile.gettempdir()) / "gradio").resolve(),
     )
 
 

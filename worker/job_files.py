@@ -46,5 +46,9 @@ class JobFiles:
     def discard_partial(self) -> None:
         shutil.rmtree(self.partial, ignore_errors=True)
 
+    def discard_inputs(self) -> None:
+        """A job that ends cancelled or failed keeps no inputs: they are the bulk of its bytes."""
+        shutil.rmtree(self.inputs, ignore_errors=True)
+
     def discard_all(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import json
 import logging
+import math
 import os
 import shutil
 import socket
@@ -24,7 +25,7 @@ from .config import Settings
 from .errors import JobCancelled, ReconError, ServiceBusyError
 from .job_files import REPORT_NAME, JobFiles
 from .job_store import JobStore
-from .jobs import COMPLETED, FAILED, PROCESSING
+from .jobs import CANCELLED, COMPLETED, FAILED, PROCESSING
 from .models import get_reconstructor
 from .recon.inputs import load_inputs
 from .requeue import requeue
@@ -48,18 +49,27 @@ class JobInterrupted(Exception):
     """The consumer is shutting down: stop the model and hand the job back."""
 
 
+class JobTimedOut(Exception):
+    """The run passed RECON_JOB_TIME_LIMIT_S; carries the stage it was in."""
+
+
 def new_claim() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{threading.current_thread().name}:{uuid.uuid4().hex[:8]}"
 
 
 class ProgressReporter:
-    """Maps a model's 0..1 fraction onto the job's 1..99; stops the model when the run must end."""
+    """Maps a model's 0..1 fraction onto the job's 1..99; stops the model when the run must end.
 
-    def __init__(self, store: JobStore, job_id: str, claim: str, stopping: threading.Event | None) -> None:
+    A run past the time limit fails at its next progress call; a retried run says which run it is."""
+
+    def __init__(self, store: JobStore, job_id: str, claim: str, stopping: threading.Event | None,
+                 deadline: float = math.inf, run_note: str = "") -> None:
         self.store = store
         self.job_id = job_id
         self.claim = claim
         self.stopping = stopping
+        self.deadline = deadline
+        self.run_note = run_note
         self.lost = threading.Event()
         self.stage = "starting"
 
@@ -67,6 +77,9 @@ class ProgressReporter:
         self.stage = stage
         if self.stopping is not None and self.stopping.is_set():
             raise JobInterrupted(self.job_id)
+        if time.time() > self.deadline:
+            raise JobTimedOut(self.stage)
+        stage = f"{stage}{self.run_note}"
         progress = PROGRESS_START + round(min(max(fraction, 0.0), 1.0) * (PROGRESS_END - PROGRESS_START))
         if self.lost.is_set():
             raise JobCancelled(self.job_id)
@@ -128,7 +141,8 @@ def run_job(
         return Outcome.NOT_STARTED
     started = job.started_at
     files = JobFiles.of(config.jobs_dir, job_id)
-    reporter = ProgressReporter(store, job_id, claim, stopping)
+    run_note = f" (retrying: run {job.attempts} of {config.job_attempts})" if job.attempts > 1 else ""
+    reporter = ProgressReporter(store, job_id, claim, stopping, started + config.job_time_limit_s, run_note)
     with Heartbeat(store, job_id, claim, config.heartbeat_interval_s, reporter.lost):
         try:
             reporter(0.0, "loading model")
@@ -146,6 +160,12 @@ def run_job(
         except JobCancelled:
             log.info("job %s stopped while %s: it is no longer this worker's to run", job_id, reporter.stage)
             files.discard_partial()
+            if _ended_without_result(store, job_id):
+                files.discard_inputs()
+        except JobTimedOut as exc:
+            _fail(store, files, job_id, claim,
+                  f"the job passed the server's time limit of {config.job_time_limit_s:.0f} s while {exc}; "
+                  "try smaller inputs or lower options")
         except JobInterrupted:
             files.discard_partial()
             if requeue(store, queue, job_id, claim, HANDED_BACK_STAGE, count_attempt=False) is not None:
@@ -180,4 +200,12 @@ def _publish(store: JobStore, files: JobFiles, job_id: str, claim: str) -> None:
 
 def _fail(store: JobStore, files: JobFiles, job_id: str, claim: str, message: str) -> None:
     files.discard_partial()
-    store.transition(job_id, (PROCESSING,), claim, status=FAILED, error=message, stage="failed", finished_at=time.time())
+    if store.transition(job_id, (PROCESSING,), claim, status=FAILED, error=message, stage="failed",
+                        finished_at=time.time()):
+        files.discard_inputs()
+
+
+def _ended_without_result(store: JobStore, job_id: str) -> bool:
+    """Cancelled or failed: its inputs will never be read again (a reaped run's job may be queued again)."""
+    job = store.get(job_id)
+    return job is None or job.status in (CANCELLED, FAILED)

@@ -47,6 +47,13 @@ class JobStore(ABC):
     @abstractmethod
     def delete(self, job_id: str) -> None: ...
 
+    @abstractmethod
+    def take(self, key: str, amount: int, limit: int, window_s: float, now: float) -> float | None:
+        """Add `amount` to counter `key` for the current fixed window of `window_s` seconds unless the window's
+        total would pass `limit`: None when taken, else the seconds until the window ends.
+
+        Counters live beside the jobs so that every web process (and a restarted one) shares them."""
+
     def transition(
         self, job_id: str, from_statuses: tuple[str, ...], claim: str | None = None, **fields: object
     ) -> Job | None:
@@ -113,6 +120,10 @@ class SqliteJobStore(JobStore):
                 " created_at REAL NOT NULL, data TEXT NOT NULL)"
             )
             conn.execute("CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status, created_at)")
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS counters (key TEXT NOT NULL, window INTEGER NOT NULL,"
+                " amount INTEGER NOT NULL, PRIMARY KEY (key, window))"
+            )
 
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
@@ -167,6 +178,28 @@ class SqliteJobStore(JobStore):
 
     def delete(self, job_id: str) -> None:
         self._conn().execute("DELETE FROM jobs WHERE job_id = ?", (job_id,))
+
+    def take(self, key: str, amount: int, limit: int, window_s: float, now: float) -> float | None:
+        window = int(now // window_s)
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute("DELETE FROM counters WHERE key = ? AND window < ?", (key, window))
+            row = conn.execute("SELECT amount FROM counters WHERE key = ? AND window = ?", (key, window)).fetchone()
+            if (row[0] if row else 0) + amount > limit:
+                conn.execute("ROLLBACK")
+                return (window + 1) * window_s - now
+            conn.execute(
+                "INSERT INTO counters (key, window, amount) VALUES (?, ?, ?)"
+                " ON CONFLICT (key, window) DO UPDATE SET amount = amount + excluded.amount",
+                (key, window, amount),
+            )
+            conn.execute("COMMIT")
+            return None
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
 
 
 def _redis_outage_is_unavailable(method: T) -> T:
@@ -237,6 +270,19 @@ class RedisJobStore(JobStore):
     @_redis_outage_is_unavailable
     def count_queued_before(self, created_at: float) -> int:
         return int(self.client.zcount(self._index(QUEUED), "-inf", f"({created_at}"))
+
+    @_redis_outage_is_unavailable
+    def take(self, key: str, amount: int, limit: int, window_s: float, now: float) -> float | None:
+        window = int(now // window_s)
+        counter = f"{self.prefix}:counter:{key}:{window}"
+        with self.client.pipeline() as pipe:
+            pipe.incrby(counter, amount)
+            pipe.expire(counter, int(window_s) + 1)
+            total, _ = pipe.execute()
+        if total > limit:
+            self.client.decrby(counter, amount)
+            return (window + 1) * window_s - now
+        return None
 
     @_redis_outage_is_unavailable
     def delete(self, job_id: str) -> None:

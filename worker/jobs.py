@@ -7,7 +7,7 @@ import hmac
 import json
 import re
 import secrets
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 
 from nanoid import generate
@@ -23,7 +23,7 @@ TERMINAL = (COMPLETED, FAILED, CANCELLED)
 
 JOB_ID_ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
 JOB_ID_LENGTH = 8
-_JOB_ID = re.compile(rf"^[0-9a-z]{{{JOB_ID_LENGTH}}}$")
+_JOB_ID = re.compile(rf"[0-9a-z]{{{JOB_ID_LENGTH}}}")
 
 WORKER_LOST = "the worker stopped unexpectedly while running this job; please submit it again"
 
@@ -37,7 +37,7 @@ def new_job_id() -> str:
 
 def is_job_id(value: str) -> bool:
     """Checked before an id touches storage or the filesystem."""
-    return bool(_JOB_ID.match(value))
+    return isinstance(value, str) and _JOB_ID.fullmatch(value) is not None
 
 
 def new_token() -> str:
@@ -77,10 +77,6 @@ class Job:
     error: str | None = None
     worker: str | None = None
     attempts: int = 0
-
-    @classmethod
-    def column_names(cls) -> list[str]:
-        return [f.name for f in fields(cls)]
 
     def to_row(self) -> dict[str, object]:
         row = asdict(self)

@@ -5,10 +5,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import secrets
+import stat
 import threading
+from pathlib import Path
 
 import redis
 from huey import RedisHuey, SqliteHuey
@@ -16,7 +19,7 @@ from huey.api import Huey
 from huey.consumer import Consumer
 from huey.serializer import SignedSerializer
 
-from .config import Settings, settings
+from .config import ConfigError, Settings, settings
 from .job_store import JobStore, RedisJobStore, SqliteJobStore
 
 QUEUE_NAME = "recon"
@@ -28,18 +31,39 @@ log = logging.getLogger(__name__)
 
 
 def queue_secret(config: Settings) -> str:
-    """RECON_QUEUE_SECRET, else a secret made once and kept in the (shared) data folder."""
+    """RECON_QUEUE_SECRET, else a secret made once and kept in the (shared) data folder.
+
+    The file appears complete or not at all (written aside, then linked into place), so processes starting
+    together on a fresh volume agree on it; one that others could write is refused, since the secret is what
+    keeps a writable queue from running code."""
     if config.queue_secret:
         return config.queue_secret
     path = config.data_dir / SECRET_FILE
     config.data_dir.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        _write_once(path, secrets.token_hex(32))
+    mode = path.stat().st_mode
+    if mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise ConfigError(f"{path} is writable by other users (mode {stat.S_IMODE(mode):o}); "
+                          f"make it private with: chmod 600 {path}")
+    secret = path.read_text().strip()
+    if not secret:
+        raise ConfigError(f"{path} is empty; delete it (a new one is made at start) or set RECON_QUEUE_SECRET")
+    return secret
+
+
+def _write_once(path: Path, content: str) -> None:
+    staging = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    descriptor = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return path.read_text().strip()
-    with os.fdopen(descriptor, "w") as handle:
-        handle.write(secrets.token_hex(32))
-    return path.read_text().strip()
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(content)
+            handle.flush()
+            os.fsync(handle.fileno())
+        with contextlib.suppress(FileExistsError):
+            os.link(staging, path)
+    finally:
+        staging.unlink(missing_ok=True)
 
 
 class ShutdownAware:

@@ -13,13 +13,15 @@ can claim a job.
 from __future__ import annotations
 
 import logging
+import shutil
 import threading
 import time
+from pathlib import Path
 
 from .config import Settings
 from .job_files import JobFiles
 from .job_store import JobStore
-from .jobs import FAILED, PROCESSING, QUEUED, TERMINAL, WORKER_LOST, Job
+from .jobs import CANCELLED, FAILED, PROCESSING, QUEUED, TERMINAL, WORKER_LOST, Job, is_job_id
 from .requeue import requeue
 from .service import JobQueue
 
@@ -27,7 +29,11 @@ log = logging.getLogger(__name__)
 
 SLOW_SWEEP_S = 10.0
 ORPHAN_AGE_S = 30.0
-RETRY_STAGE = "waiting in queue (retrying: its worker stopped unexpectedly)"
+STAGING_AGE_S = 600.0  # a submission writes its staging folder in well under a second
+
+
+def retry_stage(run: int, runs: int) -> str:
+    return f"waiting in queue (retrying: run {run} of {runs}; its worker stopped unexpectedly)"
 
 
 def settle_lost_jobs(store: JobStore, queue: JobQueue, config: Settings, now: float) -> list[str]:
@@ -39,11 +45,13 @@ def settle_lost_jobs(store: JobStore, queue: JobQueue, config: Settings, now: fl
         if job is None or job.status != PROCESSING or (job.heartbeat_at or job.started_at or job.created_at) >= deadline:
             continue
         JobFiles.of(config.jobs_dir, job_id).discard_partial()
-        if job.attempts < config.job_attempts and requeue(store, queue, job_id, job.worker, RETRY_STAGE, count_attempt=True):
+        stage = retry_stage(job.attempts + 1, config.job_attempts)
+        if job.attempts < config.job_attempts and requeue(store, queue, job_id, job.worker, stage, count_attempt=True):
             log.warning("job %s: its worker stopped unexpectedly; queued again (run %d of %d)",
                         job_id, job.attempts + 1, config.job_attempts)
             settled.append(job_id)
         elif store.mutate(job_id, _fail_if_still_lost(job.worker, deadline, now)):
+            JobFiles.of(config.jobs_dir, job_id).discard_inputs()
             log.warning("job %s: %s", job_id, WORKER_LOST)
             settled.append(job_id)
     return settled
@@ -81,6 +89,36 @@ def repair_orphaned_jobs(store: JobStore, queue: JobQueue, now: float) -> list[s
     return repaired
 
 
+def remove_leftovers(store: JobStore, config: Settings, now: float) -> list[Path]:
+    """Staging folders of submissions that died midway, folders of jobs with no record, and the inputs of jobs
+    that ended cancelled or failed (a worker that died could not remove them)."""
+    removed = []
+    if config.jobs_dir.is_dir():
+        for folder in config.jobs_dir.iterdir():
+            staging = [folder] if folder.name.startswith(".incoming-") else list(folder.glob(".incoming-*"))
+            for path in staging:
+                if _older_than(path, now - STAGING_AGE_S):
+                    shutil.rmtree(path, ignore_errors=True)
+                    removed.append(path)
+            if is_job_id(folder.name) and _older_than(folder, now - STAGING_AGE_S) and store.get(folder.name) is None:
+                shutil.rmtree(folder, ignore_errors=True)
+                removed.append(folder)
+    for status in (CANCELLED, FAILED):
+        for job_id in store.ids_with_status(status):
+            inputs = JobFiles.of(config.jobs_dir, job_id).inputs
+            if inputs.exists():
+                shutil.rmtree(inputs, ignore_errors=True)
+                removed.append(inputs)
+    return removed
+
+
+def _older_than(path: Path, deadline: float) -> bool:
+    try:
+        return path.stat().st_mtime < deadline
+    except FileNotFoundError:
+        return False
+
+
 def remove_expired_jobs(store: JobStore, config: Settings, now: float) -> list[str]:
     deadline = now - config.retention_hours * 3600
     expired = []
@@ -114,12 +152,15 @@ class Reaper:
                 if now - last_slow_sweep >= SLOW_SWEEP_S:
                     repair_orphaned_jobs(self.store, self.queue, now)
                     remove_expired_jobs(self.store, self.config, now)
+                    remove_leftovers(self.store, self.config, now)
                     last_slow_sweep = now
             except Exception:
                 log.exception("reaper sweep failed; trying again")
 
     def start(self) -> "Reaper":
-        settle_lost_jobs(self.store, self.queue, self.config, time.time())
+        now = time.time()
+        settle_lost_jobs(self.store, self.queue, self.config, now)
+        remove_leftovers(self.store, self.config, now)
         self.thread.start()
         return self
 

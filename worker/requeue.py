@@ -13,14 +13,15 @@ from .service import JobQueue
 
 
 def requeue(store: JobStore, queue: JobQueue, job_id: str, claim: str | None, stage: str, count_attempt: bool) -> Job | None:
-    """Back to `queued` if the job is still processing under `claim`; None (and the task revoked) otherwise."""
+    """Back to `queued` (progress from 0 again) if the job is still processing under `claim`; None (and the task
+    revoked) otherwise."""
     task = queue.new_task(job_id)
     queue.enqueue(task)
 
     def back(job: Job) -> bool:
         if job.status != PROCESSING or job.worker != claim:
             return False
-        job.status, job.task_id, job.stage = QUEUED, task.id, stage
+        job.status, job.task_id, job.stage, job.progress = QUEUED, task.id, stage, 0
         job.worker = job.started_at = job.heartbeat_at = None
         if not count_attempt:
             job.attempts -= 1

@@ -15,7 +15,7 @@ from .config import Settings
 from .errors import JobConflictError, ReconError, JobForbiddenError, JobNotFoundError, JobStateError, ServiceBusyError, StorageError
 from .job_files import JobFiles
 from .job_store import JobStore
-from .limits import RateLimiter
+from .limits import MB, ClientQuotas, DiskBudget
 from .jobs import CANCELLED, COMPLETED, FAILED, PROCESSING, QUEUED, Job, hash_token, is_job_id, new_job_id, new_token, token_matches
 from .models import require_model
 from .uploads import UploadSource, store_inputs, validate_upload_files
@@ -55,7 +55,8 @@ class JobService:
         self.store = store
         self.queue = queue
         self.config = config
-        self.rate_limiter = RateLimiter(config.rate_limit_per_minute)
+        self.quotas = ClientQuotas(store, config.rate_limit_per_minute, config.client_quota_mb * MB)
+        self.disk = DiskBudget(config.jobs_dir, config.disk_quota_mb * MB, config.min_free_disk_mb * MB, "jobs")
 
     def submit(
         self,
@@ -66,7 +67,10 @@ class JobService:
         options: dict | None = None,
         client: str = "anonymous",
     ) -> SubmittedJob:
-        """Validate everything, then store inputs, record and task; on any failure none of them remains."""
+        """Validate everything, then store inputs, record and task; on any failure none of them remains.
+
+        Refusals come before anything is written: queue full (503), too many submissions or bytes from this
+        client (429), no space for jobs (507)."""
         self._check_capacity(client)
         spec = require_model(model_type)
         resolved = spec.resolve_options(options)
@@ -74,6 +78,8 @@ class JobService:
             views, depth_renders, cameras,
             max_file_bytes=self.config.max_file_bytes, max_pixels=self.config.max_pixels,
         )
+        self.disk.reserve(upload.size)
+        self.quotas.count_bytes(client, upload.size)
         job_id, token = new_job_id(), new_token()
         task = self.queue.new_task(job_id)
         job = Job(
@@ -101,7 +107,7 @@ class JobService:
             raise ServiceBusyError(
                 f"the queue is full ({queued} jobs waiting); try again in a minute", retry_after=60, status_code=503
             )
-        self.rate_limiter.check(client)
+        self.quotas.count_submission(client)
 
     def get(self, job_id: str) -> Job:
         job = self.store.get(job_id) if is_job_id(job_id) else None
@@ -143,6 +149,7 @@ class JobService:
         cancelled = dict(status=CANCELLED, stage="cancelled", finished_at=now)
         if self.store.transition(job.job_id, (QUEUED,), **cancelled):
             self.queue.revoke(job.task_id)
+            JobFiles.of(self.config.jobs_dir, job.job_id).discard_inputs()
             return CancelOutcome(CANCELLED, CANCEL_CONFIRMED_MESSAGE)
         if self.store.transition(job.job_id, (PROCESSING,), **cancelled):
             return CancelOutcome(CANCELLED, CANCEL_CONFIRMED_MESSAGE)

@@ -1,6 +1,6 @@
 """Upload validation and storage: a job's files are checked in full before anything is written.
 
-The checks follow ../shared/INPUT_FORMAT.md. Every failure raises
+The checks follow the input format in README.md. Every failure raises
 FileValidationError naming the field (`views[2]`, `depth_renders[3]`,
 `cameras.frames[1].transform_matrix`) with a sentence the user can act on.
 """
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 import shutil
 import struct
@@ -35,6 +36,7 @@ COLOUR_TYPE_NAMES = {GREY: "greyscale", RGB: "RGB", PALETTE: "palette", GREY_ALP
 VIEW_FILENAMES = [f"view_{i}.png" for i in range(VIEW_COUNT)]
 DEPTH_FILENAMES = [f"depth_{i}.png" for i in range(VIEW_COUNT)]
 CAMERAS_FILENAME = "cameras.json"
+MAX_JSON_NESTING = 32
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,11 @@ class ValidatedUpload:
     height: int
     depth_bits: int
     warnings: list[str] = field(default_factory=list)
+
+    @property
+    def size(self) -> int:
+        """Bytes the stored inputs take (cameras.json aside: at most a file's limit, usually a few KB)."""
+        return sum(map(len, self.views + self.depth_renders))
 
 
 def read_limited(source: UploadSource, max_bytes: int, field_name: str) -> bytes:
@@ -160,12 +167,51 @@ def _check_count(items: Sequence[object], field_name: str, what: str) -> None:
         )
 
 
-def _parse_cameras(source: UploadSource, max_bytes: int, width: int, height: int) -> dict:
-    raw = read_limited(source, max_bytes, "cameras")
+def nesting_depth(text: bytes | str) -> int:
+    """How deep brackets nest in a JSON text, counted before parsing (deep nesting exhausts the parser)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in text.decode("utf-8", "replace") if isinstance(text, bytes) else text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} is too large a number")
+    return value
+
+
+def _no_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def load_json(text: bytes | str, field: str, what: str) -> object:
+    """JSON from a client: at most MAX_JSON_NESTING deep, finite numbers only; else an error naming `field`."""
+    if nesting_depth(text) > MAX_JSON_NESTING:
+        raise FileValidationError(field, f"{what} nests deeper than {MAX_JSON_NESTING} levels")
     try:
-        data = json.loads(raw)
+        return json.loads(text, parse_float=_finite, parse_constant=_no_constant)
     except (UnicodeDecodeError, ValueError) as exc:
-        raise FileValidationError("cameras", f"cameras.json is not valid JSON ({exc})") from None
+        raise FileValidationError(field, f"{what} is not valid JSON ({exc})") from None
+
+
+def _parse_cameras(source: UploadSource, max_bytes: int, width: int, height: int) -> dict:
+    data = load_json(read_limited(source, max_bytes, "cameras"), "cameras", "cameras.json")
     parse_cameras_json(data, width, height)
     return data
 

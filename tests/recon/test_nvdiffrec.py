@@ -115,7 +115,7 @@ def test_report_states_settings_timings_and_mesh(refined):
     report, _, _ = refined
     refinement = report["refinement"]
     assert report["model"] == "nvdiffrec"
-    assert refinement["iterations"] == ITERATIONS and refinement["time_budget_s"] is None
+    assert refinement["iterations"] == ITERATIONS and refinement["time_budget_s"] == nvdiffrec.CPU_BUDGET_S
     assert refinement["render_resolution"] == RES and refinement["backend"] == "reference"
     assert refinement["grid_resolution"] == nvdiffrec.MIN_GRID
     assert refinement["loss"]["last"] < refinement["loss"]["first"]
@@ -163,6 +163,14 @@ def test_automatic_iterations_stop_at_the_time_budget(coarse_dir, tmp_path):
     assert time.monotonic() - started < 20
 
 
+def test_an_explicit_iteration_count_is_bounded_by_the_cpu_budget_too_and_says_so(coarse_dir, tmp_path):
+    """iterations=5000 from a stranger must not hold a CPU worker for 45 minutes."""
+    report = nvdiffrec.reconstruct_nvdiffrec(scenes.load(coarse_dir), tmp_path, Recorder(), device="cpu",
+                                             iterations=5000, cpu_budget_s=0.5)
+    assert 1 <= report["refinement"]["iterations"] < 5000
+    assert any("of the 5000 iterations asked for" in warning for warning in report["warnings"])
+
+
 def test_perspective_rig_with_vertex_colours(tmp_path):
     rig = parse_cameras_json(scenes.perspective_cameras_json(RES), RES, RES)
     render_inputs(box_and_ball(), tmp_path / "inputs", rig=rig, depth_bits=8, normalize=False)
@@ -183,12 +191,12 @@ def test_empty_silhouettes_fail_with_a_sentence(coarse_dir, tmp_path):
         nvdiffrec.reconstruct_nvdiffrec(inputs, tmp_path, Recorder(), iterations=1, device="cpu")
 
 
-def test_automatic_settings_per_device():
+def test_settings_per_device_and_the_cpu_budget_bounds_every_count():
     assert nvdiffrec.resolve_settings(0, 0, torch.device("cpu"), 512, 90.0) == (
         nvdiffrec.CPU_MAX_ITERATIONS, 90.0, nvdiffrec.CPU_RENDER_RESOLUTION)
     assert nvdiffrec.resolve_settings(0, 0, torch.device("cuda"), 2048) == (
         nvdiffrec.CUDA_ITERATIONS, None, nvdiffrec.CUDA_RENDER_RESOLUTION)
-    assert nvdiffrec.resolve_settings(40, 4096, torch.device("cpu"), 300) == (40, None, 300)
+    assert nvdiffrec.resolve_settings(40, 4096, torch.device("cpu"), 300, 90.0) == (40, 90.0, 300)
 
 
 def test_registry_prefers_nvdiffrec_only_with_cuda(monkeypatch):

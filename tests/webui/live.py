@@ -50,6 +50,9 @@ class LiveServer:
 
         return wait_until(matching, timeout, interval=0.05, what=what)
 
+    def inputs(self, job_id: str) -> Path:
+        return JobFiles.of(self.data_dir / "jobs", job_id).inputs
+
     def partial_output(self, job_id: str) -> Path:
         """The folder a worker writes into while it works on the job; it goes when the worker stops."""
         return JobFiles.of(self.data_dir / "jobs", job_id).partial

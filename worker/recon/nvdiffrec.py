@@ -367,12 +367,13 @@ def resolve_settings(iterations: int, render_resolution: int, device: torch.devi
     """(iterations, time budget in seconds or None, render resolution) for option values where 0 = automatic.
 
     Automatic on a CPU: as many iterations as fit in `cpu_budget_s`, so a job's length does not depend on the
-    machine; on CUDA a fixed, quality-oriented count. The render resolution never exceeds the inputs'.
+    machine; on CUDA a fixed, quality-oriented count. On a CPU the budget bounds an explicit count too: a public
+    server's only worker is not lent for longer. The render resolution never exceeds the inputs'.
     """
     cuda = device.type == "cuda"
-    budget = None
+    budget = None if cuda else cpu_budget_s
     if not iterations:
-        iterations, budget = (CUDA_ITERATIONS, None) if cuda else (CPU_MAX_ITERATIONS, cpu_budget_s)
+        iterations = CUDA_ITERATIONS if cuda else CPU_MAX_ITERATIONS
     size = render_resolution or (CUDA_RENDER_RESOLUTION if cuda else CPU_RENDER_RESOLUTION)
     return iterations, budget, max(MIN_RENDER_RESOLUTION, min(size, input_size))
 
@@ -401,6 +402,7 @@ def reconstruct_nvdiffrec(
             "that covers the object, or depth renders that are non-zero on it."
         )
     input_size = max(inputs.rig.width, inputs.rig.height)
+    asked_iterations = iterations
     iterations, budget_s, size = resolve_settings(iterations, render_resolution, device, input_size, cpu_budget_s)
     grid_resolution = int(min(MAX_GRID, max(MIN_GRID, round(GRID_PER_RENDER_PIXEL * size))))
     ctx = ops.RenderContext(device, backend)
@@ -449,6 +451,9 @@ def reconstruct_nvdiffrec(
     refined, appearance, losses = _optimise(ctx, targets, vertices, faces, appearance, iterations, budget_s, stages,
                                             (0.32, 0.9))
 
+    if budget_s is not None and len(losses) < iterations and asked_iterations:
+        warnings.append(f"refinement stopped after {len(losses)} of the {asked_iterations} iterations asked for: "
+                        f"on a CPU it may take at most {budget_s:.0f} s")
     stages.start("write", 0.9, "writing mesh")
     written = _write(Path(out_dir), refined, faces, appearance)
 

@@ -1,0 +1,159 @@
+"""What a Gradio client may send about files: nothing but uploads, and no more bytes than its allowance.
+
+A mounted Gradio app takes any file path a client puts in an event's data (see
+README's security section). Two layers stop that here, in front of Gradio and
+again in the handlers: a path must name a regular file (no link, no device) of
+at most the file-size limit inside Gradio's upload folder, where files are named
+by the SHA-256 of their content, so a path can only be known to someone who
+had the file. Every refusal reads the same, whether or not the path exists.
+Uploads themselves count against the client's daily bytes and the upload
+folder's cap before Gradio writes a byte.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+from typing import Iterator
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from worker.errors import FileValidationError, ReconError, ServiceBusyError
+from worker.limits import ClientQuotas, DiskBudget
+from worker.uploads import nesting_depth
+
+NOT_AN_UPLOAD = "is not a file uploaded to this page (or it has expired); add the file again"
+MAX_EVENT_BYTES = 1024 * 1024
+MAX_NESTING = 64
+GRADIO_API = "/gradio_api/"
+
+
+class UploadPaths:
+    """The one rule for a client-sent path."""
+
+    def __init__(self, upload_folder: Path, max_file_bytes: int) -> None:
+        self.folder = upload_folder.resolve()
+        self.max_file_bytes = max_file_bytes
+
+    def is_upload(self, raw: object) -> bool:
+        if not isinstance(raw, str) or not raw or "\x00" in raw or not os.path.isabs(raw):
+            return False
+        if not Path(os.path.realpath(raw)).is_relative_to(self.folder):
+            return False
+        try:
+            info = os.lstat(raw)
+        except OSError:
+            return False
+        return stat.S_ISREG(info.st_mode) and info.st_size <= self.max_file_bytes
+
+    def check(self, raw: object, field: str) -> str:
+        """`raw` if it names an upload, else FileValidationError naming `field`."""
+        if not self.is_upload(raw):
+            raise FileValidationError(field, NOT_AN_UPLOAD)
+        return str(raw)
+
+
+def file_paths(data: object) -> Iterator[object]:
+    """Every `path` of a FileData-like object in an event's data, walked without recursion."""
+    stack = [data]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            if "path" in item:
+                yield item["path"]
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes | None:
+    """The whole body, or None past `limit` bytes or on a disconnect."""
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return None
+        chunks.append(message.get("body", b""))
+        size += len(chunks[-1])
+        if size > limit:
+            return None
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+async def answer(send: Send, status: int, error: str, field: str | None, headers: dict[str, str] | None = None) -> None:
+    body = json.dumps({"error": error, "field": field}).encode()
+    extra = [(key.lower().encode(), value.encode()) for key, value in (headers or {}).items()]
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                            *extra]})
+    await send({"type": "http.response.body", "body": body})
+
+
+class GradioRequestGuard:
+    """In front of the mounted Gradio app: event data may name uploads only; uploads are paid for up front."""
+
+    def __init__(self, app: ASGIApp, paths: UploadPaths, quotas: ClientQuotas, disk: DiskBudget) -> None:
+        self.app = app
+        self.paths = paths
+        self.quotas = quotas
+        self.disk = disk
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        route = scope.get("path", "") if scope["type"] == "http" else ""
+        if scope["type"] != "http" or scope["method"] != "POST" or GRADIO_API not in route:
+            await self.app(scope, receive, send)
+        elif route.endswith(f"{GRADIO_API}upload"):
+            await self._upload(scope, receive, send)
+        else:
+            await self._event(scope, receive, send)
+
+    async def _upload(self, scope: Scope, receive: Receive, send: Send) -> None:
+        declared = dict(scope["headers"]).get(b"content-length", b"")
+        if not declared.isdigit():
+            await answer(send, 411, "an upload needs a Content-Length header", "files")
+            return
+        client = scope["client"][0] if scope.get("client") else "unknown"
+        try:
+            self.disk.reserve(int(declared))
+            self.quotas.count_bytes(client, int(declared))
+        except ReconError as error:
+            headers = {"Retry-After": str(error.retry_after)} if isinstance(error, ServiceBusyError) else None
+            await answer(send, error.status_code, error.message, "files", headers)
+            return
+        await self.app(scope, receive, send)
+
+    async def _event(self, scope: Scope, receive: Receive, send: Send) -> None:
+        body = await _read_body(receive, MAX_EVENT_BYTES)
+        if body is None:
+            await answer(send, 413, f"an event's data may be at most {MAX_EVENT_BYTES // 1024} KB", "data")
+            return
+        refusal = self._refusal(body)
+        if refusal:
+            await answer(send, 400, refusal, "data")
+            return
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)
+
+    def _refusal(self, body: bytes) -> str | None:
+        if nesting_depth(body) > MAX_NESTING:
+            return f"the event's data nests deeper than {MAX_NESTING} levels"
+        if b'"path"' not in body:
+            return None
+        try:
+            data = json.loads(body)
+        except ValueError:
+            return None  # not JSON: Gradio answers it
+        if any(not self.paths.is_upload(path) for path in file_paths(data)):
+            return f"a file in the event's data {NOT_AN_UPLOAD}"
+        return None
