@@ -38,12 +38,24 @@ def fill(directory) -> None:
             pass
 
 
+def make_service(tmp_path, **env: str) -> JobService:
+    config = load_settings({"RECON_DATA_DIR": str(tmp_path / "data"), **env})
+    return JobService(SqliteJobStore(config.sqlite_path), HueyJobQueue(huey), config)
+
+
 @pytest.fixture
 def service(tmp_path, small_disk):
+    """No free-space reserve, so that writes themselves meet the full disk."""
     huey.flush()
-    config = load_settings({"RECON_DATA_DIR": str(tmp_path / "data")})
-    yield JobService(SqliteJobStore(config.sqlite_path), HueyJobQueue(huey), config)
+    yield make_service(tmp_path, RECON_MIN_FREE_DISK_MB="0")
     huey.flush()
+
+
+def test_the_free_space_reserve_refuses_a_submission_before_a_byte_is_written(tmp_path, small_disk):
+    views, depths = input_set(32)
+    with pytest.raises(StorageError, match="nearly full") as refused:
+        make_service(tmp_path).submit(views, depths)
+    assert refused.value.status_code == 507 and os.listdir(small_disk) == []
 
 
 def test_a_submission_that_does_not_fit_is_refused_and_leaves_nothing(service, small_disk):

@@ -80,7 +80,7 @@ def test_a_cancelled_job_stops_at_its_next_progress_update_and_leaves_no_outputs
     assert store.get(job.job_id).status == CANCELLED
     assert len(store.reports) == 4
     files = JobFiles.of(config.jobs_dir, job.job_id)
-    assert not files.partial.exists() and not files.output.exists()
+    assert not files.partial.exists() and not files.output.exists() and not files.inputs.exists()
 
 
 def test_a_job_that_is_no_longer_queued_is_not_started(config, queue, sphere_inputs):
@@ -113,4 +113,24 @@ def test_inputs_without_any_surface_fail_with_a_sentence(config, queue, tmp_path
     run_job(job.job_id, store, config, queue)
     failed = store.get(job.job_id)
     assert failed.status == FAILED and failed.error and "Traceback" not in failed.error
-    assert not JobFiles.of(config.jobs_dir, job.job_id).partial.exists()
+    files = JobFiles.of(config.jobs_dir, job.job_id)
+    assert not files.partial.exists() and not files.inputs.exists(), "a failed job keeps no inputs"
+
+
+def test_a_job_past_the_time_limit_fails_with_a_sentence_and_keeps_no_files(tmp_path, queue, sphere_inputs):
+    config = load_settings({"RECON_DATA_DIR": str(tmp_path), "RECON_JOB_TIME_LIMIT_S": "0"})
+    store = RecordingStore(config.sqlite_path)
+    job = queue_job(store, config, sphere_inputs)
+    run_job(job.job_id, store, config, queue)
+    failed = store.get(job.job_id)
+    assert failed.status == FAILED and "time limit of 0 s" in failed.error
+    files = JobFiles.of(config.jobs_dir, job.job_id)
+    assert not files.partial.exists() and not files.inputs.exists()
+
+
+def test_a_retried_run_says_which_run_it_is(config, queue, sphere_inputs):
+    store = RecordingStore(config.sqlite_path)
+    job = queue_job(store, config, sphere_inputs)
+    store.update(job.job_id, attempts=1)
+    run_job(job.job_id, store, config, queue)
+    assert all(stage.endswith("(retrying: run 2 of 2)") for _, stage in store.reports)

@@ -1,5 +1,6 @@
 """The reaper retries, then fails, jobs whose worker died, and removes jobs past their retention time."""
 
+import os
 import time
 
 import pytest
@@ -7,9 +8,11 @@ import pytest
 from worker.config import load_settings
 from worker.job_files import JobFiles
 from worker.job_store import SqliteJobStore
-from worker.jobs import COMPLETED, FAILED, PROCESSING, QUEUED, WORKER_LOST, Job, hash_token, new_job_id
+from worker.jobs import CANCELLED, COMPLETED, FAILED, PROCESSING, QUEUED, WORKER_LOST, Job, hash_token, new_job_id
 from worker.queue import huey
-from worker.reaper import remove_expired_jobs, retry_stage, repair_orphaned_jobs, settle_lost_jobs
+from worker.reaper import (
+    remove_expired_jobs, remove_leftovers, repair_orphaned_jobs, retry_stage, settle_lost_jobs,
+)
 from worker.tasks import HueyJobQueue
 
 
@@ -41,12 +44,14 @@ def running_job(store, heartbeat_at: float, claim: str = "worker-a") -> Job:
 def test_a_lost_job_on_its_first_run_is_queued_again_with_a_fresh_task(store, queue, config):
     now = 1000.0
     lost = running_job(store, heartbeat_at=now - 16)
+    store.update(lost.job_id, progress=45)
     alive = running_job(store, heartbeat_at=now - 5)
     files = JobFiles.of(config.jobs_dir, lost.job_id)
     files.partial.mkdir(parents=True)
     assert settle_lost_jobs(store, queue, config, now) == [lost.job_id]
     retried = store.get(lost.job_id)
     assert (retried.status, retried.stage, retried.attempts, retried.worker) == (QUEUED, retry_stage(2, 2), 1, None)
+    assert retried.progress == 0, "the next run's progress starts again, not at the dead run's 45%"
     assert [task.id for task in huey.pending()] == [retried.task_id]
     assert store.get(alive.job_id).status == PROCESSING
     assert not files.partial.exists()
@@ -96,3 +101,30 @@ def test_a_queued_job_whose_task_was_lost_gets_a_fresh_one(store, queue, config)
     repaired = store.get(orphan.job_id)
     assert repaired.status == QUEUED and repaired.task_id in queue.pending_task_ids()
     assert store.get(young.job_id).task_id == "not-enqueued-yet"
+
+
+def test_leftovers_of_submissions_and_jobs_that_ended_without_a_result_are_swept(store, config):
+    """A SIGKILL during a submission leaves a staging folder and maybe a folder without a record; a worker
+    that died leaves the inputs of a job that failed or was cancelled. None of them survives a sweep."""
+    now = time.time()
+    hour_ago = now - 3600
+    recordless = config.jobs_dir / new_job_id()
+    stale_staging = recordless / ".incoming-abc123"
+    fresh_staging = config.jobs_dir / new_job_id() / ".incoming-def456"
+    for folder in (stale_staging, fresh_staging, config.jobs_dir / ".incoming-xyz"):
+        folder.mkdir(parents=True)
+    for path in (stale_staging, recordless, config.jobs_dir / ".incoming-xyz"):
+        os.utime(path, (hour_ago, hour_ago))
+    ended = {}
+    for status in (FAILED, CANCELLED, COMPLETED):
+        job = Job(new_job_id(), "fusion", now, hash_token("t"))
+        store.create(job)
+        store.transition(job.job_id, (QUEUED,), status=status, finished_at=now)
+        JobFiles.of(config.jobs_dir, job.job_id).inputs.mkdir(parents=True)
+        ended[status] = JobFiles.of(config.jobs_dir, job.job_id).inputs
+
+    remove_leftovers(store, config, now)
+    assert not recordless.exists() and not (config.jobs_dir / ".incoming-xyz").exists()
+    assert fresh_staging.exists(), "a submission being written right now is left alone"
+    assert not ended[FAILED].exists() and not ended[CANCELLED].exists()
+    assert ended[COMPLETED].exists()

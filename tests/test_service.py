@@ -1,15 +1,17 @@
 """The job service: submission stores everything or nothing; cancellation takes a request and a confirmation."""
 
+import numpy as np
 import pytest
 
-from tests.support.pngs import input_set
+from tests.support.pngs import input_set, png
 from worker.config import load_settings
 from worker.errors import (
     FileValidationError, JobConflictError, JobForbiddenError, JobNotFoundError, JobStateError, ModelUnavailableError,
-    ReconError, ServiceBusyError,
+    ReconError, ServiceBusyError, StorageError,
 )
 from worker.job_files import JobFiles
 from worker.job_store import SqliteJobStore
+from worker.limits import MB
 from worker.jobs import CANCELLED, COMPLETED, PROCESSING, QUEUED
 from worker.models import FUSION
 from worker.queue import huey
@@ -151,3 +153,35 @@ def test_submissions_are_rate_limited_per_client(tmp_path, queue):
     with pytest.raises(ServiceBusyError) as refused:
         submit(service, client="10.0.0.1")
     assert refused.value.status_code == 429
+
+
+def test_a_client_past_its_daily_bytes_is_refused_before_anything_is_written(tmp_path, queue):
+    config = load_settings({"RECON_DATA_DIR": str(tmp_path / "bytes"), "RECON_CLIENT_QUOTA_MB": "2"})
+    service = JobService(SqliteJobStore(config.sqlite_path), HueyJobQueue(queue), config)
+    noise = [png(np.random.default_rng(i).integers(0, 256, (256, 256, 4), dtype=np.uint8)) for i in range(6)]
+    _, depths = input_set(256)
+    assert 1.2 * MB < sum(map(len, noise + depths)) < 2 * MB
+    service.submit(noise, depths, client="10.0.0.1")
+    with pytest.raises(ServiceBusyError) as refused:
+        service.submit(noise, depths, client="10.0.0.1")
+    assert refused.value.status_code == 429 and "per day" in refused.value.message
+    assert len(list(config.jobs_dir.iterdir())) == 1 and queue.pending_count() == 1
+    service.submit(noise, depths, client="10.0.0.2")
+
+
+def test_no_space_for_jobs_is_a_507_before_anything_is_written(tmp_path, queue):
+    config = load_settings({"RECON_DATA_DIR": str(tmp_path / "disk"), "RECON_DISK_QUOTA_MB": "1"})
+    service = JobService(SqliteJobStore(config.sqlite_path), HueyJobQueue(queue), config)
+    (config.jobs_dir / "filler").mkdir(parents=True)
+    (config.jobs_dir / "filler" / "f").write_bytes(b"x" * (1024 * 1024))
+    with pytest.raises(StorageError) as refused:
+        submit(service)
+    assert refused.value.status_code == 507
+    assert [path.name for path in config.jobs_dir.iterdir()] == ["filler"] and queue.pending_count() == 0
+
+
+def test_a_job_cancelled_while_queued_loses_its_inputs(service, config):
+    submitted = submit(service)
+    service.cancel(submitted.job.job_id, submitted.token, confirm=False)
+    service.cancel(submitted.job.job_id, submitted.token, confirm=True)
+    assert not JobFiles.of(config.jobs_dir, submitted.job.job_id).inputs.exists()

@@ -14,7 +14,7 @@ from PIL import Image
 from tests.support.pngs import depth_png, input_set, view_png
 from worker.errors import FileValidationError
 from worker.recon.rig import parse_cameras_json
-from worker.uploads import validate_upload_files
+from worker.uploads import load_json, nesting_depth, validate_upload_files
 
 LIMITS = dict(max_file_bytes=1 << 20, max_pixels=1 << 16)
 VIEWS, DEPTHS = input_set(16)
@@ -164,3 +164,19 @@ def test_wrong_shaped_and_non_finite_matrices_name_the_frame(frame, matrix):
 def test_cameras_json_through_the_upload_path():
     assert outcome(cameras=json.dumps(_valid_cameras()).encode()) == "accepted"
     assert outcome(cameras=b'{"frames": NaN}').startswith("cameras")
+
+
+@pytest.mark.parametrize("text, what", [
+    ("[" * 100_000 + "]" * 100_000, "nests deeper"),
+    ('{"grid_resolution": 1e999}', "too large a number"),
+    ('{"grid_resolution": NaN}', "not a number JSON allows"),
+    ('{"grid_resolution": ' + "9" * 5000 + "}", "not valid JSON"),
+])
+def test_json_from_a_client_is_bounded_before_it_is_parsed(text, what):
+    with pytest.raises(FileValidationError, match=what) as refused:
+        load_json(text, "options", "options")
+    assert refused.value.field == "options"
+
+
+def test_brackets_inside_strings_do_not_count_as_nesting():
+    assert nesting_depth('{"a": "[[[[{{{{\\\\\\"]]", "b": [1, [2]]}') == 3

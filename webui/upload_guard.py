@@ -1,7 +1,7 @@
 """What a Gradio client may send about files: nothing but uploads, and no more bytes than its allowance.
 
 A mounted Gradio app takes any file path a client puts in an event's data (see
-README's security section). Two layers stop that here, in front of Gradio and
+SECURITY.md). Two layers stop that here, in front of Gradio and
 again in the handlers: a path must name a regular file (no link, no device) of
 at most the file-size limit inside Gradio's upload folder, where files are named
 by the SHA-256 of their content, so a path can only be known to someone who

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import reprlib
 import threading
 from dataclasses import dataclass
 from functools import cache
@@ -45,11 +46,11 @@ class OptionSpec:
             raise ReconError(f"{self.name} must be a whole number", field=f"options.{self.name}")
         try:
             value = int(raw)
-        except ValueError:
-            raise ReconError(f"{self.name} must be a whole number, got {raw!r}", field=f"options.{self.name}") from None
+        except (ValueError, OverflowError):
+            raise ReconError(f"{self.name} must be a whole number, got {reprlib.repr(raw)}", field=f"options.{self.name}") from None
         if isinstance(raw, float) and raw != value or not self.minimum <= value <= self.maximum:
             raise ReconError(
-                f"{self.name} must be a whole number from {self.minimum} to {self.maximum}, got {raw!r}",
+                f"{self.name} must be a whole number from {self.minimum} to {self.maximum}, got {reprlib.repr(raw)}",
                 field=f"options.{self.name}",
             )
         return value

@@ -95,14 +95,15 @@ def remove_leftovers(store: JobStore, config: Settings, now: float) -> list[Path
     removed = []
     if config.jobs_dir.is_dir():
         for folder in config.jobs_dir.iterdir():
-            staging = [folder] if folder.name.startswith(".incoming-") else list(folder.glob(".incoming-*"))
-            for path in staging:
+            stale = _older_than(folder, now - STAGING_AGE_S)
+            if stale and (_staging(folder) or is_job_id(folder.name) and store.get(folder.name) is None):
+                shutil.rmtree(folder, ignore_errors=True)
+                removed.append(folder)
+                continue
+            for path in folder.glob(".incoming-*") if folder.is_dir() else ():
                 if _older_than(path, now - STAGING_AGE_S):
                     shutil.rmtree(path, ignore_errors=True)
                     removed.append(path)
-            if is_job_id(folder.name) and _older_than(folder, now - STAGING_AGE_S) and store.get(folder.name) is None:
-                shutil.rmtree(folder, ignore_errors=True)
-                removed.append(folder)
     for status in (CANCELLED, FAILED):
         for job_id in store.ids_with_status(status):
             inputs = JobFiles.of(config.jobs_dir, job_id).inputs
@@ -110,6 +111,10 @@ def remove_leftovers(store: JobStore, config: Settings, now: float) -> list[Path
                 shutil.rmtree(inputs, ignore_errors=True)
                 removed.append(inputs)
     return removed
+
+
+def _staging(path: Path) -> bool:
+    return path.name.startswith(".incoming-")
 
 
 def _older_than(path: Path, deadline: float) -> bool:
