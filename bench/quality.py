@@ -19,7 +19,8 @@ and the baseline reconstruct it, and are scored against the reference:
   colours (texture or vertex colours), sRGB, background black, PSNR over the union
   of both silhouettes; IoU of the silhouettes. Means over the 8 views.
 - wall: seconds of the whole run, PNG decoding included; stages as each model reports them.
-Needs the bench-only requirements (bench/requirements.txt: Open3D).
+Needs the bench-only requirements (bench/requirements.txt: Open3D) for the baseline, P2S, F-scores and NC;
+without Open3D those are left out (n/a) and the rest is measured as usual.
 """
 
 from __future__ import annotations
@@ -40,9 +41,10 @@ import trimesh
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import open3d as o3d  # noqa: E402
-
-from bench.poisson import poisson_baseline  # noqa: E402
+try:
+    import open3d as o3d  # noqa: E402
+except ImportError:  # bench-only and 400 MB: machines without it (a GPU box, say) still get the other metrics
+    o3d = None
 from worker.models import MODELS, availability  # noqa: E402
 from worker.recon.colour import linear_to_srgb  # noqa: E402
 from worker.recon.evaluate import point_chamfer  # noqa: E402
@@ -145,6 +147,8 @@ def geometry_metrics(reference: trimesh.Trimesh, result: trimesh.Trimesh, sample
               trimesh.sample.sample_surface(result, samples, seed=seed + 2 * draw + 1))
              for draw in range(CHAMFER_DRAWS)]
     chamfers = [point_chamfer(ref_points, res_points) for (ref_points, _), (res_points, _) in draws]
+    if o3d is None:
+        return {"chamfer_pct": 100 * float(np.mean(chamfers)) / diagonal}
     (ref_points, ref_faces), (res_points, res_faces) = draws[0]
     recall_d, recall_faces = closest_on_surface(ref_points, result)
     precision_d, precision_faces = closest_on_surface(res_points, reference)
@@ -196,6 +200,8 @@ def run_model(name: str, inputs_dir: Path, out_dir: Path, device: str) -> tuple[
 
 
 def run_baseline(inputs_dir: Path) -> tuple[trimesh.Trimesh, Coloured, dict, float]:
+    from bench.poisson import poisson_baseline  # needs Open3D
+
     start = time.perf_counter()
     inputs = load_job_inputs(inputs_dir)
     vertices, faces, srgb, timings = poisson_baseline(inputs)
@@ -237,6 +243,10 @@ def benchmark_mesh(path: Path, workdir: Path, models: list[str], device: str, re
     return rows
 
 
+def _cell(metrics: dict, key: str, spec: str) -> str:
+    return format(metrics[key], spec) if key in metrics else "n/a"
+
+
 def format_table(rows: list[Row]) -> str:
     header = ("mesh", "model", "Chamfer%", "P2S%", "F@0.5%", "F@1%", "NC", "PSNR dB", "IoU", "tris", "closed",
               "wall s", "stages (s)")
@@ -245,8 +255,8 @@ def format_table(rows: list[Row]) -> str:
         m = row.metrics
         stages = " ".join(f"{k}={v:.2f}" for k, v in row.timings.items() if k != "total")
         lines.append((
-            row.mesh, row.model, f"{m['chamfer_pct']:.4f}", f"{m['p2s_pct']:.4f}", f"{m['f@0.5%']:.4f}",
-            f"{m['f@1%']:.4f}", f"{m['normal_consistency']:.4f}", f"{m['psnr_db']:.2f}", f"{m['iou']:.4f}",
+            row.mesh, row.model, f"{m['chamfer_pct']:.4f}", _cell(m, "p2s_pct", ".4f"), _cell(m, "f@0.5%", ".4f"),
+            _cell(m, "f@1%", ".4f"), _cell(m, "normal_consistency", ".4f"), f"{m['psnr_db']:.2f}", f"{m['iou']:.4f}",
             str(m["triangles"]),
             "yes" if m["watertight"] else "no", f"{m['wall_s']:.2f}" if "wall_s" in m else "", stages,
         ))
@@ -300,6 +310,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the rows as JSON to this file")
     args = parser.parse_args(argv)
 
+    if o3d is None:
+        print("Open3D is not installed (pip install -r bench/requirements.txt): no baseline, and P2S, F-scores and "
+              "NC are n/a", file=sys.stderr)
     models = [name.strip() for name in args.models.split(",") if name.strip()]
     unknown = [name for name in models if name not in MODELS]
     if unknown:
@@ -318,7 +331,8 @@ def main(argv: list[str] | None = None) -> int:
         workdir = args.workdir or Path(scratch)
         rows: list[Row] = []
         for path in paths:
-            rows += benchmark_mesh(path, workdir, models, args.device, args.res, args.samples, not args.no_baseline)
+            rows += benchmark_mesh(path, workdir, models, args.device, args.res, args.samples,
+                                   not args.no_baseline and o3d is not None)
     print(f"device: {args.device} ({torch.cuda.get_device_name() if args.device.startswith('cuda') else 'CPU'}, "
           f"{torch.get_num_threads()} torch threads), inputs {args.res}x{args.res}, {args.samples} samples")
     print(format_table(rows))
