@@ -123,6 +123,11 @@ def http_error_response(_: Request, exc: StarletteHTTPException) -> JSONResponse
     return JSONResponse({"error": str(exc.detail), "field": None}, status_code=exc.status_code, headers=exc.headers)
 
 
+def not_served_response(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    """Gradio's 403 for a file it will not serve echoes the path; the answer needs none of it."""
+    return JSONResponse({"error": "this file is not served", "field": None}, status_code=403)
+
+
 def request_validation_response(_: Request, exc: RequestValidationError) -> JSONResponse:
     first = exc.errors()[0] if exc.errors() else {}
     location = [str(part) for part in first.get("loc", ()) if part not in ("body", "query", "path", "header")]

@@ -17,7 +17,9 @@ from worker.service import JobService
 from .body_limit import BodyLimitMiddleware
 from .gradio_ui import build_demo
 from .readme_page import build_readme_router
-from .rest_api import build_router, http_error_response, recon_error_response, request_validation_response
+from .rest_api import (
+    build_router, http_error_response, not_served_response, recon_error_response, request_validation_response,
+)
 from .theme import CSS, THEME
 from .upload_guard import GradioRequestGuard, UploadPaths
 
@@ -35,13 +37,13 @@ def create_app(service: JobService, lifespan: Lifespan | None = None) -> FastAPI
     app.add_exception_handler(ReconError, recon_error_response)
     app.add_exception_handler(RequestValidationError, request_validation_response)
     app.add_exception_handler(StarletteHTTPException, http_error_response)
+    demo = build_demo(service, config)
     uploads = DiskBudget(config.upload_folder, config.upload_quota_mb * MB, config.min_free_disk_mb * MB, "uploads")
     app.add_middleware(GradioRequestGuard, paths=UploadPaths(config.upload_folder, config.max_file_bytes),
-                       quotas=service.quotas, disk=uploads)
+                       quotas=service.quotas, disk=uploads, events=frozenset(demo.fns))
     app.add_middleware(BodyLimitMiddleware, max_bytes=config.max_request_bytes, timeout_s=config.body_timeout_s)
     app.include_router(build_router(service))
     app.include_router(build_readme_router())
-    demo = build_demo(service, config)
     app = gr.mount_gradio_app(
         app, demo, path="/", max_file_size=f"{config.max_file_mb}mb", theme=THEME, css=CSS, footer_links=["api"],
         blocked_paths=[str(config.data_dir)], show_error=False,
@@ -51,4 +53,5 @@ def create_app(service: JobService, lifespan: Lifespan | None = None) -> FastAPI
     mounted = app.routes[-1].app
     for status in (404, 405):
         mounted.add_exception_handler(status, http_error_response)
+    mounted.add_exception_handler(403, not_served_response)
     return app

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
+from urllib.parse import parse_qs
 from pathlib import Path
 from typing import Iterator
 
@@ -28,6 +30,9 @@ NOT_AN_UPLOAD = "is not a file uploaded to this page (or it has expired); add th
 MAX_EVENT_BYTES = 1024 * 1024
 MAX_NESTING = 64
 GRADIO_API = "/gradio_api/"
+MAX_UPLOAD_FILES = 16
+UPLOAD_MIN_CHARGE = 1024 * 1024
+SESSION_HASH = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 class UploadPaths:
@@ -92,18 +97,53 @@ async def answer(send: Send, status: int, error: str, field: str | None, headers
     await send({"type": "http.response.body", "body": body})
 
 
-class GradioRequestGuard:
-    """In front of the mounted Gradio app: event data may name uploads only; uploads are paid for up front."""
+class PartCounter:
+    """Counts multipart delimiters in a body as it streams by (a delimiter may straddle two chunks)."""
 
-    def __init__(self, app: ASGIApp, paths: UploadPaths, quotas: ClientQuotas, disk: DiskBudget) -> None:
+    def __init__(self, boundary: bytes) -> None:
+        self.delimiter = b"--" + boundary
+        self.tail = b""
+        self.count = 0
+
+    def feed(self, chunk: bytes) -> int:
+        data = self.tail + chunk
+        self.count += data.count(self.delimiter)  # the tail is shorter than a delimiter: nothing counts twice
+        self.tail = data[-(len(self.delimiter) - 1):] if len(self.delimiter) > 1 else b""
+        return self.count
+
+
+def _boundary(scope: Scope) -> bytes | None:
+    content_type = dict(scope["headers"]).get(b"content-type", b"")
+    kind, _, params = content_type.partition(b";")
+    if kind.strip().lower() != b"multipart/form-data":
+        return None
+    for param in params.split(b";"):
+        key, _, value = param.strip().partition(b"=")
+        if key.lower() == b"boundary" and value.strip(b'"'):
+            return value.strip(b'"')
+    return None
+
+
+class GradioRequestGuard:
+    """In front of the mounted Gradio app: events must exist and name uploads only; sessions are short tokens;
+    uploads are paid for before Gradio writes a byte, each request at least UPLOAD_MIN_CHARGE (many tiny files
+    cost inodes and blocks, not bytes) and at most MAX_UPLOAD_FILES files."""
+
+    def __init__(self, app: ASGIApp, paths: UploadPaths, quotas: ClientQuotas, disk: DiskBudget,
+                 events: frozenset[int]) -> None:
         self.app = app
         self.paths = paths
         self.quotas = quotas
         self.disk = disk
+        self.events = events
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         route = scope.get("path", "") if scope["type"] == "http" else ""
-        if scope["type"] != "http" or scope["method"] != "POST" or GRADIO_API not in route:
+        if scope["type"] != "http" or GRADIO_API not in route:
+            await self.app(scope, receive, send)
+        elif not _session_ok(scope):
+            await answer(send, 400, "session_hash must be 1-64 letters, digits, '-' or '_'", "session_hash")
+        elif scope["method"] != "POST":
             await self.app(scope, receive, send)
         elif route.endswith(f"{GRADIO_API}upload"):
             await self._upload(scope, receive, send)
@@ -112,18 +152,42 @@ class GradioRequestGuard:
 
     async def _upload(self, scope: Scope, receive: Receive, send: Send) -> None:
         declared = dict(scope["headers"]).get(b"content-length", b"")
-        if not declared.isdigit():
-            await answer(send, 411, "an upload needs a Content-Length header", "files")
+        boundary = _boundary(scope)
+        if not declared.isdigit() or boundary is None:
+            await answer(send, 411 if boundary else 400,
+                         "an upload is a multipart/form-data request with a Content-Length header", "files")
             return
         client = scope["client"][0] if scope.get("client") else "unknown"
+        charge = max(int(declared), UPLOAD_MIN_CHARGE)
         try:
-            self.disk.reserve(int(declared))
-            self.quotas.count_bytes(client, int(declared))
+            self.disk.reserve(charge)
+            self.quotas.count_bytes(client, charge)
         except ReconError as error:
             headers = {"Retry-After": str(error.retry_after)} if isinstance(error, ServiceBusyError) else None
             await answer(send, error.status_code, error.message, "files", headers)
             return
-        await self.app(scope, receive, send)
+        parts = PartCounter(boundary)
+        refused = False
+
+        async def counting_receive() -> Message:
+            nonlocal refused
+            message = await receive()
+            if message["type"] == "http.request" and parts.feed(message.get("body", b"")) > MAX_UPLOAD_FILES + 1:
+                refused = True
+                await answer(send, 413, f"an upload may carry at most {MAX_UPLOAD_FILES} files", "files",
+                             {"Connection": "close"})
+                return {"type": "http.disconnect"}
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            if not refused:
+                await send(message)
+
+        try:
+            await self.app(scope, counting_receive, guarded_send)
+        except Exception:
+            if not refused:
+                raise
 
     async def _event(self, scope: Scope, receive: Receive, send: Send) -> None:
         body = await _read_body(receive, MAX_EVENT_BYTES)
@@ -132,7 +196,7 @@ class GradioRequestGuard:
             return
         refusal = self._refusal(body)
         if refusal:
-            await answer(send, 400, refusal, "data")
+            await answer(send, 400, *refusal)
             return
         replayed = False
 
@@ -145,15 +209,34 @@ class GradioRequestGuard:
 
         await self.app(scope, replay, send)
 
-    def _refusal(self, body: bytes) -> str | None:
+    def _refusal(self, body: bytes) -> tuple[str, str] | None:
+        """(sentence, field) when the event must not reach Gradio."""
         if nesting_depth(body) > MAX_NESTING:
-            return f"the event's data nests deeper than {MAX_NESTING} levels"
-        if b'"path"' not in body:
-            return None
+            return f"the event's data nests deeper than {MAX_NESTING} levels", "data"
         try:
             data = json.loads(body)
         except ValueError:
             return None  # not JSON: Gradio answers it
+        if not isinstance(data, dict):
+            return None
+        if "fn_index" in data and data["fn_index"] not in self.events:
+            return "fn_index names no event of this page", "fn_index"
+        if "session_hash" in data and not _token_ok(data["session_hash"]):
+            return "session_hash must be 1-64 letters, digits, '-' or '_'", "session_hash"
         if any(not self.paths.is_upload(path) for path in file_paths(data)):
-            return f"a file in the event's data {NOT_AN_UPLOAD}"
+            return f"a file in the event's data {NOT_AN_UPLOAD}", "data"
         return None
+
+
+def _token_ok(value: object) -> bool:
+    return isinstance(value, str) and SESSION_HASH.fullmatch(value) is not None
+
+
+def _session_ok(scope: Scope) -> bool:
+    """A session hash in the query (queue/data) or the path (heartbeat) is a short token."""
+    query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+    hashes = query.get("session_hash", [])
+    route = scope.get("path", "")
+    if f"{GRADIO_API}heartbeat/" in route:
+        hashes.append(route.rsplit("/", 1)[-1])
+    return all(_token_ok(value) for value in hashes)
