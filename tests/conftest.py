@@ -10,6 +10,7 @@ import redis
 
 from tests.support import inputs
 from tests.support.processes import start_redis
+from worker.job_store import RedisJobStore, SqliteJobStore
 
 
 @pytest.fixture(scope="session")
@@ -22,13 +23,21 @@ def redis_url(tmp_path_factory):
     shutil.rmtree(workdir, ignore_errors=True)
 
 
+@pytest.fixture(params=["sqlite", "redis"])
+def store(request, tmp_path):
+    """A job store on each backend; modules that need one backend define their own `store`."""
+    if request.param == "sqlite":
+        return SqliteJobStore(tmp_path / "queue.db")
+    url = request.getfixturevalue("clean_redis")
+    return RedisJobStore(redis.Redis.from_url(url), prefix="test")
+
+
 @pytest.fixture
 def clean_redis(redis_url):
     client = redis.Redis.from_url(redis_url)
     client.flushdb()
     yield redis_url
     client.flushdb()
-
 
 
 @pytest.fixture(scope="session")

@@ -7,16 +7,8 @@ import redis
 
 from tests.support.processes import free_port
 from worker.errors import ServiceBusyError
-from worker.job_store import RedisJobStore, SqliteJobStore
+from worker.job_store import RedisJobStore
 from worker.jobs import CANCELLED, COMPLETED, PROCESSING, QUEUED, Job, hash_token, new_job_id
-
-
-@pytest.fixture(params=["sqlite", "redis"])
-def store(request, tmp_path):
-    if request.param == "sqlite":
-        return SqliteJobStore(tmp_path / "queue.db")
-    url = request.getfixturevalue("clean_redis")
-    return RedisJobStore(redis.Redis.from_url(url), prefix="test")
 
 
 def make_job(created_at: float | None = None) -> Job:

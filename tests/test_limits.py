@@ -1,10 +1,8 @@
 """What a client, and all clients together, may spend: counters in the job store's backend, disk budgets."""
 
 import pytest
-import redis
 
 from worker.errors import ServiceBusyError, StorageError
-from worker.job_store import RedisJobStore, SqliteJobStore
 from worker.limits import MB, ClientQuotas, DiskBudget, folder_size
 
 
@@ -14,14 +12,6 @@ class Clock:
 
     def __call__(self):
         return self.now
-
-
-@pytest.fixture(params=["sqlite", "redis"])
-def store(request, tmp_path):
-    if request.param == "sqlite":
-        return SqliteJobStore(tmp_path / "queue.db")
-    url = request.getfixturevalue("clean_redis")
-    return RedisJobStore(redis.Redis.from_url(url), prefix="test")
 
 
 def test_a_client_gets_its_submissions_per_minute_then_a_429_with_retry_after(store):

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from tests.support.pngs import depth_png, input_set, view_png
+from tests.support.pngs import input_set
 from worker.errors import FileValidationError
 from worker.recon.rig import parse_cameras_json
 from worker.uploads import load_json, nesting_depth, validate_upload_files

@@ -26,7 +26,7 @@ from .errors import JobCancelled, ReconError, ServiceBusyError
 from .job_files import REPORT_NAME, JobFiles
 from .job_store import JobStore
 from .jobs import CANCELLED, COMPLETED, FAILED, PROCESSING
-from .models import get_reconstructor
+from .models import MODELS, get_reconstructor
 from .recon.inputs import load_inputs
 from .requeue import requeue
 from .service import JobQueue
@@ -151,9 +151,10 @@ def run_job(
             inputs = load_inputs(*stored_input_paths(files.inputs))
             files.discard_partial()
             files.partial.mkdir(parents=True)
-            report = model(inputs, files.partial, reporter, job.options, device)
-            report = {"job_id": job_id, "model": job.model_type, "options": job.options, "warnings": [],
-                      **report, "wall_time_s": round(time.time() - started, 3)}
+            options, notes = MODELS[job.model_type].fit_to_device(job.options, device)
+            report = model(inputs, files.partial, reporter, options, device)
+            report = {"job_id": job_id, "model": job.model_type, **report, "options": options,
+                      "warnings": notes + report.get("warnings", []), "wall_time_s": round(time.time() - started, 3)}
             (files.partial / REPORT_NAME).write_text(json.dumps(report, indent=2))
             reporter(1.0, "publishing result")
             _publish(store, files, job_id, claim)

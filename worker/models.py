@@ -38,6 +38,15 @@ class OptionSpec:
     minimum: int
     maximum: int
     help: str
+    cpu_maximum: int | None = None  # a CPU worker's ceiling: past it one job needs over 2 GB (bench/worst_case.py)
+    zero_is_unbounded: bool = False
+
+    def on_cpu(self, value: int) -> int:
+        """The value a CPU worker uses: the requested one, or the ceiling when it asks for more."""
+        if self.cpu_maximum is None:
+            return value
+        unbounded = self.zero_is_unbounded and value == 0
+        return self.cpu_maximum if unbounded or value > self.cpu_maximum else value
 
     def resolve(self, raw: object) -> int:
         if raw is None:
@@ -66,6 +75,19 @@ class ModelSpec:
     unavailable_reason: Callable[[], str | None]
     load: Callable[[], Reconstructor]
     check_options: Callable[[dict], None] = lambda options: None  # rules across the range of one OptionSpec
+
+    def fit_to_device(self, options: dict, device: str) -> tuple[dict, list[str]]:
+        """The options a job runs with on `device`, and a warning for each one lowered to a CPU's ceiling."""
+        if device.startswith("cuda"):
+            return options, []
+        fitted, notes = dict(options), []
+        for option in self.options:
+            asked = fitted.get(option.name, option.default)
+            fitted[option.name] = option.on_cpu(asked)
+            if fitted[option.name] != asked:
+                shown = "0 (no limit)" if asked == 0 else asked
+                notes.append(f"{option.name} {shown} is more than a CPU worker runs; it used {fitted[option.name]}")
+        return fitted, notes
 
     def resolve_options(self, raw: dict | None) -> dict:
         raw = dict(raw or {})
@@ -104,8 +126,8 @@ def _check_texture_size(options: dict) -> None:
 
 
 TEXTURE_SIZE = OptionSpec("texture_size", "Texture size", 1024, 0, 4096,
-                          f"pixels along each side of the base-colour texture, {MIN_TEXTURE_SIZE}-4096; "
-                          "0 = no texture, vertex colours")
+                          f"pixels along each side of the base-colour texture, {MIN_TEXTURE_SIZE}-4096 (a CPU worker: "
+                          "at most 2048); 0 = no texture, vertex colours", cpu_maximum=2048)
 
 FUSION = ModelSpec(
     name="fusion",
@@ -116,7 +138,8 @@ FUSION = ModelSpec(
     options=(
         OptionSpec("grid_resolution", "Grid resolution", 224, 128, 512, "voxels along the object's longest side"),
         OptionSpec("target_triangles", "Triangle budget", 200_000, 0, 5_000_000,
-                   "the mesh is simplified to at most this many triangles; 0 = keep every triangle"),
+                   "the mesh is simplified to at most this many triangles; 0 = keep every triangle (a CPU worker: "
+                   "at most 500,000)", cpu_maximum=500_000, zero_is_unbounded=True),
         TEXTURE_SIZE,
     ),
     unavailable_reason=lambda: None,
@@ -147,7 +170,7 @@ NVDIFFREC = ModelSpec(
                    "CUDA: 1000)"),
         OptionSpec("render_resolution", "Render resolution", 0, 0, 2048,
                    "pixels along the longer image side while optimising, at most the inputs'; 0 = automatic "
-                   "(CPU: 512, CUDA: 1024)"),
+                   "(CPU: 512, CUDA: 1024); a CPU worker: at most 512", cpu_maximum=512),
         TEXTURE_SIZE,
     ),
     unavailable_reason=lambda: None,

@@ -22,6 +22,7 @@ from typing import Callable, Iterable
 import httpx
 
 from tests.support.processes import REPO, Process, free_port
+from tests.support.stack import input_files
 
 READY_TIMEOUT_S = 240  # all the profiles start at once: ~12 s of CPU each on a 2-core machine
 RESPONSIVE_S = 2.0
@@ -232,12 +233,7 @@ def start_servers(servers: Iterable[Server]) -> list[Server]:
 
 def example_files(folder: Path = EXAMPLE) -> list[tuple[str, tuple[str, bytes, str]]]:
     """The 12 multipart parts of POST /jobs for an input folder with view_{i}_{slot}.png / depth_{i}_{slot}.png."""
-    files = []
-    for kind, field_name in (("view", "views"), ("depth", "depth_renders")):
-        for index, slot in enumerate(SLOTS):
-            path = folder / f"{kind}_{index}_{slot}.png"
-            files.append((field_name, (path.name, path.read_bytes(), "image/png")))
-    return files
+    return input_files(folder)
 
 
 def parts(views: list[bytes], depths: list[bytes]) -> list[tuple[str, tuple[str, bytes, str]]]:
@@ -248,7 +244,6 @@ def parts(views: list[bytes], depths: list[bytes]) -> list[tuple[str, tuple[str,
 def png_bytes(array, compress_level: int = 1) -> bytes:
     """A PNG of `array` (uint8 HxWx3/4 or HxW, uint16 HxW), written straight with zlib (no row filters): fast
     even for large noise images."""
-    import struct
     import zlib
 
     import numpy as np

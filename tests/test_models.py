@@ -1,0 +1,30 @@
+"""The model registry's options: what a client may ask for, and what a CPU worker runs of it."""
+
+import pytest
+
+from worker.errors import ReconError
+from worker.models import FUSION, NVDIFFREC
+
+
+def test_a_cpu_worker_lowers_options_past_its_ceilings_and_says_so():
+    asked = FUSION.resolve_options({"grid_resolution": 512, "target_triangles": 0, "texture_size": 4096})
+    fitted, notes = FUSION.fit_to_device(asked, "cpu")
+    assert fitted == {"grid_resolution": 512, "target_triangles": 500_000, "texture_size": 2048}
+    assert notes == ["target_triangles 0 (no limit) is more than a CPU worker runs; it used 500000",
+                     "texture_size 4096 is more than a CPU worker runs; it used 2048"]
+
+
+def test_defaults_and_cuda_workers_run_what_was_asked():
+    defaults = NVDIFFREC.resolve_options({})
+    assert NVDIFFREC.fit_to_device(defaults, "cpu") == (defaults, [])
+    heavy = NVDIFFREC.resolve_options({"iterations": 5000, "render_resolution": 2048, "texture_size": 4096})
+    assert NVDIFFREC.fit_to_device(heavy, "cuda:0") == (heavy, [])
+    assert NVDIFFREC.fit_to_device(heavy, "cpu")[0] == {"iterations": 5000, "render_resolution": 512,
+                                                         "texture_size": 2048}
+
+
+@pytest.mark.parametrize("value", [float("inf"), float("nan"), "1e999", 10**400, True, [1], 3.5])
+def test_an_option_value_that_is_no_whole_number_in_range_is_refused_by_name(value):
+    with pytest.raises(ReconError) as refused:
+        FUSION.resolve_options({"grid_resolution": value})
+    assert refused.value.field == "options.grid_resolution" and len(refused.value.message) < 200
