@@ -8,10 +8,11 @@ import pytest
 from worker.config import load_settings
 from worker.job_files import JobFiles
 from worker.job_store import SqliteJobStore
-from worker.jobs import CANCELLED, COMPLETED, FAILED, PROCESSING, QUEUED, WORKER_LOST, Job, hash_token, new_job_id
+from worker.jobs import CANCELLED, COMPLETED, FAILED, PROCESSING, QUEUED, Job, hash_token, new_job_id
+from worker.lifecycle import WORKER_LOST, retry_stage
 from worker.queue import huey
 from worker.reaper import (
-    remove_expired_jobs, remove_leftovers, repair_orphaned_jobs, retry_stage, settle_lost_jobs,
+    remove_expired_jobs, remove_leftovers, repair_orphaned_jobs, settle_lost_jobs,
 )
 from worker.tasks import HueyJobQueue
 

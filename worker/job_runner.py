@@ -25,7 +25,8 @@ from .config import Settings
 from .errors import JobCancelled, ReconError, ServiceBusyError
 from .job_files import REPORT_NAME, JobFiles
 from .job_store import JobStore
-from .jobs import CANCELLED, COMPLETED, FAILED, PROCESSING
+from . import lifecycle
+from .jobs import CANCELLED, FAILED
 from .models import MODELS, get_reconstructor
 from .recon.inputs import load_inputs
 from .requeue import requeue
@@ -36,7 +37,6 @@ log = logging.getLogger(__name__)
 
 PROGRESS_START = 1
 PROGRESS_END = 99
-HANDED_BACK_STAGE = "waiting in queue (handed back by a worker that shut down)"
 
 
 class Outcome(Enum):
@@ -169,7 +169,7 @@ def run_job(
                   "try smaller inputs or lower options")
         except JobInterrupted:
             files.discard_partial()
-            if requeue(store, queue, job_id, claim, HANDED_BACK_STAGE, count_attempt=False) is not None:
+            if requeue(store, queue, job_id, claim, lifecycle.HANDED_BACK_STAGE, count_attempt=False) is not None:
                 log.info("job %s handed back to the queue: the worker is shutting down", job_id)
                 return Outcome.HANDED_BACK
         except ReconError as exc:
@@ -192,7 +192,7 @@ def _storage_sentence(exc: OSError, stage: str) -> str:
 def _publish(store: JobStore, files: JobFiles, job_id: str, claim: str) -> None:
     shutil.rmtree(files.output, ignore_errors=True)
     os.replace(files.partial, files.output)
-    done = store.transition(job_id, (PROCESSING,), claim, status=COMPLETED, progress=100, stage="done", finished_at=time.time())
+    done = store.mutate(job_id, lifecycle.complete(claim, time.time()))
     if done is None:
         shutil.rmtree(files.output, ignore_errors=True)
     else:
@@ -201,8 +201,7 @@ def _publish(store: JobStore, files: JobFiles, job_id: str, claim: str) -> None:
 
 def _fail(store: JobStore, files: JobFiles, job_id: str, claim: str, message: str) -> None:
     files.discard_partial()
-    if store.transition(job_id, (PROCESSING,), claim, status=FAILED, error=message, stage="failed",
-                        finished_at=time.time()):
+    if store.mutate(job_id, lifecycle.fail(claim, message, time.time())):
         files.discard_inputs()
 
 

@@ -18,12 +18,13 @@ from typing import Callable, TypeVar
 import redis
 
 from .errors import store_unavailable
+from . import lifecycle
+from .lifecycle import Change
 from .jobs import PROCESSING, QUEUED, STATUSES, Job
 
 T = TypeVar("T", bound=Callable)
 REDIS_OUTAGES = (redis.ConnectionError, redis.TimeoutError)
 
-Change = Callable[[Job], bool]
 
 
 class JobStore(ABC):
@@ -73,16 +74,7 @@ class JobStore(ABC):
 
     def claim(self, job_id: str, claim: str, now: float) -> Job | None:
         """Take a queued job for one run; every later write of that run names the claim."""
-
-        def change(job: Job) -> bool:
-            if job.status != QUEUED:
-                return False
-            job.status, job.worker, job.attempts = PROCESSING, claim, job.attempts + 1
-            job.started_at = job.heartbeat_at = now
-            job.stage, job.error = "starting", None
-            return True
-
-        return self.mutate(job_id, change)
+        return self.mutate(job_id, lifecycle.claim(claim, now))
 
     def report_progress(self, job_id: str, claim: str, progress: int, stage: str, now: float) -> bool:
         """Progress never goes backwards; False once this run no longer holds the job (cancelled, reaped)."""

@@ -25,8 +25,6 @@ JOB_ID_ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
 JOB_ID_LENGTH = 8
 _JOB_ID = re.compile(rf"[0-9a-z]{{{JOB_ID_LENGTH}}}")
 
-WORKER_LOST = "the worker stopped unexpectedly while running this job; please submit it again"
-
 
 _JSON_FIELDS = {"options": dict, "warnings": list}
 

@@ -21,7 +21,8 @@ from pathlib import Path
 from .config import Settings
 from .job_files import JobFiles
 from .job_store import JobStore
-from .jobs import CANCELLED, FAILED, PROCESSING, QUEUED, TERMINAL, WORKER_LOST, Job, is_job_id
+from . import lifecycle
+from .jobs import CANCELLED, FAILED, PROCESSING, QUEUED, TERMINAL, is_job_id
 from .requeue import requeue
 from .service import JobQueue
 
@@ -30,10 +31,6 @@ log = logging.getLogger(__name__)
 SLOW_SWEEP_S = 10.0
 ORPHAN_AGE_S = 30.0
 STAGING_AGE_S = 600.0  # a submission writes its staging folder in well under a second
-
-
-def retry_stage(run: int, runs: int) -> str:
-    return f"waiting in queue (retrying: run {run} of {runs}; its worker stopped unexpectedly)"
 
 
 def settle_lost_jobs(store: JobStore, queue: JobQueue, config: Settings, now: float) -> list[str]:
@@ -45,27 +42,16 @@ def settle_lost_jobs(store: JobStore, queue: JobQueue, config: Settings, now: fl
         if job is None or job.status != PROCESSING or (job.heartbeat_at or job.started_at or job.created_at) >= deadline:
             continue
         JobFiles.of(config.jobs_dir, job_id).discard_partial()
-        stage = retry_stage(job.attempts + 1, config.job_attempts)
+        stage = lifecycle.retry_stage(job.attempts + 1, config.job_attempts)
         if job.attempts < config.job_attempts and requeue(store, queue, job_id, job.worker, stage, count_attempt=True):
             log.warning("job %s: its worker stopped unexpectedly; queued again (run %d of %d)",
                         job_id, job.attempts + 1, config.job_attempts)
             settled.append(job_id)
-        elif store.mutate(job_id, _fail_if_still_lost(job.worker, deadline, now)):
+        elif store.mutate(job_id, lifecycle.fail_lost(job.worker, deadline, now)):
             JobFiles.of(config.jobs_dir, job_id).discard_inputs()
-            log.warning("job %s: %s", job_id, WORKER_LOST)
+            log.warning("job %s: %s", job_id, lifecycle.WORKER_LOST)
             settled.append(job_id)
     return settled
-
-
-def _fail_if_still_lost(claim: str | None, deadline: float, now: float):
-    def fail(job: Job) -> bool:
-        stale = (job.heartbeat_at or job.started_at or job.created_at) < deadline
-        if job.status != PROCESSING or job.worker != claim or not stale:
-            return False
-        job.status, job.error, job.stage, job.finished_at = FAILED, WORKER_LOST, "failed", now
-        return True
-
-    return fail
 
 
 def repair_orphaned_jobs(store: JobStore, queue: JobQueue, now: float) -> list[str]:

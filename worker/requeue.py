@@ -7,8 +7,9 @@ runs none twice.
 
 from __future__ import annotations
 
+from . import lifecycle
 from .job_store import JobStore
-from .jobs import PROCESSING, QUEUED, Job
+from .jobs import Job
 from .service import JobQueue
 
 
@@ -18,16 +19,7 @@ def requeue(store: JobStore, queue: JobQueue, job_id: str, claim: str | None, st
     task = queue.new_task(job_id)
     queue.enqueue(task)
 
-    def back(job: Job) -> bool:
-        if job.status != PROCESSING or job.worker != claim:
-            return False
-        job.status, job.task_id, job.stage, job.progress = QUEUED, task.id, stage, 0
-        job.worker = job.started_at = job.heartbeat_at = None
-        if not count_attempt:
-            job.attempts -= 1
-        return True
-
-    job = store.mutate(job_id, back)
+    job = store.mutate(job_id, lifecycle.requeue(claim, task.id, stage, count_attempt))
     if job is None:
         queue.revoke(task.id)
     return job

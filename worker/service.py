@@ -13,6 +13,7 @@ from typing import Protocol, Sequence
 
 from .config import Settings
 from .errors import JobConflictError, ReconError, JobForbiddenError, JobNotFoundError, JobStateError, ServiceBusyError, StorageError
+from . import lifecycle
 from .job_files import JobFiles
 from .job_store import JobStore
 from .limits import MB, ClientQuotas, DiskBudget
@@ -133,7 +134,7 @@ class JobService:
             raise JobStateError(f"job {job_id} is already {job.status} and cannot be cancelled", field="job_id")
         now = time.time()
         if not confirm:
-            if self.store.transition(job_id, (QUEUED, PROCESSING), cancel_requested_at=now) is None:
+            if self.store.mutate(job_id, lifecycle.request_cancel(now)) is None:
                 return self.cancel(job_id, token, confirm)
             return CancelOutcome("cancel_requested", CANCEL_REQUESTED_MESSAGE)
         requested = job.cancel_requested_at
@@ -146,12 +147,11 @@ class JobService:
         return self._cancel_now(job, now)
 
     def _cancel_now(self, job: Job, now: float) -> CancelOutcome:
-        cancelled = dict(status=CANCELLED, stage="cancelled", finished_at=now)
-        if self.store.transition(job.job_id, (QUEUED,), **cancelled):
+        if self.store.mutate(job.job_id, lifecycle.cancel(QUEUED, now)):
             self.queue.revoke(job.task_id)
             JobFiles.of(self.config.jobs_dir, job.job_id).discard_inputs()
             return CancelOutcome(CANCELLED, CANCEL_CONFIRMED_MESSAGE)
-        if self.store.transition(job.job_id, (PROCESSING,), **cancelled):
+        if self.store.mutate(job.job_id, lifecycle.cancel(PROCESSING, now)):
             return CancelOutcome(CANCELLED, CANCEL_CONFIRMED_MESSAGE)
         current = self.get(job.job_id)
         if current.status == CANCELLED:
