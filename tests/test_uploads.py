@@ -11,7 +11,8 @@ from PIL import Image
 
 from tests.support.pngs import depth_png, input_set, png, view_png
 from worker.errors import FileValidationError
-from worker.uploads import store_inputs, stored_input_paths, validate_upload_files
+from worker.job_files import JobFiles
+from worker.uploads import store_inputs, validate_upload_files
 
 LIMITS = dict(max_file_bytes=1 << 20, max_pixels=1 << 20)
 
@@ -205,7 +206,7 @@ def test_a_cameras_json_error_names_the_key():
 def test_stored_inputs_use_server_chosen_names(tmp_path):
     views, depths = input_set(32)
     store_inputs(validate(views, depths), tmp_path / "job" / "inputs")
-    view_paths, depth_paths, cameras = stored_input_paths(tmp_path / "job" / "inputs")
+    view_paths, depth_paths, cameras = JobFiles(tmp_path / "job").stored_inputs()
     assert [p.name for p in view_paths] == [f"view_{i}.png" for i in range(6)]
     assert [p.read_bytes() for p in depth_paths] == depths and cameras is None
     assert sorted(p.name for p in (tmp_path / "job").iterdir()) == ["inputs"]

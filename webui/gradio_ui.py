@@ -8,7 +8,6 @@ client endpoints come from client_api.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import gradio as gr
@@ -22,6 +21,7 @@ from .client_api import add_client_api
 from .served_results import ServedResults
 from .studio import FOLLOWERS, Studio, default_model
 from .fragments import IDLE_STATUS, model_note_html, note_html
+from .page import Page
 from .ui_handlers import UiHandlers
 
 EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "examples"
@@ -46,39 +46,6 @@ the views 8-bit RGB or RGBA, the depth renders one-channel 8- or 16-bit with 0 a
 default cube6 rig unless you upload a cameras.json under Advanced; the
 <a href="{INPUT_FORMAT_LINK}" target="_blank">input format</a> has every detail.</p>
 """
-
-
-@dataclass
-class Page:
-    """Every component an event reads or writes."""
-
-    tokens: gr.State
-    active_job: gr.State
-    views: gr.Gallery
-    views_note: gr.HTML
-    depths: gr.Gallery
-    depths_note: gr.HTML
-    model: gr.Dropdown
-    model_note: gr.HTML
-    cameras: gr.File
-    cameras_note: gr.HTML
-    options_note: gr.HTML
-    reconstruct: gr.Button
-    cancel: gr.Button
-    confirm_panel: gr.Column
-    confirm_text: gr.Markdown
-    confirm_yes: gr.Button
-    confirm_no: gr.Button
-    status: gr.HTML
-    viewer: gr.Model3D
-    download_glb: gr.DownloadButton
-    download_report: gr.DownloadButton
-    summary: gr.HTML
-    job_box: gr.Textbox
-    track: gr.Button
-    examples: gr.Examples | None = None
-    option_groups: dict[str, gr.Column] = field(default_factory=dict)
-    options: dict[str, dict[str, gr.Slider]] = field(default_factory=dict)
 
 
 def example_rows() -> tuple[list[list[list[tuple[str, str]]]], list[str]]:

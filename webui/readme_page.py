@@ -1,4 +1,4 @@
-"""Serves the README and SECURITY.md as pages, so the app's links to them work wherever the app runs."""
+"""Serves the README and the documents it links to as pages, so those links work wherever the app runs."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse
 from markdown_it import MarkdownIt
 
 ROOT = Path(__file__).resolve().parents[1]
-DOCS = ("README.md", "SECURITY.md")
+DOCS = ("README.md", "SECURITY.md", "ARCHITECTURE.md")
 FRONT_MATTER = re.compile(r"\A---\n.*?\n---\n", re.S)
 PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Multiview Studio: {title}</title>
 <style>body{{font:16px/1.55 system-ui,sans-serif;max-width:56rem;margin:2rem auto;padding:0 1rem;color:#1f2937}}

@@ -9,7 +9,7 @@ function chained after it, because Model3D stays blank when a generator sets it.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, AsyncIterator
+from typing import AsyncIterator
 
 import gradio as gr
 
@@ -17,17 +17,15 @@ from worker.errors import ReconError
 from worker.jobs import ACTIVE, COMPLETED, Job
 
 from .fragments import error_card_html, model_note_html, note_html, progress_text, status_html
+from .page import Page
 from .report_view import summarize_report_file
 from .served_results import ServedResults
 from .slots import arrange, gallery_items, paths_in_slot_order
 from .studio import ERROR, Note, Studio, Tokens, error_sentence, input_field
 
-if TYPE_CHECKING:
-    from .gradio_ui import Page
-
 
 class UiHandlers:
-    def __init__(self, studio: Studio, results: ServedResults, page: "Page") -> None:
+    def __init__(self, studio: Studio, results: ServedResults, page: Page) -> None:
         self.studio = studio
         self.results = results
         self.page = page

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,6 +11,9 @@ from .jobs import is_job_id
 
 RESULT_NAME = "model.glb"
 REPORT_NAME = "report.json"
+VIEW_NAMES = tuple(f"view_{index}.png" for index in range(6))
+DEPTH_NAMES = tuple(f"depth_{index}.png" for index in range(6))
+CAMERAS_NAME = "cameras.json"
 
 
 @dataclass(frozen=True)
@@ -25,6 +29,12 @@ class JobFiles:
     @property
     def inputs(self) -> Path:
         return self.root / "inputs"
+
+    def stored_inputs(self) -> tuple[list[Path], list[Path], dict | None]:
+        """The stored views and depth renders in slot order, and the parsed cameras.json if one was given."""
+        cameras = self.inputs / CAMERAS_NAME
+        return ([self.inputs / name for name in VIEW_NAMES], [self.inputs / name for name in DEPTH_NAMES],
+                json.loads(cameras.read_text()) if cameras.exists() else None)
 
     @property
     def output(self) -> Path:

@@ -31,7 +31,6 @@ from .models import MODELS, get_reconstructor
 from .recon.inputs import load_inputs
 from .requeue import requeue
 from .service import JobQueue
-from .uploads import stored_input_paths
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +147,7 @@ def run_job(
             reporter(0.0, "loading model")
             model = get_reconstructor(job.model_type)
             reporter(0.0, "reading inputs")
-            inputs = load_inputs(*stored_input_paths(files.inputs))
+            inputs = load_inputs(*files.stored_inputs())
             files.discard_partial()
             files.partial.mkdir(parents=True)
             options, notes = MODELS[job.model_type].fit_to_device(job.options, device)

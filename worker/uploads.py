@@ -23,6 +23,7 @@ import numpy as np
 from PIL import Image
 
 from .errors import FileValidationError
+from .job_files import CAMERAS_NAME, DEPTH_NAMES, VIEW_NAMES
 from .recon.rig import SLOT_NAMES, parse_cameras_json
 
 UploadSource = Union[bytes, str, Path, BinaryIO]
@@ -33,9 +34,6 @@ PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"
 READ_CHUNK = 1 << 20
 GREY, RGB, PALETTE, GREY_ALPHA, RGBA = 0, 2, 3, 4, 6
 COLOUR_TYPE_NAMES = {GREY: "greyscale", RGB: "RGB", PALETTE: "palette", GREY_ALPHA: "greyscale+alpha", RGBA: "RGBA"}
-VIEW_FILENAMES = [f"view_{i}.png" for i in range(VIEW_COUNT)]
-DEPTH_FILENAMES = [f"depth_{i}.png" for i in range(VIEW_COUNT)]
-CAMERAS_FILENAME = "cameras.json"
 MAX_JSON_NESTING = 32
 
 
@@ -274,21 +272,11 @@ def store_inputs(upload: ValidatedUpload, inputs_dir: Path) -> None:
     inputs_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".incoming-", dir=inputs_dir.parent))
     try:
-        for name, data in zip(VIEW_FILENAMES + DEPTH_FILENAMES, upload.views + upload.depth_renders):
+        for name, data in zip(VIEW_NAMES + DEPTH_NAMES, upload.views + upload.depth_renders):
             (staging / name).write_bytes(data)
         if upload.cameras is not None:
-            (staging / CAMERAS_FILENAME).write_text(json.dumps(upload.cameras))
+            (staging / CAMERAS_NAME).write_text(json.dumps(upload.cameras))
         os.replace(staging, inputs_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-
-
-def stored_input_paths(inputs_dir: Path) -> tuple[list[Path], list[Path], dict | None]:
-    cameras_path = inputs_dir / CAMERAS_FILENAME
-    cameras = json.loads(cameras_path.read_text()) if cameras_path.exists() else None
-    return (
-        [inputs_dir / name for name in VIEW_FILENAMES],
-        [inputs_dir / name for name in DEPTH_FILENAMES],
-        cameras,
-    )
