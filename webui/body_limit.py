@@ -10,13 +10,13 @@ sees a disconnect and its own answer is dropped, so nothing drains the rest.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .refusals import DISCONNECT, Refusal, answer
+
 MIN_RATE = 16 * 1024
-DISCONNECT: Message = {"type": "http.disconnect"}
 
 
 class BodyLimitMiddleware:
@@ -31,22 +31,16 @@ class BodyLimitMiddleware:
             return
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._refuse(send, 413, self._too_large())
+            await answer(send, 413, self._too_large(), None, {"Connection": "close"})
             return
         began = time.monotonic()
         received = 0
-        complete = refused = response_started = False
-
-        async def refuse(status: int, message: str) -> Message:
-            nonlocal refused
-            refused = True
-            if not response_started:
-                await self._refuse(send, status, message)
-            return DISCONNECT
+        complete = False
+        refusal = Refusal(send)
 
         async def guarded_receive() -> Message:
             nonlocal received, complete
-            if refused:
+            if refusal.refused:
                 return DISCONNECT
             if complete:  # only a disconnect is left to hear, whenever it comes
                 return await receive()
@@ -54,36 +48,17 @@ class BodyLimitMiddleware:
             try:
                 message = await asyncio.wait_for(receive(), timeout=max(allowed, 0.001))
             except asyncio.TimeoutError:
-                return await refuse(408, f"the request body arrived too slowly (under {MIN_RATE // 1024} KB/s "
-                                         f"after {self.timeout_s:.0f} s); send it again")
+                return await refusal.refuse(408, f"the request body arrived too slowly (under {MIN_RATE // 1024} "
+                                                 f"KB/s after {self.timeout_s:.0f} s); send it again")
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 complete = not message.get("more_body", False)
                 if received > self.max_bytes:
-                    return await refuse(413, self._too_large())
+                    return await refusal.refuse(413, self._too_large())
             return message
 
-        async def guarded_send(message: Message) -> None:
-            nonlocal response_started
-            if refused:
-                return
-            response_started = response_started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, guarded_receive, guarded_send)
-        except Exception:
-            if not refused:
-                raise
+        await refusal.run(self.app, scope, guarded_receive)
 
     def _too_large(self) -> str:
         return (f"the request is larger than {self.max_bytes // (1024 * 1024)} MB; "
                 "each file may be at most RECON_MAX_FILE_MB")
-
-    @staticmethod
-    async def _refuse(send: Send, status: int, message: str) -> None:
-        body = json.dumps({"error": message, "field": None}).encode()
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                                (b"connection", b"close")]})
-        await send({"type": "http.response.body", "body": body})

@@ -26,6 +26,8 @@ from worker.errors import FileValidationError, ReconError, ServiceBusyError
 from worker.limits import ClientQuotas, DiskBudget
 from worker.uploads import nesting_depth
 
+from .refusals import DISCONNECT, Refusal, answer
+
 NOT_AN_UPLOAD = "is not a file uploaded to this page (or it has expired); add the file again"
 MAX_EVENT_BYTES = 1024 * 1024
 MAX_NESTING = 64
@@ -86,15 +88,6 @@ async def _read_body(receive: Receive, limit: int) -> bytes | None:
             return None
         if not message.get("more_body", False):
             return b"".join(chunks)
-
-
-async def answer(send: Send, status: int, error: str, field: str | None, headers: dict[str, str] | None = None) -> None:
-    body = json.dumps({"error": error, "field": field}).encode()
-    extra = [(key.lower().encode(), value.encode()) for key, value in (headers or {}).items()]
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                            *extra]})
-    await send({"type": "http.response.body", "body": body})
 
 
 class PartCounter:
@@ -167,27 +160,17 @@ class GradioRequestGuard:
             await answer(send, error.status_code, error.message, "files", headers)
             return
         parts = PartCounter(boundary)
-        refused = False
+        refusal = Refusal(send)
 
         async def counting_receive() -> Message:
-            nonlocal refused
+            if refusal.refused:
+                return DISCONNECT
             message = await receive()
             if message["type"] == "http.request" and parts.feed(message.get("body", b"")) > MAX_UPLOAD_FILES + 1:
-                refused = True
-                await answer(send, 413, f"an upload may carry at most {MAX_UPLOAD_FILES} files", "files",
-                             {"Connection": "close"})
-                return {"type": "http.disconnect"}
+                return await refusal.refuse(413, f"an upload may carry at most {MAX_UPLOAD_FILES} files", "files")
             return message
 
-        async def guarded_send(message: Message) -> None:
-            if not refused:
-                await send(message)
-
-        try:
-            await self.app(scope, counting_receive, guarded_send)
-        except Exception:
-            if not refused:
-                raise
+        await refusal.run(self.app, scope, counting_receive)
 
     async def _event(self, scope: Scope, receive: Receive, send: Send) -> None:
         body = await _read_body(receive, MAX_EVENT_BYTES)
