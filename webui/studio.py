@@ -116,10 +116,8 @@ class Studio:
             self.uploaded(views, depths, cameras)
             if len(views) == len(depths) == VIEW_COUNT:
                 self.service.quotas.count_event(client, "checks", CHECKS_PER_MINUTE)
-        except FileValidationError as error:
+        except ReconError as error:  # not an upload (FileValidationError naming it), or too many checks (429)
             return {**self._hints(), input_field(error.field) or "views": Note(ERROR, error_sentence(error))}
-        except ReconError as error:
-            return {**self._hints(), "views": Note(ERROR, error_sentence(error))}
         notes = self._notes(views, depths, cameras)
         with self._checked_lock:
             self._checked[key] = notes

@@ -17,14 +17,13 @@ from typing import Callable, TypeVar
 
 import redis
 
-from .errors import store_unavailable
 from . import lifecycle
-from .lifecycle import Change
+from .errors import store_unavailable
 from .jobs import PROCESSING, QUEUED, STATUSES, Job
+from .lifecycle import Change
 
 T = TypeVar("T", bound=Callable)
 REDIS_OUTAGES = (redis.ConnectionError, redis.TimeoutError)
-
 
 
 class JobStore(ABC):

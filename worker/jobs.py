@@ -76,6 +76,11 @@ class Job:
     worker: str | None = None
     attempts: int = 0
 
+    @property
+    def last_sign_of_life(self) -> float:
+        """When its run last proved alive: the heartbeat, else the run's start, else the job's creation."""
+        return self.heartbeat_at or self.started_at or self.created_at
+
     def to_row(self) -> dict[str, object]:
         row = asdict(self)
         for name in _JSON_FIELDS:

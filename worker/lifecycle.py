@@ -89,9 +89,7 @@ def fail_lost(run: str | None, deadline: float, now: float) -> Change:
     """The reaper fails a run whose heartbeat stopped before `deadline`, if nothing moved it meanwhile."""
 
     def change(job: Job) -> bool:
-        if not _held(job, run) or (job.heartbeat_at or job.started_at or job.created_at) >= deadline:
-            return False
-        return fail(run, WORKER_LOST, now)(job)
+        return job.last_sign_of_life < deadline and fail(run, WORKER_LOST, now)(job)
 
     return change
 

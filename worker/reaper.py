@@ -39,7 +39,7 @@ def settle_lost_jobs(store: JobStore, queue: JobQueue, config: Settings, now: fl
     settled = []
     for job_id in store.ids_with_status(PROCESSING):
         job = store.get(job_id)
-        if job is None or job.status != PROCESSING or (job.heartbeat_at or job.started_at or job.created_at) >= deadline:
+        if job is None or job.status != PROCESSING or job.last_sign_of_life >= deadline:
             continue
         JobFiles.of(config.jobs_dir, job_id).discard_partial()
         stage = lifecycle.retry_stage(job.attempts + 1, config.job_attempts)
@@ -92,10 +92,10 @@ def remove_leftovers(store: JobStore, config: Settings, now: float) -> list[Path
                     removed.append(path)
     for status in (CANCELLED, FAILED):
         for job_id in store.ids_with_status(status):
-            inputs = JobFiles.of(config.jobs_dir, job_id).inputs
-            if inputs.exists():
-                shutil.rmtree(inputs, ignore_errors=True)
-                removed.append(inputs)
+            files = JobFiles.of(config.jobs_dir, job_id)
+            if files.inputs.exists():
+                files.discard_inputs()
+                removed.append(files.inputs)
     return removed
 
 
