@@ -4,7 +4,9 @@ The cap is checked against Content-Length first and against the bytes actually
 received (chunked bodies have no length). A body must keep arriving: after
 `timeout_s` it needs an average of MIN_RATE bytes per second, so a client that
 trickles a byte a second cannot hold a connection open. Once refused, the app
-sees a disconnect and its own answer is dropped, so nothing drains the rest.
+sees a disconnect and its own answer is dropped; an app that answers before
+reading the whole body (a 400, a 404) closes the connection too, so nothing
+drains the rest.
 """
 
 from __future__ import annotations
@@ -36,7 +38,16 @@ class BodyLimitMiddleware:
         began = time.monotonic()
         received = 0
         complete = False
-        refusal = Refusal(send)
+
+        async def closing_send(message: Message) -> None:
+            """An answer given before the body is in closes the connection, or the server drains what is left."""
+            if message["type"] == "http.response.start" and not complete:
+                headers = message.get("headers", [])
+                if all(key.lower() != b"connection" for key, _ in headers):
+                    message = {**message, "headers": [*headers, (b"connection", b"close")]}
+            await send(message)
+
+        refusal = Refusal(closing_send)
 
         async def guarded_receive() -> Message:
             nonlocal received, complete

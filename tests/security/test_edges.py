@@ -88,18 +88,42 @@ def test_a_chunked_body_past_the_request_cap_is_cut_off(server):
     never ends. Must hold: the answer is 413 JSON and the server closes the connection: the client cannot push
     more than about twice the request cap (14 MB here) before the connection is closed or stops taking bytes."""
     boundary = "sec" + secrets.token_hex(8)
+    sent, response, stopped = _push_endless_chunked_body(
+        server, "/jobs", f"multipart/form-data; boundary={boundary}", _multipart_head(boundary))
+    assert sent <= 2 * REQUEST_CAP, f"the client pushed {sent / 2**20:.0f} MB against a {REQUEST_CAP / 2**20:.0f} MB " \
+                                    f"cap before {stopped}"
+    status_line, _, rest = response.partition(b"\r\n")
+    assert status_line.startswith(b"HTTP/1.1 413"), f"the answer was {response[:200]!r} ({stopped})"
+    body = rest.partition(b"\r\n\r\n")[2]
+    assert "error" in json.loads(body[: body.rfind(b"}") + 1]), body[:200]
+    server.assert_responsive()
+
+
+@pytest.mark.parametrize("path, content_type", [("/jobs", "application/octet-stream"), ("/nope", "text/plain")])
+def test_an_endless_body_answered_before_it_is_read_is_not_drained(server, path, content_type):
+    """Attack: an endless chunked body to a route that answers without reading it (a body that is no form, an
+    unknown route): the server answered 400/404 at once and then drained the body for as long as the client
+    sent it (600 MB). Must hold: after its answer the server closes the connection, within about twice the
+    request cap."""
+    sent, response, stopped = _push_endless_chunked_body(server, path, content_type, b"x")
+    assert sent <= 2 * REQUEST_CAP, f"the client pushed {sent / 2**20:.0f} MB to {path} before {stopped}"
+    assert response.startswith((b"HTTP/1.1 4",)), f"the answer was {response[:200]!r} ({stopped})"
+    server.assert_responsive()
+
+
+def _push_endless_chunked_body(server, path: str, content_type: str, first: bytes) -> tuple[int, bytes, str]:
+    """Send chunks of 64 KB until the server closes, stops reading, 4 x the cap, or 30 s: (bytes sent, the
+    server's answer, why the client stopped)."""
     sock = socket.create_connection(("127.0.0.1", server.port), timeout=5)
     sent, response, stopped = 0, b"", "the client gave up (4 x the cap, or 30 s)"
-    limit = 4 * REQUEST_CAP
     frame_data = b"\x00" * 65536
     frame = f"{len(frame_data):x}\r\n".encode() + frame_data + b"\r\n"
     try:
-        head = (f"POST /jobs HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
-                f"Content-Type: multipart/form-data; boundary={boundary}\r\nTransfer-Encoding: chunked\r\n\r\n").encode()
-        first = _multipart_head(boundary)
+        head = (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
+                f"Content-Type: {content_type}\r\nTransfer-Encoding: chunked\r\n\r\n").encode()
         sock.sendall(head + f"{len(first):x}\r\n".encode() + first + b"\r\n")
         deadline = time.monotonic() + 30
-        while sent < limit and time.monotonic() < deadline:
+        while sent < 4 * REQUEST_CAP and time.monotonic() < deadline:
             readable, _, _ = select.select([sock], [], [], 0)
             if readable:
                 try:
@@ -123,13 +147,7 @@ def test_a_chunked_body_past_the_request_cap_is_cut_off(server):
         response += _read_rest(sock, 5)
     finally:
         sock.close()
-    assert sent <= 2 * REQUEST_CAP, f"the client pushed {sent / 2**20:.0f} MB against a {REQUEST_CAP / 2**20:.0f} MB " \
-                                    f"cap before {stopped}"
-    status_line, _, rest = response.partition(b"\r\n")
-    assert status_line.startswith(b"HTTP/1.1 413"), f"the answer was {response[:200]!r} ({stopped})"
-    body = rest.partition(b"\r\n\r\n")[2]
-    assert "error" in json.loads(body[: body.rfind(b"}") + 1]), body[:200]
-    server.assert_responsive()
+    return sent, response, stopped
 
 
 def _read_rest(sock: socket.socket, timeout: float) -> bytes:
