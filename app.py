@@ -13,14 +13,14 @@ from fastapi import FastAPI
 from worker.config import ConfigError, settings
 
 try:
-    from worker.queue import huey, job_store, start_embedded_consumer
+    from worker.queue.huey_app import huey, job_store, start_embedded_consumer
 except ConfigError as error:
     sys.exit(f"Multiview Studio cannot start: {error}")
 
 from webui.server import create_app  # noqa: E402
-from worker.reaper import Reaper  # noqa: E402
-from worker.service import JobService  # noqa: E402
-from worker.tasks import HueyJobQueue  # noqa: E402
+from worker.jobs.reaper import Reaper  # noqa: E402
+from worker.jobs.service import JobService  # noqa: E402
+from worker.queue.tasks import HueyJobQueue  # noqa: E402
 
 log = logging.getLogger("multiview-studio")
 

@@ -286,7 +286,7 @@ def parity_scenes(device: str) -> list[Scene]:
     import numpy as np
     import trimesh
 
-    from worker.render_inputs import normalize_mesh
+    from worker.recon.render_inputs import normalize_mesh
 
     generator = torch.Generator().manual_seed(0)
     sphere = trimesh.creation.icosphere(subdivisions=4, radius=0.7)
@@ -484,13 +484,13 @@ def part_pytest(run: Run) -> None:
 
 
 def measured_consumer() -> None:
-    """`huey_consumer worker.tasks.huey` (same arguments), plus hooks that append to $GPU_CHECK_EVENTS when the
+    """`huey_consumer worker.queue.tasks.huey` (same arguments), plus hooks that append to $GPU_CHECK_EVENTS when the
     worker is ready (after the project's own startup hook has loaded the models) and each task's peak GPU memory
     as torch's allocator saw it in this process (nvdiffrast's own rasterizer buffers are not included)."""
     from huey import signals
     from huey.bin.huey_consumer import consumer_main
 
-    from worker.tasks import huey
+    from worker.queue.tasks import huey
 
     events = Path(os.environ["GPU_CHECK_EVENTS"])
 
@@ -584,7 +584,7 @@ def part_queue(run: Run) -> None:
         stack = Stack(workdir, **env)
         web_s = time.monotonic() - start
         worker = Process([sys.executable, "-c", "from bench.gpu_check import measured_consumer; measured_consumer()",
-                          "worker.tasks.huey", "-w", "1", "-k", "thread", "-d", "0.05", "-m", "0.25"],
+                          "worker.queue.tasks.huey", "-w", "1", "-k", "thread", "-d", "0.05", "-m", "0.25"],
                          stack.env, workdir / "worker.log")
         stack.workers.append(worker)
         wait_for(lambda: not worker.alive() or any("ready" in event for event in read_events(events)),

@@ -20,9 +20,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from tests.support.inputs import EXAMPLES, enlarged, sphere  # noqa: E402
 from tests.support.processes import start_redis, wait_until  # noqa: E402
 from tests.support.stack import Stack  # noqa: E402
-from tests.support.inputs import EXAMPLES, enlarged, sphere  # noqa: E402
 
 TARGETS = {
     "submit->start median (ms)": "< 100",

@@ -45,15 +45,15 @@ try:
     import open3d as o3d  # noqa: E402
 except ImportError:  # bench-only and 400 MB: machines without it (a GPU box, say) still get the other metrics
     o3d = None
-from worker.models import MODELS, availability  # noqa: E402
+from worker.jobs.models import MODELS, availability  # noqa: E402
 from worker.recon.colour import linear_to_srgb  # noqa: E402
 from worker.recon.evaluate import point_chamfer  # noqa: E402
 from worker.recon.inputs import load_inputs  # noqa: E402
 from worker.recon.raster import interpolate, rasterize  # noqa: E402
+from worker.recon.render_inputs import render_inputs  # noqa: E402
 from worker.recon.rig import ORTHO, SLOT_NAMES, Camera, look_at  # noqa: E402
 from worker.recon.sampling import sample_masked  # noqa: E402
 from worker.recon.surface import is_watertight  # noqa: E402
-from worker.render_inputs import render_inputs  # noqa: E402
 
 DEFAULT_MESHES = ROOT.parent / "shared" / "meshes"
 MESH_SUFFIXES = (".obj", ".ply", ".glb", ".gltf", ".stl", ".off")

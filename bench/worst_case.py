@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 from tests.support.inputs import EXAMPLES, enlarged  # noqa: E402
 from worker.config import load_settings  # noqa: E402
-from worker.models import MODELS  # noqa: E402
+from worker.jobs.models import MODELS  # noqa: E402
 
 TARGET_RSS_MB = 2048
 TARGET_WALL_S = 300
@@ -37,11 +37,11 @@ RUN_ONE = """
 import json, resource, sys, time
 from pathlib import Path
 from worker.config import settings
-from worker.devices import configure_torch
-from worker.models import MODELS, get_reconstructor
+from worker.recon.devices import set_threads
+from worker.jobs.models import MODELS, get_reconstructor
 from worker.recon.inputs import load_inputs
-from worker.job_files import JobFiles
-configure_torch(settings)
+from worker.jobs.files import JobFiles
+set_threads(settings.torch_threads)
 model, options, inputs_dir, out_dir = sys.argv[1], json.loads(sys.argv[2]), Path(sys.argv[3]), Path(sys.argv[4])
 began = time.perf_counter()
 options, notes = MODELS[model].fit_to_device(options, "cpu")  # as the job runner does

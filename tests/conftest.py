@@ -10,7 +10,7 @@ import redis
 
 from tests.support import inputs
 from tests.support.processes import start_redis
-from worker.job_store import RedisJobStore, SqliteJobStore
+from worker.jobs.store import RedisJobStore, SqliteJobStore
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,7 @@ from typing import AsyncIterator
 import gradio as gr
 
 from worker.errors import ReconError
-from worker.models import MODELS
+from worker.jobs.models import MODELS
 
 from .fragments import progress_text
 from .served_results import ServedResults

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from html import escape
 
-from worker.jobs import ACTIVE, CANCELLED, COMPLETED, FAILED, PROCESSING, QUEUED, Job
-from worker.models import MODELS, availability
+from worker.jobs.models import MODELS, availability
+from worker.jobs.record import ACTIVE, CANCELLED, COMPLETED, FAILED, PROCESSING, QUEUED, Job
 
 from .studio import ERROR, WARNING, Note
 

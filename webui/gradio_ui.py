@@ -13,15 +13,15 @@ from pathlib import Path
 import gradio as gr
 
 from worker.config import Settings, settings
-from worker.models import MODELS, availability
+from worker.jobs.models import MODELS, availability
+from worker.jobs.service import JobService
 from worker.recon.rig import SLOT_NAMES
-from worker.service import JobService
 
 from .client_api import add_client_api
-from .served_results import ServedResults
-from .studio import FOLLOWERS, Studio, default_model
 from .fragments import IDLE_STATUS, model_note_html, note_html
 from .page import Page
+from .served_results import ServedResults
+from .studio import FOLLOWERS, Studio, default_model
 from .ui_handlers import UiHandlers
 
 EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "examples"

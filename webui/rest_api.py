@@ -10,10 +10,10 @@ from fastapi.responses import FileResponse, JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from worker.errors import ReconError, ServiceBusyError
-from worker.jobs import COMPLETED, Job
-from worker.models import MODELS, availability
-from worker.service import JobService
-from worker.uploads import load_json
+from worker.jobs.models import MODELS, availability
+from worker.jobs.record import COMPLETED, Job
+from worker.jobs.service import JobService
+from worker.jobs.uploads import load_json
 
 from .schemas import CancelRequest, CancelResponse, ErrorResponse, JobRecord, ModelInfo, SubmitResponse
 

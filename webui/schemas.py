@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from worker.models import OptionSpec
+from worker.jobs.models import OptionSpec
 
 
 class ErrorResponse(BaseModel):

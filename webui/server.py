@@ -11,14 +11,18 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from worker.errors import ReconError
-from worker.limits import MB, DiskBudget
-from worker.service import JobService
+from worker.jobs.limits import MB, DiskBudget
+from worker.jobs.service import JobService
 
 from .body_limit import BodyLimitMiddleware
 from .gradio_ui import build_demo
 from .readme_page import build_readme_router
 from .rest_api import (
-    build_router, http_error_response, not_served_response, recon_error_response, request_validation_response,
+    build_router,
+    http_error_response,
+    not_served_response,
+    recon_error_response,
+    request_validation_response,
 )
 from .theme import CSS, THEME
 from .upload_guard import GradioRequestGuard, UploadPaths

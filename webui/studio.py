@@ -17,13 +17,14 @@ from pathlib import Path
 from typing import AsyncIterator, Sequence
 
 import gradio as gr
+
 from worker.config import Settings
 from worker.errors import FileValidationError, JobForbiddenError, ReconError
-from worker.jobs import TERMINAL, Job
-from worker.models import MODELS, availability, best_available_model
+from worker.jobs.models import MODELS, availability, best_available_model
+from worker.jobs.record import TERMINAL, Job
+from worker.jobs.service import CancelOutcome, JobService
+from worker.jobs.uploads import VIEW_COUNT, validate_upload_files
 from worker.recon.rig import SLOT_NAMES
-from worker.service import CancelOutcome, JobService
-from worker.uploads import VIEW_COUNT, validate_upload_files
 
 from .upload_guard import UploadPaths
 

@@ -14,7 +14,7 @@ from typing import AsyncIterator
 import gradio as gr
 
 from worker.errors import ReconError
-from worker.jobs import ACTIVE, COMPLETED, Job
+from worker.jobs.record import ACTIVE, COMPLETED, Job
 
 from .fragments import error_card_html, model_note_html, note_html, progress_text, status_html
 from .page import Page

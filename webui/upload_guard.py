@@ -16,15 +16,15 @@ import json
 import os
 import re
 import stat
-from urllib.parse import parse_qs
 from pathlib import Path
 from typing import Iterator
+from urllib.parse import parse_qs
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from worker.errors import FileValidationError, ReconError, ServiceBusyError
-from worker.limits import ClientQuotas, DiskBudget
-from worker.uploads import nesting_depth
+from worker.jobs.limits import ClientQuotas, DiskBudget
+from worker.jobs.uploads import nesting_depth
 
 from .refusals import DISCONNECT, Refusal, answer
 

@@ -11,8 +11,8 @@ import torch
 import trimesh
 
 from worker.recon.fusion import reconstruct_fusion
+from worker.recon.render_inputs import render_inputs
 from worker.recon.rig import parse_cameras_json
-from worker.render_inputs import render_inputs
 
 from . import scenes
 

@@ -11,11 +11,11 @@ import pytest
 import torch
 import trimesh
 
-from worker import devices, models
 from worker.errors import JobCancelled, ReconstructionFailed
-from worker.recon import nvdiffrec
+from worker.jobs import models
+from worker.recon import devices, nvdiffrec
+from worker.recon.render_inputs import render_inputs
 from worker.recon.rig import parse_cameras_json
-from worker.render_inputs import render_inputs
 
 from . import scenes
 
@@ -203,9 +203,9 @@ def test_registry_prefers_nvdiffrec_only_with_cuda(monkeypatch):
     spec = models.MODELS["nvdiffrec"]
     assert spec.unavailable_reason() is None
     assert spec.resolve_options({"iterations": 50}) == {"iterations": 50, "render_resolution": 0, "texture_size": 1024}
-    monkeypatch.setattr(devices, "select_device", lambda config: "cpu")
+    monkeypatch.setattr(devices, "resolve_device", lambda name="auto": "cpu")
     assert models.preference().index("fusion") < models.preference().index("nvdiffrec")
-    monkeypatch.setattr(devices, "select_device", lambda config: "cuda")
+    monkeypatch.setattr(devices, "resolve_device", lambda name="auto": "cuda")
     assert models.preference() == ("reconviagen", "nvdiffrec", "fusion")
 
 

@@ -18,11 +18,11 @@ import torch
 import trimesh
 from scipy.spatial import cKDTree
 
-from worker import models
 from worker.config import settings
 from worker.errors import JobCancelled, ReconstructionFailed
+from worker.jobs import models
 from worker.recon import reconviagen
-from worker.render_inputs import render_inputs
+from worker.recon.render_inputs import render_inputs
 
 from . import scenes
 

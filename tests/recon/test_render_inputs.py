@@ -10,8 +10,8 @@ import pytest
 import trimesh
 from PIL import Image
 
+from worker.recon.render_inputs import main, normalize_mesh, procedural_albedo, render_inputs
 from worker.recon.rig import SLOT_NAMES, cube6_rig, parse_cameras_json
-from worker.render_inputs import main, normalize_mesh, procedural_albedo, render_inputs
 
 from . import scenes
 

@@ -13,10 +13,16 @@ from hypothesis import strategies as st
 
 from worker.errors import FileValidationError
 from worker.recon.rig import (
-    SLOT_NAMES, Camera, DepthEncoding, cube6_rig, parse_cameras_json, rig_to_cameras_json,
+    SLOT_NAMES,
+    Camera,
+    DepthEncoding,
+    cube6_rig,
+    parse_cameras_json,
+    rig_to_cameras_json,
 )
 
 from .scenes import CUBE6_TABLE, perspective_cameras_json
+
 
 def project(camera: Camera, point) -> np.ndarray:
     return camera.project(torch.tensor(np.array([point], dtype=float)))[0].numpy()

@@ -16,8 +16,8 @@ from worker.errors import ReconstructionFailed
 from worker.recon.evaluate import chamfer_distance
 from worker.recon.fusion import reconstruct_fusion
 from worker.recon.inputs import ReconInputs, load_inputs
+from worker.recon.render_inputs import render_inputs
 from worker.recon.rig import SLOT_NAMES, look_at, parse_cameras_json
-from worker.render_inputs import render_inputs
 
 from . import scenes
 

@@ -9,9 +9,9 @@ import trimesh
 
 from worker.errors import ReconstructionFailed
 from worker.recon import tsdf
+from worker.recon.render_inputs import render_inputs
 from worker.recon.surface import extract_surface
 from worker.recon.tsdf import fuse_depth
-from worker.render_inputs import render_inputs
 
 from . import scenes
 

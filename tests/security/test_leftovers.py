@@ -1,6 +1,6 @@
 """Leftovers: staging folders of submissions that never finished (a crash, a kill) must not stay forever.
 
-worker.uploads.store_inputs stages a job's inputs in <data>/jobs/<job id>/.incoming-XXXX (beside the final
+worker.jobs.uploads.store_inputs stages a job's inputs in <data>/jobs/<job id>/.incoming-XXXX (beside the final
 inputs/ folder) and moves them into place in one step; a process killed in between leaves the staging
 folder behind, with no job record to expire it.
 

@@ -24,7 +24,7 @@ def app(servers) -> Server:
 
 @pytest.fixture
 def one_window():
-    """The counters use fixed one-minute windows (worker/limits.py): start where a whole test fits in one."""
+    """The counters use fixed one-minute windows (worker/jobs/limits.py): start where a whole test fits in one."""
     left = 60 - time.time() % 60
     if left < WINDOW_NEEDED_S:
         time.sleep(left + 0.1)

@@ -11,7 +11,7 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 def rendered_inputs(directory: Path, mesh: trimesh.Trimesh, res: int, **kwargs) -> Path:
-    from worker.render_inputs import render_inputs
+    from worker.recon.render_inputs import render_inputs
 
     render_inputs(mesh, directory, res=res, **kwargs)
     return directory

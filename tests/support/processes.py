@@ -121,6 +121,6 @@ def start_web(env: dict[str, str], log_path: Path) -> tuple[Process, str]:
 
 
 def start_consumer(env: dict[str, str], log_path: Path, workers: int = 1) -> Process:
-    args = [sys.executable, "-m", "huey.bin.huey_consumer", "worker.tasks.huey",
+    args = [sys.executable, "-m", "huey.bin.huey_consumer", "worker.queue.tasks.huey",
             "-w", str(workers), "-k", "thread", "-d", "0.05", "-m", "0.25", "-g", "TERM", "-t", "30"]
     return Process(args, env, log_path)

@@ -10,7 +10,7 @@ import httpx
 
 from tests.support.processes import REPO, Process, wait_until
 from tests.support.stack import SLOTS
-from worker.job_files import JobFiles
+from worker.jobs.files import JobFiles
 
 EXAMPLE = REPO / "examples" / "spot"
 SCREENSHOTS = REPO / "test-output" / "webui"

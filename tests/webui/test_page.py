@@ -16,9 +16,8 @@ from PIL import Image
 from playwright.sync_api import Page, expect, sync_playwright
 
 from tests.support.processes import wait_until
-from worker.models import FUSION
-
 from tests.webui.live import EXAMPLE, SLOTS, SLOW_OPTIONS, depths_of, views_of
+from worker.jobs.models import FUSION
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [

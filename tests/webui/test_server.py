@@ -10,9 +10,9 @@ from fastapi.testclient import TestClient
 from webui import upload_guard
 from webui.server import create_app
 from worker.config import load_settings
-from worker.queue import make_job_store
-from worker.service import JobService
-from worker.tasks import HueyJobQueue
+from worker.jobs.service import JobService
+from worker.queue.huey_app import make_job_store
+from worker.queue.tasks import HueyJobQueue
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ from .atlas import NO_ATLAS_WARNING, build_atlas
 from .bake import bake_texture
 from .colour import fill_unseen, vertex_colours
 from .consistency import agreeing_inputs
+from .devices import resolve_device
 from .evaluate import compare_with_inputs
 from .export import write_glb, write_textured_glb
 from .inputs import ReconInputs
@@ -31,10 +32,6 @@ from .tsdf import fuse_depth
 COLOUR_TOLERANCE_VOXELS = 1.5
 UNSEEN_WARNING_SHARE = 0.05
 MIN_MEAN_SILHOUETTE_IOU = 0.5  # below this the inputs contradict each other: no mesh is better than this one
-
-
-def _default_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def _require_agreement(views: list[dict], glb: Path) -> None:
@@ -69,7 +66,7 @@ def reconstruct_fusion(
     """
     stages = Stages(progress)
     stages.start("decode", 0.0, "decoding inputs")
-    device = torch.device(device) if device is not None else _default_device()
+    device = torch.device(device) if device is not None else torch.device(resolve_device())
     if not inputs.masks.any():
         raise ReconstructionFailed(
             "Every silhouette is empty, so there is no object to reconstruct: give the views an alpha channel "

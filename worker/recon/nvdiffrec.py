@@ -33,6 +33,7 @@ from .atlas import NO_ATLAS_WARNING, Atlas, build_atlas
 from .bake import bake_texture
 from .colour import fill_unseen, linear_to_srgb, linear_to_srgb8, srgb_to_linear, vertex_colours
 from .consistency import agreeing_inputs
+from .devices import resolve_device
 from .export import write_glb, write_textured_glb
 from .inputs import ReconInputs
 from .ops import pixel_world, scaled_camera
@@ -105,10 +106,6 @@ class _Appearance:
             return ops.interpolate(self.colours, rast, faces)
         colour = ops.texture(ctx, self.texture, ops.interpolate(self.uv, rast, self.uv_faces))
         return torch.where((rast.tri_id >= 0)[..., None], colour, 0.0)
-
-
-def _default_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def _targets(inputs: ReconInputs, size: int, vertices: torch.Tensor, on_view: Callable[[], None]) -> list[_Target]:
@@ -395,7 +392,7 @@ def reconstruct_nvdiffrec(
     `texture_size` 0 refines and writes vertex colours instead of a texture."""
     stages = Stages(progress)
     stages.start("decode", 0.0, "decoding inputs")
-    device = torch.device(device) if device is not None else _default_device()
+    device = torch.device(device) if device is not None else torch.device(resolve_device())
     if not inputs.masks.any():
         raise ReconstructionFailed(
             "Every silhouette is empty, so there is no object to refine: give the views an alpha channel "

@@ -2,8 +2,8 @@
 
 import pytest
 
-from worker import lifecycle
-from worker.jobs import CANCELLED, COMPLETED, FAILED, PROCESSING, QUEUED, Job, hash_token, new_job_id
+from worker.jobs import lifecycle
+from worker.jobs.record import CANCELLED, COMPLETED, FAILED, PROCESSING, QUEUED, Job, hash_token, new_job_id
 
 
 def job(status: str = QUEUED, worker: str | None = None) -> Job:

@@ -1,6 +1,6 @@
 """Render a mesh into a job's 12 inputs (6 views + 6 depth renders + cameras.json), for tests and benchmarks.
 
-    python -m worker.render_inputs MESH OUTDIR [--res 512] [--depth-bits 16|8]
+    python -m worker.recon.render_inputs MESH OUTDIR [--res 512] [--depth-bits 16|8]
                                                [--rig cube6|path/to/cameras.json] [--no-normalize]
 
 Views carry the object's plain (unlit) base colour: its texture, its vertex or face
@@ -21,10 +21,10 @@ import torch
 import trimesh
 from PIL import Image
 
-from .errors import FileValidationError
-from .recon.raster import interpolate, rasterize
-from .recon.rig import SLOT_NAMES, Rig, cube6_rig, parse_cameras_json, rig_to_cameras_json
-from .recon.sampling import sample_masked
+from ..errors import FileValidationError
+from .raster import interpolate, rasterize
+from .rig import SLOT_NAMES, Rig, cube6_rig, parse_cameras_json, rig_to_cameras_json
+from .sampling import sample_masked
 
 NORMALIZED_SIZE = 1.6
 
@@ -142,7 +142,7 @@ def render_inputs(mesh: trimesh.Trimesh, out_dir: Path, res: int = 512, depth_bi
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m worker.render_inputs", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m worker.recon.render_inputs", description=__doc__.splitlines()[0])
     parser.add_argument("mesh", type=Path, help="any mesh trimesh reads (OBJ+MTL+texture, PLY, GLB, ...)")
     parser.add_argument("outdir", type=Path)
     parser.add_argument("--res", type=int, default=None, help="image size for cube6 (default 512)")

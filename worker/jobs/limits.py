@@ -15,8 +15,8 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from .errors import ServiceBusyError, StorageError
-from .job_store import JobStore
+from ..errors import ServiceBusyError, StorageError
+from .store import JobStore
 
 MINUTE_S = 60.0
 DAY_S = 86400.0

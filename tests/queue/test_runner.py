@@ -7,13 +7,13 @@ import pytest
 
 from tests.support.stack import SLOTS
 from worker.config import load_settings
-from worker.job_files import JobFiles
-from worker.job_runner import Outcome, run_job
-from worker.job_store import SqliteJobStore
-from worker.jobs import CANCELLED, COMPLETED, FAILED, PROCESSING, QUEUED, Job, hash_token, new_job_id
-from worker.queue import huey
-from worker.tasks import HueyJobQueue
-from worker.uploads import store_inputs, validate_upload_files
+from worker.jobs.files import JobFiles
+from worker.jobs.record import CANCELLED, COMPLETED, FAILED, PROCESSING, QUEUED, Job, hash_token, new_job_id
+from worker.jobs.store import SqliteJobStore
+from worker.jobs.uploads import store_inputs, validate_upload_files
+from worker.queue.huey_app import huey
+from worker.queue.runner import Outcome, run_job
+from worker.queue.tasks import HueyJobQueue
 
 
 class RecordingStore(SqliteJobStore):
@@ -103,8 +103,9 @@ def test_a_shutting_down_worker_hands_its_job_back_to_the_queue(config, queue, s
 
 
 def test_inputs_without_any_surface_fail_with_a_sentence(config, queue, tmp_path):
-    from tests.support.pngs import png
     import numpy as np
+
+    from tests.support.pngs import png
 
     blank_views = [png(np.full((64, 64, 3), 128, np.uint8)) for _ in SLOTS]
     blank_depths = [png(np.zeros((64, 64), np.uint16)) for _ in SLOTS]

@@ -9,34 +9,41 @@ import contextlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, Sequence
+from typing import Sequence
 
-from .config import Settings
-from .errors import JobConflictError, ReconError, JobForbiddenError, JobNotFoundError, JobStateError, ServiceBusyError, StorageError
+from ..config import Settings
+from ..errors import (
+    JobConflictError,
+    JobForbiddenError,
+    JobNotFoundError,
+    JobStateError,
+    ReconError,
+    ServiceBusyError,
+    StorageError,
+)
 from . import lifecycle
-from .job_files import JobFiles
-from .job_store import JobStore
+from .files import JobFiles
 from .limits import MB, ClientQuotas, DiskBudget
-from .jobs import CANCELLED, COMPLETED, FAILED, PROCESSING, QUEUED, Job, hash_token, is_job_id, new_job_id, new_token, token_matches
 from .models import require_model
+from .queue_protocol import JobQueue
+from .record import (
+    CANCELLED,
+    COMPLETED,
+    FAILED,
+    PROCESSING,
+    QUEUED,
+    Job,
+    hash_token,
+    is_job_id,
+    new_job_id,
+    new_token,
+    token_matches,
+)
+from .store import JobStore
 from .uploads import UploadSource, store_inputs, validate_upload_files
 
 CANCEL_REQUESTED_MESSAGE = "Send confirm=true to confirm cancellation"
 CANCEL_CONFIRMED_MESSAGE = "Job cancellation confirmed"
-
-
-class TaskHandle(Protocol):
-    id: str
-
-
-class JobQueue(Protocol):
-    def new_task(self, job_id: str) -> TaskHandle: ...
-
-    def enqueue(self, task: TaskHandle) -> None: ...
-
-    def revoke(self, task_id: str) -> None: ...
-
-    def pending_task_ids(self) -> set[str]: ...
 
 
 @dataclass(frozen=True)

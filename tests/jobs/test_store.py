@@ -7,8 +7,8 @@ import redis
 
 from tests.support.processes import free_port
 from worker.errors import ServiceBusyError
-from worker.job_store import RedisJobStore
-from worker.jobs import CANCELLED, COMPLETED, PROCESSING, QUEUED, Job, hash_token, new_job_id
+from worker.jobs.record import CANCELLED, COMPLETED, PROCESSING, QUEUED, Job, hash_token, new_job_id
+from worker.jobs.store import RedisJobStore
 
 
 def make_job(created_at: float | None = None) -> Job:

@@ -8,9 +8,9 @@ runs none twice.
 from __future__ import annotations
 
 from . import lifecycle
-from .job_store import JobStore
-from .jobs import Job
-from .service import JobQueue
+from .queue_protocol import JobQueue
+from .record import Job
+from .store import JobStore
 
 
 def requeue(store: JobStore, queue: JobQueue, job_id: str, claim: str | None, stage: str, count_attempt: bool) -> Job | None:

@@ -6,17 +6,24 @@ import pytest
 from tests.support.pngs import input_set, png
 from worker.config import load_settings
 from worker.errors import (
-    FileValidationError, JobConflictError, JobForbiddenError, JobNotFoundError, JobStateError, ModelUnavailableError,
-    ReconError, ServiceBusyError, StorageError,
+    FileValidationError,
+    JobConflictError,
+    JobForbiddenError,
+    JobNotFoundError,
+    JobStateError,
+    ModelUnavailableError,
+    ReconError,
+    ServiceBusyError,
+    StorageError,
 )
-from worker.job_files import JobFiles
-from worker.job_store import SqliteJobStore
-from worker.limits import MB
-from worker.jobs import CANCELLED, COMPLETED, PROCESSING, QUEUED
-from worker.models import FUSION
-from worker.queue import huey
-from worker.service import CANCEL_CONFIRMED_MESSAGE, CANCEL_REQUESTED_MESSAGE, JobService
-from worker.tasks import HueyJobQueue
+from worker.jobs.files import JobFiles
+from worker.jobs.limits import MB
+from worker.jobs.models import FUSION
+from worker.jobs.record import CANCELLED, COMPLETED, PROCESSING, QUEUED
+from worker.jobs.service import CANCEL_CONFIRMED_MESSAGE, CANCEL_REQUESTED_MESSAGE, JobService
+from worker.jobs.store import SqliteJobStore
+from worker.queue.huey_app import huey
+from worker.queue.tasks import HueyJobQueue
 
 
 @pytest.fixture
@@ -26,7 +33,7 @@ def config(tmp_path):
 
 @pytest.fixture
 def queue():
-    """The real Huey instance of worker.queue (SQLite in the test session's data folder), emptied per test."""
+    """The real Huey instance of worker.queue.huey_app (SQLite in the test session's data folder), emptied per test."""
     huey.flush()
     yield huey
     huey.flush()

@@ -8,13 +8,13 @@ import pytest
 from tests.support.pngs import input_set
 from worker.config import load_settings
 from worker.errors import StorageError
-from worker.job_files import JobFiles
-from worker.job_runner import run_job
-from worker.job_store import SqliteJobStore
-from worker.jobs import FAILED, QUEUED
-from worker.queue import huey
-from worker.service import JobService
-from worker.tasks import HueyJobQueue
+from worker.jobs.files import JobFiles
+from worker.jobs.record import FAILED, QUEUED
+from worker.jobs.service import JobService
+from worker.jobs.store import SqliteJobStore
+from worker.queue.huey_app import huey
+from worker.queue.runner import run_job
+from worker.queue.tasks import HueyJobQueue
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""The Huey tasks. GPU hosts run them with `huey_consumer worker.tasks.huey`."""
+"""The Huey tasks. GPU hosts run them with `huey_consumer worker.queue.tasks.huey`."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ import sqlite3
 import redis
 from huey.api import Huey, Task
 
-from .config import settings
-from .devices import configure_torch, select_device
-from .errors import store_unavailable
-from .job_runner import Outcome, run_job
-from .models import load_available_models
-from .queue import huey, job_store
+from ..config import settings
+from ..errors import store_unavailable
+from ..jobs.models import load_available_models
+from ..recon.devices import resolve_device, set_threads
+from .huey_app import huey, job_store
+from .runner import Outcome, run_job
 
 log = logging.getLogger(__name__)
 LOG_FORMAT = "[%(asctime)s] %(levelname)s:%(name)s:%(threadName)s:%(message)s"
@@ -24,8 +24,8 @@ def load_models() -> None:
     """Once per worker: fix torch's threads and load every model that can run here."""
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
-    configure_torch(settings)
-    log.info("models loaded on %s: %s", select_device(settings), ", ".join(load_available_models()))
+    set_threads(settings.torch_threads)
+    log.info("models loaded on %s: %s", resolve_device(settings.device), ", ".join(load_available_models()))
 
 
 QUEUE_OUTAGES = (redis.ConnectionError, redis.TimeoutError, sqlite3.OperationalError)
@@ -55,6 +55,6 @@ class HueyJobQueue:
 
 @huey.task(context=True)
 def reconstruct(job_id: str, task: Task | None = None) -> None:
-    outcome = run_job(job_id, job_store, settings, HueyJobQueue(), select_device(settings), huey.stopping)
+    outcome = run_job(job_id, job_store, settings, HueyJobQueue(), resolve_device(settings.device), huey.stopping)
     if outcome is Outcome.NOT_STARTED and task is not None:
         huey.restore_by_id(task.id)

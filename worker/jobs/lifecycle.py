@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from .jobs import CANCELLED, COMPLETED, FAILED, PROCESSING, QUEUED, Job
+from .record import CANCELLED, COMPLETED, FAILED, PROCESSING, QUEUED, Job
 
 Change = Callable[[Job], bool]
 

@@ -3,7 +3,7 @@
 import pytest
 
 from worker.errors import ServiceBusyError, StorageError
-from worker.limits import MB, ClientQuotas, DiskBudget, folder_size
+from worker.jobs.limits import MB, ClientQuotas, DiskBudget, folder_size
 
 
 class Clock:

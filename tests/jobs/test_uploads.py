@@ -11,8 +11,8 @@ from PIL import Image
 
 from tests.support.pngs import depth_png, input_set, png, view_png
 from worker.errors import FileValidationError
-from worker.job_files import JobFiles
-from worker.uploads import store_inputs, validate_upload_files
+from worker.jobs.files import JobFiles
+from worker.jobs.uploads import store_inputs, validate_upload_files
 
 LIMITS = dict(max_file_bytes=1 << 20, max_pixels=1 << 20)
 

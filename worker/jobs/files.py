@@ -7,7 +7,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from .jobs import is_job_id
+from .record import is_job_id
 
 RESULT_NAME = "model.glb"
 REPORT_NAME = "report.json"

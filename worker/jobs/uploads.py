@@ -23,9 +23,9 @@ from typing import BinaryIO, Sequence, Union
 import numpy as np
 from PIL import Image
 
-from .errors import FileValidationError
-from .job_files import CAMERAS_NAME, DEPTH_NAMES, VIEW_NAMES
-from .recon.rig import SLOT_NAMES, parse_cameras_json
+from ..errors import FileValidationError
+from ..recon.rig import SLOT_NAMES, parse_cameras_json
+from .files import CAMERAS_NAME, DEPTH_NAMES, VIEW_NAMES
 
 UploadSource = Union[bytes, str, Path, BinaryIO]
 

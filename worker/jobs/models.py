@@ -15,13 +15,13 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Protocol
 
-from .config import settings
-from .errors import ModelUnavailableError, ReconError
+from ..config import settings
+from ..errors import ModelUnavailableError, ReconError
 
 log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
-    from .recon.inputs import ReconInputs
+    from ..recon.inputs import ReconInputs
 
 ProgressFn = Callable[[float, str], None]
 
@@ -104,7 +104,7 @@ class ModelSpec:
 
 
 def _load_fusion() -> Reconstructor:
-    from .recon.fusion import reconstruct_fusion
+    from ..recon.fusion import reconstruct_fusion
 
     def run(inputs: "ReconInputs", out_dir: Path, progress: ProgressFn, options: dict, device: str) -> dict:
         return reconstruct_fusion(inputs, out_dir, progress, device=device, **options)
@@ -149,7 +149,7 @@ FUSION = ModelSpec(
 
 
 def _load_nvdiffrec() -> Reconstructor:
-    from .recon.nvdiffrec import reconstruct_nvdiffrec
+    from ..recon.nvdiffrec import reconstruct_nvdiffrec
 
     def run(inputs: "ReconInputs", out_dir: Path, progress: ProgressFn, options: dict, device: str) -> dict:
         return reconstruct_nvdiffrec(inputs, out_dir, progress, device=device, backend=settings.render_backend,
@@ -180,16 +180,16 @@ NVDIFFREC = ModelSpec(
 
 
 def _reconviagen_unavailable() -> str | None:
-    from .recon.reconviagen import unavailable_reason
+    from ..recon.reconviagen import unavailable_reason
 
     return unavailable_reason(settings.reconviagen_model)
 
 
 def _load_reconviagen() -> Reconstructor:
-    from .devices import select_device
-    from .recon.reconviagen import ReconViaGen
+    from ..recon.devices import resolve_device
+    from ..recon.reconviagen import ReconViaGen
 
-    return ReconViaGen(settings.reconviagen_model, select_device(settings))
+    return ReconViaGen(settings.reconviagen_model, resolve_device(settings.device))
 
 
 RECONVIAGEN = ModelSpec(
@@ -213,9 +213,9 @@ PREFERENCE = ("reconviagen", "nvdiffrec", "fusion")
 def preference() -> tuple[str, ...]:
     """Model names, best first. Without CUDA nvdiffrec takes minutes where fusion takes seconds, so there it
     ranks after fusion: a job that names no model stays fast."""
-    from .devices import select_device
+    from ..recon.devices import resolve_device
 
-    if select_device(settings).startswith("cuda"):
+    if resolve_device(settings.device).startswith("cuda"):
         return PREFERENCE
     return tuple(name for name in PREFERENCE if name != "nvdiffrec") + ("nvdiffrec",)
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from worker.jobs import is_job_id, new_job_id
+from worker.jobs.record import is_job_id, new_job_id
 
 
 def test_a_new_job_id_is_a_job_id():

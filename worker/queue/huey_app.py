@@ -1,6 +1,6 @@
 """The one Huey instance, and the consumer that runs inside the web process.
 
-`huey_consumer worker.tasks.huey` runs the same queue on GPU hosts.
+`huey_consumer worker.queue.tasks.huey` runs the same queue on GPU hosts.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from huey.api import Huey
 from huey.consumer import Consumer
 from huey.serializer import SignedSerializer
 
-from .config import ConfigError, Settings, settings
-from .job_store import JobStore, RedisJobStore, SqliteJobStore
+from ..config import ConfigError, Settings, settings
+from ..jobs.store import JobStore, RedisJobStore, SqliteJobStore
 
 QUEUE_NAME = "recon"
 POLL_INITIAL_DELAY_S = 0.05

@@ -3,7 +3,7 @@
 import pytest
 
 from worker.errors import ReconError
-from worker.models import FUSION, NVDIFFREC
+from worker.jobs.models import FUSION, NVDIFFREC
 
 
 def test_a_cpu_worker_lowers_options_past_its_ceilings_and_says_so():

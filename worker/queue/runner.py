@@ -21,16 +21,16 @@ import time
 import uuid
 from enum import Enum
 
-from .config import Settings
-from .errors import JobCancelled, ReconError, ServiceBusyError
-from .job_files import REPORT_NAME, JobFiles
-from .job_store import JobStore
-from . import lifecycle
-from .jobs import CANCELLED, FAILED
-from .models import MODELS, get_reconstructor
-from .recon.inputs import load_inputs
-from .requeue import requeue
-from .service import JobQueue
+from ..config import Settings
+from ..errors import JobCancelled, ReconError, ServiceBusyError
+from ..jobs import lifecycle
+from ..jobs.files import REPORT_NAME, JobFiles
+from ..jobs.models import MODELS, get_reconstructor
+from ..jobs.queue_protocol import JobQueue
+from ..jobs.record import CANCELLED, FAILED
+from ..jobs.requeue import requeue
+from ..jobs.store import JobStore
+from ..recon.inputs import load_inputs
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ import threading
 import pytest
 
 from worker.config import ConfigError, load_settings
-from worker.queue import SECRET_FILE, queue_secret
+from worker.queue.huey_app import SECRET_FILE, queue_secret
 
 
 @pytest.fixture

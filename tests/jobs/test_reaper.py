@@ -6,15 +6,18 @@ import time
 import pytest
 
 from worker.config import load_settings
-from worker.job_files import JobFiles
-from worker.job_store import SqliteJobStore
-from worker.jobs import CANCELLED, COMPLETED, FAILED, PROCESSING, QUEUED, Job, hash_token, new_job_id
-from worker.lifecycle import WORKER_LOST, retry_stage
-from worker.queue import huey
-from worker.reaper import (
-    remove_expired_jobs, remove_leftovers, repair_orphaned_jobs, settle_lost_jobs,
+from worker.jobs.files import JobFiles
+from worker.jobs.lifecycle import WORKER_LOST, retry_stage
+from worker.jobs.reaper import (
+    remove_expired_jobs,
+    remove_leftovers,
+    repair_orphaned_jobs,
+    settle_lost_jobs,
 )
-from worker.tasks import HueyJobQueue
+from worker.jobs.record import CANCELLED, COMPLETED, FAILED, PROCESSING, QUEUED, Job, hash_token, new_job_id
+from worker.jobs.store import SqliteJobStore
+from worker.queue.huey_app import huey
+from worker.queue.tasks import HueyJobQueue
 
 
 @pytest.fixture

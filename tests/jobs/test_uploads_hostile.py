@@ -13,8 +13,8 @@ from PIL import Image
 
 from tests.support.pngs import input_set
 from worker.errors import FileValidationError
+from worker.jobs.uploads import load_json, nesting_depth, validate_upload_files
 from worker.recon.rig import parse_cameras_json
-from worker.uploads import load_json, nesting_depth, validate_upload_files
 
 LIMITS = dict(max_file_bytes=1 << 20, max_pixels=1 << 16)
 VIEWS, DEPTHS = input_set(16)

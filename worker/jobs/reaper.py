@@ -18,13 +18,13 @@ import threading
 import time
 from pathlib import Path
 
-from .config import Settings
-from .job_files import JobFiles
-from .job_store import JobStore
+from ..config import Settings
 from . import lifecycle
-from .jobs import CANCELLED, FAILED, PROCESSING, QUEUED, TERMINAL, is_job_id
+from .files import JobFiles
+from .queue_protocol import JobQueue
+from .record import CANCELLED, FAILED, PROCESSING, QUEUED, TERMINAL, is_job_id
 from .requeue import requeue
-from .service import JobQueue
+from .store import JobStore
 
 log = logging.getLogger(__name__)
 

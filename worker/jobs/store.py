@@ -17,10 +17,10 @@ from typing import Callable, TypeVar
 
 import redis
 
+from ..errors import store_unavailable
 from . import lifecycle
-from .errors import store_unavailable
-from .jobs import PROCESSING, QUEUED, STATUSES, Job
 from .lifecycle import Change
+from .record import PROCESSING, QUEUED, STATUSES, Job
 
 T = TypeVar("T", bound=Callable)
 REDIS_OUTAGES = (redis.ConnectionError, redis.TimeoutError)
