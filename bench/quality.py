@@ -45,6 +45,7 @@ try:
     import open3d as o3d  # noqa: E402
 except ImportError:  # bench-only and 400 MB: machines without it (a GPU box, say) still get the other metrics
     o3d = None
+from worker.config import settings  # noqa: E402
 from worker.jobs.models import MODELS, availability  # noqa: E402
 from worker.recon.colour import linear_to_srgb  # noqa: E402
 from worker.recon.evaluate import point_chamfer  # noqa: E402
@@ -190,10 +191,11 @@ def load_job_inputs(directory: Path):
 def run_model(name: str, inputs_dir: Path, out_dir: Path, device: str) -> tuple[trimesh.Trimesh, dict, float]:
     """Decode the inputs and run a registered model with its default options, as a job would."""
     spec = MODELS[name]
-    reconstructor = spec.load()
+    reconstructor = spec.load(settings)
     start = time.perf_counter()
     inputs = load_job_inputs(inputs_dir)
-    report = reconstructor(inputs, out_dir, lambda fraction, stage: None, spec.resolve_options({}), device)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    report = reconstructor(inputs, out_dir / "model.glb", lambda fraction, stage: None, spec.resolve_options({}), device)
     wall = time.perf_counter() - start
     mesh = trimesh.load(out_dir / "model.glb", force="mesh", process=False)
     return mesh, report, wall
@@ -317,7 +319,7 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [name for name in models if name not in MODELS]
     if unknown:
         parser.error(f"unknown model(s) {', '.join(unknown)}; models: {', '.join(MODELS)}")
-    reasons = availability()
+    reasons = availability(settings)
     for name in [name for name in models if reasons[name] is not None]:
         print(f"skipping {name}: {reasons[name]}", file=sys.stderr)
     models = [name for name in models if reasons[name] is None]

@@ -45,7 +45,9 @@ set_threads(settings.torch_threads)
 model, options, inputs_dir, out_dir = sys.argv[1], json.loads(sys.argv[2]), Path(sys.argv[3]), Path(sys.argv[4])
 began = time.perf_counter()
 options, notes = MODELS[model].fit_to_device(options, "cpu")  # as the job runner does
-report = get_reconstructor(model)(load_inputs(*JobFiles(inputs_dir.parent).stored_inputs()), out_dir, lambda f, s: None, options, "cpu")
+out_dir.mkdir(parents=True, exist_ok=True)
+report = get_reconstructor(model, settings)(load_inputs(*JobFiles(inputs_dir.parent).stored_inputs()), out_dir / "model.glb",
+                                  lambda f, s: None, options, "cpu")
 print(json.dumps({"wall_s": time.perf_counter() - began, "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                   "triangles": report["mesh"]["triangles"], "ran_with": options, "warnings": notes + report["warnings"]}))
 """

@@ -10,7 +10,31 @@ import redis
 
 from tests.support import inputs
 from tests.support.processes import start_redis
+from worker.config import load_settings
 from worker.jobs.store import RedisJobStore, SqliteJobStore
+from worker.queue.huey_app import huey
+from worker.queue.tasks import HueyJobQueue
+
+
+@pytest.fixture
+def config(tmp_path):
+    """Default settings over this test's own data folder; modules that need other values define their own."""
+    return load_settings({"RECON_DATA_DIR": str(tmp_path)})
+
+
+@pytest.fixture
+def huey_queue():
+    """The real Huey instance of worker.queue.huey_app (SQLite in the test session's data folder), emptied before
+    and after the test."""
+    huey.flush()
+    yield huey
+    huey.flush()
+
+
+@pytest.fixture
+def queue(huey_queue):
+    """The job system's view of that queue."""
+    return HueyJobQueue(huey_queue)
 
 
 @pytest.fixture(scope="session")

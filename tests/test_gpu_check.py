@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from bench import gpu_check
+from bench import gpu_check, gpu_parity, gpu_run
 from worker.recon import ops
 
 
@@ -22,29 +22,29 @@ def restored_environ():
 
 def test_the_reference_backend_compared_with_itself_differs_nowhere():
     """The scenes, every op, the gradients and the comparison that the GPU run uses, with nothing to differ."""
-    sphere = gpu_check.parity_scenes("cpu")[0]
-    results = [gpu_check.compare_backends(ops.RenderContext("cpu"), ops.RenderContext("cpu"), sphere, camera)
-               for camera in gpu_check.parity_cameras(48)]
-    summary = gpu_check.worst(results)
-    assert set(summary) == set(gpu_check.PARITY_TOLERANCES)
+    sphere = gpu_parity.parity_scenes("cpu")[0]
+    results = [gpu_parity.compare_backends(ops.RenderContext("cpu"), ops.RenderContext("cpu"), sphere, camera)
+               for camera in gpu_parity.parity_cameras(48)]
+    summary = gpu_parity.worst(results)
+    assert set(summary) == set(gpu_parity.PARITY_TOLERANCES)
     for check, found in summary.items():
         assert found["max"] == found["mean"] == 0.0, check
         assert found.get("cosine", 1.0) == pytest.approx(1.0), check
-    assert all(row.status == "ok" for row in gpu_check.parity_rows(summary))
+    assert all(row.status == "ok" for row in gpu_parity.parity_rows(summary))
 
 
 def test_a_differing_backend_fails_its_tolerance():
-    summary = {check: {"max": 1.0, "mean": 1.0, "cosine": 0.0} for check in gpu_check.PARITY_TOLERANCES}
-    assert all(row.status == "FAILED" for row in gpu_check.parity_rows(summary))
+    summary = {check: {"max": 1.0, "mean": 1.0, "cosine": 0.0} for check in gpu_parity.PARITY_TOLERANCES}
+    assert all(row.status == "FAILED" for row in gpu_parity.parity_rows(summary))
 
 
 def test_a_part_past_its_time_limit_is_killed_and_reported(tmp_path):
     log = tmp_path / "part.log"
-    code, seconds = gpu_check.run_logged([sys.executable, "-c", "import time; print('started', flush=True); "
+    code, seconds = gpu_run.run_logged([sys.executable, "-c", "import time; print('started', flush=True); "
                                           "time.sleep(60)"], log, timeout_s=1)
     assert code is None and seconds < 10
     assert "started" in log.read_text() and "killed after 1 s" in log.read_text()
-    assert gpu_check.ended(code, seconds).startswith("timed out")
+    assert gpu_run.ended(code, seconds).startswith("timed out")
 
 
 @pytest.mark.usefixtures("restored_environ")

@@ -16,9 +16,10 @@ from worker.errors import ReconError
 from worker.jobs.models import MODELS
 
 from .fragments import progress_text
+from .input_notes import error_sentence
 from .served_results import ServedResults
 from .slots import gallery_items
-from .studio import FOLLOWERS, Studio, Tokens, error_sentence
+from .studio import FOLLOWERS, Studio, Tokens
 
 
 def _user_error(error: ReconError) -> gr.Error:

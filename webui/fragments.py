@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from html import escape
 
+from worker.config import Settings
 from worker.jobs.models import MODELS, availability
 from worker.jobs.record import ACTIVE, CANCELLED, COMPLETED, FAILED, PROCESSING, QUEUED, Job
 
-from .studio import ERROR, WARNING, Note
+from .input_notes import ERROR, WARNING, Note
 
 IDLE_STATUS = (
     "<div class='job-card job-empty'>No job yet. Add the inputs on the left (or click an example) "
@@ -24,11 +25,11 @@ def note_html(note: Note) -> str:
     return f"<div class='note note-{note.level}'>{escape(note.text)}</div>"
 
 
-def model_note_html(name: str) -> str:
+def model_note_html(name: str, config: Settings) -> str:
     spec = MODELS.get(name)
     if spec is None:
         return note_html(Note(ERROR, f"Unknown model {name!r}."))
-    reason = availability()[name]
+    reason = availability(config)[name]
     text = f"<div class='note note-idle'>{escape(spec.description)}</div>"
     if reason is not None:
         text += note_html(Note(WARNING, f"Not available on this deployment: {reason}. Pick another model."))

@@ -13,7 +13,7 @@ from pathlib import Path
 import gradio as gr
 
 from worker.config import Settings, settings
-from worker.jobs.models import MODELS, availability
+from worker.jobs.models import MODELS, availability, best_available_model
 from worker.jobs.service import JobService
 from worker.recon.rig import SLOT_NAMES
 
@@ -21,7 +21,7 @@ from .client_api import add_client_api
 from .fragments import IDLE_STATUS, model_note_html, note_html
 from .page import Page
 from .served_results import ServedResults
-from .studio import FOLLOWERS, Studio, default_model
+from .studio import FOLLOWERS, Studio
 from .ui_handlers import UiHandlers
 
 EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "examples"
@@ -63,8 +63,8 @@ def example_rows() -> tuple[list[list[list[tuple[str, str]]]], list[str]]:
     return rows, labels
 
 
-def model_choices() -> list[tuple[str, str]]:
-    reasons = availability()
+def model_choices(config: Settings) -> list[tuple[str, str]]:
+    reasons = availability(config)
     return [
         (spec.label if reasons[name] is None else f"{spec.label} (unavailable: {reasons[name]})", name)
         for name, spec in MODELS.items()
@@ -80,7 +80,7 @@ def _gallery(title: str, hint: str, elem_id: str) -> gr.Gallery:
 
 
 def _inputs_column(chosen_model: str, studio: Studio) -> dict:
-    hints = studio.check_inputs([], [], None)
+    hints = studio.checker.check_inputs([], [], None)
     parts: dict = {}
     parts["views"] = _gallery("Views", "one per slot: front, right, back, left, top, bottom", "views")
     parts["views_note"] = gr.HTML(note_html(hints["views"]), elem_id="views-note", elem_classes="input-note")
@@ -94,9 +94,9 @@ def _inputs_column(chosen_model: str, studio: Studio) -> dict:
             label="Examples: one click fills both", elem_id="examples", api_visibility="private",
         )
     parts["model"] = gr.Dropdown(
-        choices=model_choices(), value=chosen_model, label="Model", elem_id="model", interactive=True,
+        choices=model_choices(studio.config), value=chosen_model, label="Model", elem_id="model", interactive=True,
     )
-    parts["model_note"] = gr.HTML(model_note_html(chosen_model), elem_id="model-note", elem_classes="input-note")
+    parts["model_note"] = gr.HTML(model_note_html(chosen_model, studio.config), elem_id="model-note", elem_classes="input-note")
     parts["option_groups"], parts["options"] = {}, {}
     with gr.Accordion("Advanced", open=False, elem_id="advanced"):
         parts["cameras"] = gr.File(
@@ -206,7 +206,7 @@ def build_demo(service: JobService, config: Settings = settings) -> gr.Blocks:
     """The page and the client API for one JobService; mounted at / by webui.server."""
     studio = Studio(service, config)
     served = ServedResults(config.upload_folder)
-    chosen = default_model(config)
+    chosen = best_available_model(config)
     with gr.Blocks(title="Multiview Studio", delete_cache=(UPLOAD_SWEEP_S, UPLOAD_MAX_AGE_S)) as demo:
         tokens = gr.State({})
         active_job = gr.State("")

@@ -9,6 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from worker.config import Settings
 from worker.errors import ReconError, ServiceBusyError
 from worker.jobs.models import MODELS, availability
 from worker.jobs.record import COMPLETED, Job
@@ -29,8 +30,8 @@ def job_record(service: JobService, job: Job) -> dict:
     return record
 
 
-def model_catalogue() -> list[dict]:
-    reasons = availability()
+def model_catalogue(config: Settings) -> list[dict]:
+    reasons = availability(config)
     return [
         {
             "name": spec.name, "label": spec.label, "description": spec.description, "needs": spec.needs,
@@ -109,7 +110,7 @@ def build_router(service: JobService) -> APIRouter:
 
     @router.get("/models", response_model=list[ModelInfo], tags=["models"], summary="Models and whether they can run here")
     def list_models() -> list[dict]:
-        return model_catalogue()
+        return model_catalogue(service.config)
 
     return router
 

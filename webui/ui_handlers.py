@@ -17,11 +17,12 @@ from worker.errors import ReconError
 from worker.jobs.record import ACTIVE, COMPLETED, Job
 
 from .fragments import error_card_html, model_note_html, note_html, progress_text, status_html
+from .input_notes import ERROR, Note, error_sentence, input_field
 from .page import Page
 from .report_view import summarize_report_file
 from .served_results import ServedResults
 from .slots import arrange, gallery_items, paths_in_slot_order
-from .studio import ERROR, Note, Studio, Tokens, error_sentence, input_field
+from .studio import Studio, Tokens
 
 
 class UiHandlers:
@@ -36,8 +37,8 @@ class UiHandlers:
 
     def check(self, views: list | None, depths: list | None, cameras: str | None, request: gr.Request) -> dict:
         """Refresh the notes next to the inputs, before anything is queued."""
-        notes = self.studio.check_inputs(paths_in_slot_order(views), paths_in_slot_order(depths), cameras,
-                                         self.studio.client_of(request))
+        notes = self.studio.checker.check_inputs(paths_in_slot_order(views), paths_in_slot_order(depths), cameras,
+                                                 self.studio.client_of(request))
         page = self.page
         return {
             page.views_note: note_html(notes["views"]),
@@ -49,7 +50,7 @@ class UiHandlers:
         """Show the chosen model's description, availability and options."""
         page = self.page
         return {
-            page.model_note: model_note_html(name),
+            page.model_note: model_note_html(name, self.studio.config),
             **{group: gr.update(visible=model == name) for model, group in page.option_groups.items()},
         }
 
@@ -73,7 +74,7 @@ class UiHandlers:
         page = self.page
         model = values[page.model]
         options = {name: int(values[slider]) for name, slider in page.options.get(model, {}).items()}
-        cleared = {page.model_note: model_note_html(model), page.options_note: ""}
+        cleared = {page.model_note: model_note_html(model, self.studio.config), page.options_note: ""}
         try:
             job, tokens = self.studio.submit(
                 paths_in_slot_order(values[page.views]), paths_in_slot_order(values[page.depths]),

@@ -16,8 +16,6 @@ from worker.jobs.reaper import (
 )
 from worker.jobs.record import CANCELLED, COMPLETED, FAILED, PROCESSING, QUEUED, Job, hash_token, new_job_id
 from worker.jobs.store import SqliteJobStore
-from worker.queue.huey_app import huey
-from worker.queue.tasks import HueyJobQueue
 
 
 @pytest.fixture
@@ -29,13 +27,6 @@ def config(tmp_path):
 @pytest.fixture
 def store(config):
     return SqliteJobStore(config.sqlite_path)
-
-
-@pytest.fixture
-def queue():
-    huey.flush()
-    yield HueyJobQueue(huey)
-    huey.flush()
 
 
 def running_job(store, heartbeat_at: float, claim: str = "worker-a") -> Job:
@@ -56,7 +47,7 @@ def test_a_lost_job_on_its_first_run_is_queued_again_with_a_fresh_task(store, qu
     retried = store.get(lost.job_id)
     assert (retried.status, retried.stage, retried.attempts, retried.worker) == (QUEUED, retry_stage(2, 2), 1, None)
     assert retried.progress == 0, "the next run's progress starts again, not at the dead run's 45%"
-    assert [task.id for task in huey.pending()] == [retried.task_id]
+    assert [task.id for task in queue.queue.pending()] == [retried.task_id]
     assert store.get(alive.job_id).status == PROCESSING
     assert not files.partial.exists()
 

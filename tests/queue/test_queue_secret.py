@@ -9,11 +9,6 @@ from worker.config import ConfigError, load_settings
 from worker.queue.huey_app import SECRET_FILE, queue_secret
 
 
-@pytest.fixture
-def config(tmp_path):
-    return load_settings({"RECON_DATA_DIR": str(tmp_path)})
-
-
 def test_processes_starting_together_on_a_fresh_volume_agree_on_one_private_secret(config):
     secrets = []
     threads = [threading.Thread(target=lambda: secrets.append(queue_secret(config))) for _ in range(16)]

@@ -3,7 +3,6 @@
 import json
 import threading
 
-import pytest
 
 from tests.support.stack import SLOTS
 from worker.config import load_settings
@@ -13,7 +12,6 @@ from worker.jobs.store import SqliteJobStore
 from worker.jobs.uploads import store_inputs, validate_upload_files
 from worker.queue.huey_app import huey
 from worker.queue.runner import Outcome, run_job
-from worker.queue.tasks import HueyJobQueue
 
 
 class RecordingStore(SqliteJobStore):
@@ -34,18 +32,6 @@ class RecordingStore(SqliteJobStore):
 
 def cancel(store, job_id):
     store.transition(job_id, (PROCESSING,), status=CANCELLED)
-
-
-@pytest.fixture
-def config(tmp_path):
-    return load_settings({"RECON_DATA_DIR": str(tmp_path)})
-
-
-@pytest.fixture
-def queue():
-    huey.flush()
-    yield HueyJobQueue(huey)
-    huey.flush()
 
 
 def queue_job(store, config, input_dir, views=None, depths=None, **options) -> Job:

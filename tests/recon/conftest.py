@@ -79,7 +79,7 @@ def reconstruct(tmp_path_factory):
             calls: list[tuple[float, str, float]] = []
             out_dir = tmp_path_factory.mktemp("out")
             report = reconstruct_fusion(
-                scenes.load(directory), out_dir, lambda f, s: calls.append((f, s, time.monotonic())),
+                scenes.load(directory), out_dir / "model.glb", lambda f, s: calls.append((f, s, time.monotonic())),
                 grid_resolution=grid_resolution, **options,
             )
             mesh = trimesh.load(out_dir / "model.glb", force="mesh", process=False)

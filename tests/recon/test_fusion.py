@@ -12,7 +12,7 @@ import trimesh
 from PIL import Image
 
 from worker.errors import JobCancelled, ReconstructionFailed
-from worker.recon import fusion, tsdf
+from worker.recon import fusion, stages, tsdf
 from worker.recon.colour import srgb_to_linear
 from worker.recon.evaluate import chamfer_distance
 from worker.recon.fusion import reconstruct_fusion
@@ -145,10 +145,10 @@ def test_without_a_texture_the_atlas_and_bake_stages_are_skipped(sphere_dir, rec
 
 
 def test_fusion_reports_progress_while_it_works(sphere_dir, tmp_path, monkeypatch):
-    monkeypatch.setattr(tsdf, "PROGRESS_INTERVAL_S", 0.0)
+    monkeypatch.setattr(stages, "TICK_INTERVAL_S", 0.0)
     monkeypatch.setattr(tsdf, "CHUNK_VOXELS", 1 << 12)
     calls = []
-    reconstruct_fusion(scenes.load(sphere_dir), tmp_path, lambda f, s: calls.append((f, s)), grid_resolution=64)
+    reconstruct_fusion(scenes.load(sphere_dir), tmp_path / "model.glb", lambda f, s: calls.append((f, s)), grid_resolution=64)
     fusing = [fraction for fraction, stage in calls if stage == "fusing depth"]
     assert len(fusing) > 5 and fusing == sorted(fusing)
 
@@ -167,7 +167,7 @@ def test_glb_is_in_the_input_frame_with_normals_and_linear_colours(box_dir, reco
 
 def test_without_an_atlas_the_mesh_falls_back_to_vertex_colours_and_says_so(box_dir, tmp_path, monkeypatch):
     monkeypatch.setattr(fusion, "build_atlas", lambda vertices, faces, size: None)
-    report = reconstruct_fusion(scenes.load(box_dir), tmp_path, lambda f, s: None, grid_resolution=64)
+    report = reconstruct_fusion(scenes.load(box_dir), tmp_path / "model.glb", lambda f, s: None, grid_resolution=64)
     assert report["texture"] is None and any("vertex colours" in warning for warning in report["warnings"])
     attributes = pygltflib.GLTF2().load(str(tmp_path / "model.glb")).meshes[0].primitives[0].attributes
     assert attributes.COLOR_0 is not None and attributes.TEXCOORD_0 is None
@@ -186,7 +186,7 @@ def test_cancellation_propagates_and_writes_no_mesh(sphere_dir, tmp_path):
             raise JobCancelled()
 
     with pytest.raises(JobCancelled):
-        reconstruct_fusion(scenes.load(sphere_dir), tmp_path, progress, grid_resolution=128)
+        reconstruct_fusion(scenes.load(sphere_dir), tmp_path / "model.glb", progress, grid_resolution=128)
     assert not (tmp_path / "model.glb").exists()
 
 
@@ -195,19 +195,19 @@ def test_no_silhouette_is_a_sentence_not_a_traceback(sphere_dir, tmp_path):
     inputs.masks[:] = False
     inputs.depths[:] = 0
     with pytest.raises(ReconstructionFailed, match="silhouette"):
-        reconstruct_fusion(inputs, tmp_path, lambda f, s: None, grid_resolution=128)
+        reconstruct_fusion(inputs, tmp_path / "model.glb", lambda f, s: None, grid_resolution=128)
 
 
 def test_no_depth_is_a_sentence_not_a_traceback(sphere_dir, tmp_path):
     inputs = scenes.load(sphere_dir)
     inputs.depths[:] = 0
     with pytest.raises(ReconstructionFailed, match="depth"):
-        reconstruct_fusion(inputs, tmp_path, lambda f, s: None, grid_resolution=128)
+        reconstruct_fusion(inputs, tmp_path / "model.glb", lambda f, s: None, grid_resolution=128)
 
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_gives_the_same_mesh(sphere_dir, reconstruct, tmp_path):
-    reconstruct_fusion(scenes.load(sphere_dir), tmp_path, lambda f, s: None, grid_resolution=128, device="cuda")
+    reconstruct_fusion(scenes.load(sphere_dir), tmp_path / "model.glb", lambda f, s: None, grid_resolution=128, device="cuda")
     on_gpu = trimesh.load(tmp_path / "model.glb", force="mesh")
     assert chamfer_distance(on_gpu, reconstruct(sphere_dir).mesh, samples=20_000) < 1e-3

@@ -11,9 +11,10 @@ import pytest
 import torch
 import trimesh
 
+from worker.config import settings
 from worker.errors import JobCancelled, ReconstructionFailed
 from worker.jobs import models
-from worker.recon import devices, nvdiffrec
+from worker.recon import devices, nvdiffrec, regularise
 from worker.recon.render_inputs import render_inputs
 from worker.recon.rig import parse_cameras_json
 
@@ -36,7 +37,7 @@ def box_and_ball() -> trimesh.Trimesh:
 
 def test_adjacent_faces_lists_each_edge_of_a_closed_mesh_once():
     box = trimesh.creation.box()
-    pairs = nvdiffrec.adjacent_faces(torch.as_tensor(box.faces))
+    pairs = regularise.adjacent_faces(torch.as_tensor(box.faces))
     assert len(pairs) == len(box.edges_unique)
     assert {tuple(sorted(pair)) for pair in pairs.tolist()} == {tuple(sorted(pair)) for pair in box.face_adjacency}
 
@@ -44,9 +45,9 @@ def test_adjacent_faces_lists_each_edge_of_a_closed_mesh_once():
 def test_normal_consistency_is_zero_on_a_plane_however_triangulated_and_grows_with_a_fold():
     square = torch.tensor([[0.0, 0, 0], [1, 0, 0], [1, 1, 0], [0, 1, 0], [0.3, 0.6, 0]])
     fan = torch.tensor([[0, 1, 4], [1, 2, 4], [2, 3, 4], [3, 0, 4]])
-    pairs = nvdiffrec.adjacent_faces(fan)
-    assert nvdiffrec.normal_consistency(square, fan, pairs).item() == pytest.approx(0.0, abs=1e-7)
-    folds = [nvdiffrec.normal_consistency(square + torch.tensor([0, 0, 1.0]) * lift * (torch.arange(5) == 4)[:, None],
+    pairs = regularise.adjacent_faces(fan)
+    assert regularise.normal_consistency(square, fan, pairs).item() == pytest.approx(0.0, abs=1e-7)
+    folds = [regularise.normal_consistency(square + torch.tensor([0, 0, 1.0]) * lift * (torch.arange(5) == 4)[:, None],
                                           fan, pairs).item() for lift in (0.1, 0.3)]
     assert 0 < folds[0] < folds[1]
 
@@ -58,7 +59,7 @@ def test_normal_consistency_keeps_creases_cheap_and_punishes_folds():
         vertices = torch.tensor([[0, 0, 0], [1, 0, 0], [0.5, 1, 0], [0.5, -np.cos(angle), np.sin(angle)]],
                                 dtype=torch.float64)
         faces = torch.tensor([[0, 1, 2], [1, 0, 3]])
-        return nvdiffrec.normal_consistency(vertices, faces, nvdiffrec.adjacent_faces(faces)).item()
+        return regularise.normal_consistency(vertices, faces, regularise.adjacent_faces(faces)).item()
 
     assert hinge(0) == pytest.approx(0.0, abs=1e-12)
     assert hinge(3) < hinge(30) < hinge(90)
@@ -96,7 +97,7 @@ class Recorder:
 def refined(coarse_dir, tmp_path_factory):
     out_dir = tmp_path_factory.mktemp("nvdiffrec")
     progress = Recorder()
-    report = nvdiffrec.reconstruct_nvdiffrec(scenes.load(coarse_dir), out_dir, progress, iterations=ITERATIONS,
+    report = nvdiffrec.reconstruct_nvdiffrec(scenes.load(coarse_dir), out_dir / "model.glb", progress, iterations=ITERATIONS,
                                              texture_size=TEXTURE, device="cpu")
     return report, out_dir, progress
 
@@ -150,13 +151,13 @@ def test_progress_is_steady_and_monotonic(refined):
 def test_cancellation_propagates(coarse_dir, tmp_path):
     progress = Recorder(cancel_in="refining mesh")
     with pytest.raises(JobCancelled):
-        nvdiffrec.reconstruct_nvdiffrec(scenes.load(coarse_dir), tmp_path, progress, iterations=1000, device="cpu")
+        nvdiffrec.reconstruct_nvdiffrec(scenes.load(coarse_dir), tmp_path / "model.glb", progress, iterations=1000, device="cpu")
     assert not (tmp_path / "model.glb").exists()
 
 
 def test_automatic_iterations_stop_at_the_time_budget(coarse_dir, tmp_path):
     started = time.monotonic()
-    report = nvdiffrec.reconstruct_nvdiffrec(scenes.load(coarse_dir), tmp_path, Recorder(), device="cpu",
+    report = nvdiffrec.reconstruct_nvdiffrec(scenes.load(coarse_dir), tmp_path / "model.glb", Recorder(), device="cpu",
                                              cpu_budget_s=0.5)
     assert 1 <= report["refinement"]["iterations"] < nvdiffrec.CPU_MAX_ITERATIONS
     assert report["refinement"]["time_budget_s"] == 0.5
@@ -165,7 +166,7 @@ def test_automatic_iterations_stop_at_the_time_budget(coarse_dir, tmp_path):
 
 def test_an_explicit_iteration_count_is_bounded_by_the_cpu_budget_too_and_says_so(coarse_dir, tmp_path):
     """iterations=5000 from a stranger must not hold a CPU worker for 45 minutes."""
-    report = nvdiffrec.reconstruct_nvdiffrec(scenes.load(coarse_dir), tmp_path, Recorder(), device="cpu",
+    report = nvdiffrec.reconstruct_nvdiffrec(scenes.load(coarse_dir), tmp_path / "model.glb", Recorder(), device="cpu",
                                              iterations=5000, cpu_budget_s=0.5)
     assert 1 <= report["refinement"]["iterations"] < 5000
     assert any("of the 5000 iterations asked for" in warning for warning in report["warnings"])
@@ -174,13 +175,13 @@ def test_an_explicit_iteration_count_is_bounded_by_the_cpu_budget_too_and_says_s
 def test_perspective_rig_with_vertex_colours(tmp_path):
     rig = parse_cameras_json(scenes.perspective_cameras_json(RES), RES, RES)
     render_inputs(box_and_ball(), tmp_path / "inputs", rig=rig, depth_bits=8, normalize=False)
-    report = nvdiffrec.reconstruct_nvdiffrec(scenes.load(tmp_path / "inputs"), tmp_path / "out", Recorder(),
+    report = nvdiffrec.reconstruct_nvdiffrec(scenes.load(tmp_path / "inputs"), tmp_path / "model.glb", Recorder(),
                                              iterations=ITERATIONS, texture_size=0, device="cpu")
     before, after = report["refinement"]["before"]["mean"], report["refinement"]["after"]["mean"]
     assert after["depth_error"] < before["depth_error"]
     assert after["silhouette_iou"] >= before["silhouette_iou"]
     assert report["texture"] is None
-    attributes = pygltflib.GLTF2().load(str(tmp_path / "out" / "model.glb")).meshes[0].primitives[0].attributes
+    attributes = pygltflib.GLTF2().load(str(tmp_path / "model.glb")).meshes[0].primitives[0].attributes
     assert attributes.COLOR_0 is not None and attributes.TEXCOORD_0 is None
 
 
@@ -188,7 +189,7 @@ def test_empty_silhouettes_fail_with_a_sentence(coarse_dir, tmp_path):
     inputs = scenes.load(coarse_dir)
     inputs.masks[:] = False
     with pytest.raises(ReconstructionFailed, match="silhouette is empty"):
-        nvdiffrec.reconstruct_nvdiffrec(inputs, tmp_path, Recorder(), iterations=1, device="cpu")
+        nvdiffrec.reconstruct_nvdiffrec(inputs, tmp_path / "model.glb", Recorder(), iterations=1, device="cpu")
 
 
 def test_settings_per_device_and_the_cpu_budget_bounds_every_count():
@@ -201,19 +202,19 @@ def test_settings_per_device_and_the_cpu_budget_bounds_every_count():
 
 def test_registry_prefers_nvdiffrec_only_with_cuda(monkeypatch):
     spec = models.MODELS["nvdiffrec"]
-    assert spec.unavailable_reason() is None
+    assert spec.unavailable_reason(settings) is None
     assert spec.resolve_options({"iterations": 50}) == {"iterations": 50, "render_resolution": 0, "texture_size": 1024}
     monkeypatch.setattr(devices, "resolve_device", lambda name="auto": "cpu")
-    assert models.preference().index("fusion") < models.preference().index("nvdiffrec")
+    assert models.preference(settings).index("fusion") < models.preference(settings).index("nvdiffrec")
     monkeypatch.setattr(devices, "resolve_device", lambda name="auto": "cuda")
-    assert models.preference() == ("reconviagen", "nvdiffrec", "fusion")
+    assert models.preference(settings) == ("reconviagen", "nvdiffrec", "fusion")
 
 
 @pytest.mark.gpu
 def test_refinement_on_cuda_with_nvdiffrast(coarse_dir, tmp_path):
     if not torch.cuda.is_available():
         pytest.skip("needs CUDA")
-    report = nvdiffrec.reconstruct_nvdiffrec(scenes.load(coarse_dir), tmp_path, Recorder(), iterations=100,
+    report = nvdiffrec.reconstruct_nvdiffrec(scenes.load(coarse_dir), tmp_path / "model.glb", Recorder(), iterations=100,
                                              device="cuda")
     assert report["refinement"]["backend"] == "nvdiffrast", report["warnings"]
     before, after = report["refinement"]["before"]["mean"], report["refinement"]["after"]["mean"]

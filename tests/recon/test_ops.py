@@ -7,7 +7,7 @@ import pytest
 import torch
 import trimesh
 
-from worker.recon import ops
+from worker.recon import ops, raster
 from worker.recon.rig import PERSPECTIVE, Camera, cube6_rig, look_at
 
 SIZE = 8
@@ -89,7 +89,7 @@ def test_nearest_triangle_wins(ctx):
 
 
 def test_visibility_in_chunks_keeps_the_nearest_triangle(ctx, monkeypatch):
-    monkeypatch.setattr(ops, "VISIBILITY_CHUNK", 1)
+    monkeypatch.setattr(raster, "DEFAULT_MAX_PAIRS", 1)
     near = [world(0.2, 7.8, 0.5), world(7.8, 7.8, 0.5), world(4.0, 0.2, 0.5)]
     far = [world(0.2, 7.8, -0.5), world(7.8, 7.8, -0.5), world(4.0, 0.2, -0.5)]
     chunks = []

@@ -92,7 +92,7 @@ def test_adapter_calls_upstream_and_aligns_its_mesh_to_the_inputs(standin, scene
     directory, mesh = scene
     model = reconviagen.ReconViaGen(str(weights(tmp_path / "weights", mesh)), device="cpu")
     progress = Recorder()
-    report = model(scenes.load(directory), tmp_path / "out", progress, {"seed": 7, "texture_size": 512}, "cpu")
+    report = model(scenes.load(directory), tmp_path / "model.glb", progress, {"seed": 7, "texture_size": 512}, "cpu")
 
     pipeline = model.pipeline
     run = next(call["run"] for call in pipeline.calls if "run" in call)
@@ -106,7 +106,7 @@ def test_adapter_calls_upstream_and_aligns_its_mesh_to_the_inputs(standin, scene
     postprocessing = sys.modules["trellis.utils.postprocessing_utils"]
     assert postprocessing.calls[-1] == {"simplify": 0.95, "texture_size": 512}
 
-    out = trimesh.load(tmp_path / "out" / "model.glb", force="mesh", process=False)
+    out = trimesh.load(tmp_path / "model.glb", force="mesh", process=False)
     assert out.visual.kind == "texture" and out.visual.material.baseColorTexture.size == (512, 512)
     # The stand-in keeps the vertex order, so the alignment error is measured vertex by vertex (pixel: 2/96).
     assert np.abs(out.vertices - mesh.vertices).max() < 0.05 * 2 / RES
@@ -126,8 +126,8 @@ def test_a_contradicting_depth_render_is_named_and_the_mesh_stays_aligned(standi
     inputs = scenes.load(directory)
     inputs.depths[0] = np.where(inputs.masks[0], inputs.depths[0] + 0.3, 0.0)  # the front depth alone is wrong
     model = reconviagen.ReconViaGen(str(weights(tmp_path / "weights", mesh)), device="cpu")
-    report = model(inputs, tmp_path / "out", Recorder(), {"seed": 7, "texture_size": 512}, "cpu")
-    out = trimesh.load(tmp_path / "out" / "model.glb", force="mesh", process=False)
+    report = model(inputs, tmp_path / "model.glb", Recorder(), {"seed": 7, "texture_size": 512}, "cpu")
+    out = trimesh.load(tmp_path / "model.glb", force="mesh", process=False)
     assert report["depth_left_out"] == ["front"]
     assert any("front depth render contradicts" in warning for warning in report["warnings"])
     # Aligned to the five views that agree, within a quarter of a pixel.
@@ -138,7 +138,7 @@ def test_progress_keeps_flowing_while_upstream_runs(standin, scene, tmp_path):
     directory, mesh = scene
     model = reconviagen.ReconViaGen(str(weights(tmp_path / "weights", mesh, step_s=0.03)), device="cpu")
     progress = Recorder()
-    model(scenes.load(directory), tmp_path / "out", progress, {"seed": 1, "texture_size": 512}, "cpu")
+    model(scenes.load(directory), tmp_path / "model.glb", progress, {"seed": 1, "texture_size": 512}, "cpu")
     generating = [t for _, stage, t in progress.calls if stage == "generating (ReconViaGen)"]
     assert len(generating) >= 4  # 42 sampler steps of 30 ms: over a second without progress of its own
 
@@ -149,9 +149,9 @@ def test_cancel_stops_upstream_between_sampler_steps(standin, scene, tmp_path):
     progress = Recorder(cancel_in="generating (ReconViaGen)")
     started = time.monotonic()
     with pytest.raises(JobCancelled):
-        model(scenes.load(directory), tmp_path / "out", progress, {"seed": 1, "texture_size": 512}, "cpu")
+        model(scenes.load(directory), tmp_path / "model.glb", progress, {"seed": 1, "texture_size": 512}, "cpu")
     assert time.monotonic() - started < 1.5
-    assert not (tmp_path / "out" / "model.glb").exists()
+    assert not (tmp_path / "model.glb").exists()
     # The abandoned run lets go of the pipeline at its next step, well before its 42 steps are done.
     assert model.lock.acquire(timeout=1.0)
     model.lock.release()
@@ -168,7 +168,7 @@ def test_upstream_failure_is_a_sentence(standin, scene, tmp_path):
     directory, mesh = scene
     model = reconviagen.ReconViaGen(str(weights(tmp_path / "weights", mesh, fail="CUDA out of memory")), device="cpu")
     with pytest.raises(ReconstructionFailed, match="ReconViaGen failed: RuntimeError: CUDA out of memory"):
-        model(scenes.load(directory), tmp_path / "out", Recorder(), {"seed": 1, "texture_size": 512}, "cpu")
+        model(scenes.load(directory), tmp_path / "model.glb", Recorder(), {"seed": 1, "texture_size": 512}, "cpu")
 
 
 def test_availability_reasons(monkeypatch, tmp_path):
@@ -193,7 +193,7 @@ def test_availability_with_the_package(standin, monkeypatch, tmp_path):
 def test_registry_lists_reconviagen_with_an_honest_reason():
     spec = models.MODELS["reconviagen"]
     assert spec.resolve_options({}) == {"seed": 1, "texture_size": 1024}
-    reason = models.availability()["reconviagen"]
+    reason = models.availability(settings)["reconviagen"]
     expected = reconviagen.unavailable_reason(settings.reconviagen_model)
     assert reason == expected and (torch.cuda.is_available() or reason == "needs a CUDA GPU")
 
@@ -207,6 +207,6 @@ def test_real_pipeline_reconstructs_an_aligned_mesh(scene, tmp_path):
         pytest.skip(reason)
     directory, mesh = scene
     model = reconviagen.ReconViaGen(settings.reconviagen_model, device="cuda")
-    report = model(scenes.load(directory), tmp_path / "out", Recorder(), {"seed": 1, "texture_size": 512}, "cuda")
-    assert (tmp_path / "out" / "model.glb").exists()
+    report = model(scenes.load(directory), tmp_path / "model.glb", Recorder(), {"seed": 1, "texture_size": 512}, "cuda")
+    assert (tmp_path / "model.glb").exists()
     assert np.mean([view["silhouette_iou"] for view in report["views"]]) > 0.8

@@ -33,10 +33,11 @@ def run(inputs: ReconInputs, out_dir: Path) -> dict:
     """reconstruct_fusion in a watchdog thread: its report, or the ReconstructionFailed it raised; any other
     exception, or not finishing within TIME_LIMIT_S, fails the test."""
     outcome: dict = {}
+    out_dir.mkdir(parents=True, exist_ok=True)
 
     def work() -> None:
         try:
-            outcome["report"] = reconstruct_fusion(inputs, out_dir, lambda fraction, stage: None, **OPTIONS)
+            outcome["report"] = reconstruct_fusion(inputs, out_dir / "model.glb", lambda fraction, stage: None, **OPTIONS)
         except ReconstructionFailed as exc:
             outcome["failed"] = exc
         except Exception as exc:  # noqa: BLE001 - the test reports any other exception as the failure it is

@@ -31,7 +31,7 @@ def box_grid(box_dir):
 
 
 def fuse(directory, resolution: int = 128):
-    return fuse_depth(scenes.load(directory), resolution, lambda f, s: None, (0.0, 1.0), torch.device("cpu"))
+    return fuse_depth(scenes.load(directory), resolution, torch.device("cpu"))
 
 
 def four_legs(radius: float) -> trimesh.Trimesh:
@@ -84,7 +84,7 @@ def test_no_depth_at_all_fails_with_a_sentence(box_dir):
     inputs = scenes.load(box_dir)
     inputs.depths[:] = 0
     with pytest.raises(ReconstructionFailed, match="no depth"):
-        fuse_depth(inputs, 64, lambda f, s: None, (0.0, 1.0), torch.device("cpu"))
+        fuse_depth(inputs, 64, torch.device("cpu"))
 
 
 def test_preparing_each_view_only_around_its_silhouette_changes_nothing(box_dir, box_grid, monkeypatch):

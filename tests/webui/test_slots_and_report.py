@@ -1,8 +1,8 @@
 """The pure parts of the page: slot placement, error sentences and the report summary."""
 
+from webui.input_notes import error_sentence, input_field
 from webui.report_view import summarize_report
 from webui.slots import EXTRA_CAPTION, arrange, slot_in_name
-from webui.studio import error_sentence, input_field
 from worker.errors import FileValidationError, ReconError
 
 SLOTS = ["front", "right", "back", "left", "top", "bottom"]

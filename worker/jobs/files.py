@@ -45,6 +45,20 @@ class JobFiles:
         """Outputs under construction; moved to `output` in one step when the job completes."""
         return self.root / "output.partial"
 
+    def start_partial(self) -> None:
+        """An empty `partial` folder: whatever an earlier, abandoned run left there is gone."""
+        self.discard_partial()
+        self.partial.mkdir(parents=True)
+
+    @property
+    def partial_result(self) -> Path:
+        """Where a model writes its mesh while it runs."""
+        return self.partial / RESULT_NAME
+
+    @property
+    def partial_report(self) -> Path:
+        return self.partial / REPORT_NAME
+
     @property
     def result(self) -> Path:
         return self.output / RESULT_NAME

@@ -15,19 +15,22 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Protocol
 
-from ..config import settings
+from ..config import Settings
 from ..errors import ModelUnavailableError, ReconError
 
 log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from ..recon.inputs import ReconInputs
-
-ProgressFn = Callable[[float, str], None]
+    from ..recon.report import ModelReport
+    from ..recon.stages import Progress
 
 
 class Reconstructor(Protocol):
-    def __call__(self, inputs: "ReconInputs", out_dir: Path, progress: ProgressFn, options: dict, device: str) -> dict: ...
+    """Writes the mesh to `glb` (a path the job's files chose) and returns its report."""
+
+    def __call__(self, inputs: "ReconInputs", glb: Path, progress: "Progress", options: dict, device: str
+                 ) -> "ModelReport": ...
 
 
 @dataclass(frozen=True)
@@ -72,8 +75,8 @@ class ModelSpec:
     description: str
     needs: str
     options: tuple[OptionSpec, ...]
-    unavailable_reason: Callable[[], str | None]
-    load: Callable[[], Reconstructor]
+    unavailable_reason: Callable[[Settings], str | None]
+    load: Callable[[Settings], Reconstructor]
     check_options: Callable[[dict], None] = lambda options: None  # rules across the range of one OptionSpec
 
     def fit_to_device(self, options: dict, device: str) -> tuple[dict, list[str]]:
@@ -103,11 +106,11 @@ class ModelSpec:
         return resolved
 
 
-def _load_fusion() -> Reconstructor:
+def _load_fusion(config: Settings) -> Reconstructor:
     from ..recon.fusion import reconstruct_fusion
 
-    def run(inputs: "ReconInputs", out_dir: Path, progress: ProgressFn, options: dict, device: str) -> dict:
-        return reconstruct_fusion(inputs, out_dir, progress, device=device, **options)
+    def run(inputs: "ReconInputs", glb: Path, progress: "Progress", options: dict, device: str) -> "ModelReport":
+        return reconstruct_fusion(inputs, glb, progress, device=device, **options)
 
     return run
 
@@ -142,18 +145,18 @@ FUSION = ModelSpec(
                    "at most 500,000)", cpu_maximum=500_000, zero_is_unbounded=True),
         TEXTURE_SIZE,
     ),
-    unavailable_reason=lambda: None,
+    unavailable_reason=lambda config: None,
     load=_load_fusion,
     check_options=_check_texture_size,
 )
 
 
-def _load_nvdiffrec() -> Reconstructor:
+def _load_nvdiffrec(config: Settings) -> Reconstructor:
     from ..recon.nvdiffrec import reconstruct_nvdiffrec
 
-    def run(inputs: "ReconInputs", out_dir: Path, progress: ProgressFn, options: dict, device: str) -> dict:
-        return reconstruct_nvdiffrec(inputs, out_dir, progress, device=device, backend=settings.render_backend,
-                                     cpu_budget_s=settings.nvdiffrec_cpu_budget_s, **options)
+    def run(inputs: "ReconInputs", glb: Path, progress: "Progress", options: dict, device: str) -> "ModelReport":
+        return reconstruct_nvdiffrec(inputs, glb, progress, device=device, backend=config.render_backend,
+                                     cpu_budget_s=config.nvdiffrec_cpu_budget_s, **options)
 
     return run
 
@@ -173,23 +176,23 @@ NVDIFFREC = ModelSpec(
                    "(CPU: 512, CUDA: 1024); a CPU worker: at most 512", cpu_maximum=512),
         TEXTURE_SIZE,
     ),
-    unavailable_reason=lambda: None,
+    unavailable_reason=lambda config: None,
     load=_load_nvdiffrec,
     check_options=_check_texture_size,
 )
 
 
-def _reconviagen_unavailable() -> str | None:
+def _reconviagen_unavailable(config: Settings) -> str | None:
     from ..recon.reconviagen import unavailable_reason
 
-    return unavailable_reason(settings.reconviagen_model)
+    return unavailable_reason(config.reconviagen_model)
 
 
-def _load_reconviagen() -> Reconstructor:
+def _load_reconviagen(config: Settings) -> Reconstructor:
     from ..recon.devices import resolve_device
     from ..recon.reconviagen import ReconViaGen
 
-    return ReconViaGen(settings.reconviagen_model, resolve_device(settings.device))
+    return ReconViaGen(config.reconviagen_model, resolve_device(config.device))
 
 
 RECONVIAGEN = ModelSpec(
@@ -210,40 +213,40 @@ MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in (FUSION, NVDIFFREC, 
 PREFERENCE = ("reconviagen", "nvdiffrec", "fusion")
 
 
-def preference() -> tuple[str, ...]:
+def preference(config: Settings) -> tuple[str, ...]:
     """Model names, best first. Without CUDA nvdiffrec takes minutes where fusion takes seconds, so there it
     ranks after fusion: a job that names no model stays fast."""
     from ..recon.devices import resolve_device
 
-    if resolve_device(settings.device).startswith("cuda"):
+    if resolve_device(config.device).startswith("cuda"):
         return PREFERENCE
     return tuple(name for name in PREFERENCE if name != "nvdiffrec") + ("nvdiffrec",)
 
 
 @cache
-def availability() -> dict[str, str | None]:
+def availability(config: Settings) -> dict[str, str | None]:
     """Model name -> None when it can run here, else the reason it cannot."""
-    return {name: spec.unavailable_reason() for name, spec in MODELS.items()}
+    return {name: spec.unavailable_reason(config) for name, spec in MODELS.items()}
 
 
-def available_models() -> list[str]:
-    return [name for name, reason in availability().items() if reason is None]
+def available_models(config: Settings) -> list[str]:
+    return [name for name, reason in availability(config).items() if reason is None]
 
 
-def best_available_model() -> str:
+def best_available_model(config: Settings) -> str:
     """RECON_DEFAULT_MODEL when it can run here, else the first available model in order of preference."""
-    if settings.default_model and availability().get(settings.default_model, "unknown") is None:
-        return settings.default_model
-    return next(name for name in preference() if availability()[name] is None)
+    if config.default_model and availability(config).get(config.default_model, "unknown") is None:
+        return config.default_model
+    return next(name for name in preference(config) if availability(config)[name] is None)
 
 
-def require_model(name: str | None) -> ModelSpec:
+def require_model(name: str | None, config: Settings) -> ModelSpec:
     """The spec of a model that can run here, or a ModelUnavailableError that says which can."""
-    name = name or best_available_model()
-    choices = ", ".join(available_models())
+    name = name or best_available_model(config)
+    choices = ", ".join(available_models(config))
     if name not in MODELS:
         raise ModelUnavailableError(f"unknown model {name!r}; available models: {choices}", field="model_type")
-    reason = availability()[name]
+    reason = availability(config)[name]
     if reason is not None:
         raise ModelUnavailableError(
             f"model {name!r} cannot run on this deployment: {reason} (see the README's install section); "
@@ -257,16 +260,16 @@ _loaded: dict[str, Reconstructor] = {}
 _load_lock = threading.Lock()
 
 
-def get_reconstructor(name: str) -> Reconstructor:
+def get_reconstructor(name: str, config: Settings) -> Reconstructor:
     """Load a model once per worker process, however many worker threads ask."""
     with _load_lock:
         if name not in _loaded:
             log.info("loading model %s (pid %d)", name, os.getpid())
-            _loaded[name] = require_model(name).load()
+            _loaded[name] = require_model(name, config).load(config)
         return _loaded[name]
 
 
-def load_available_models() -> list[str]:
-    for name in available_models():
-        get_reconstructor(name)
+def load_available_models(config: Settings) -> list[str]:
+    for name in available_models(config):
+        get_reconstructor(name, config)
     return sorted(_loaded)

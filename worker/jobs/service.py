@@ -80,7 +80,7 @@ class JobService:
         Refusals come before anything is written: queue full (503), too many submissions or bytes from this
         client (429), no space for jobs (507)."""
         self._check_capacity(client)
-        spec = require_model(model_type)
+        spec = require_model(model_type, self.config)
         resolved = spec.resolve_options(options)
         upload = validate_upload_files(
             views, depth_renders, cameras,

@@ -24,6 +24,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import FileValidationError
+from ..recon.inputs import eight_bit_depth_warning
 from ..recon.rig import SLOT_NAMES, parse_cameras_json
 from .files import CAMERAS_NAME, DEPTH_NAMES, VIEW_NAMES
 
@@ -253,10 +254,7 @@ def validate_upload_files(
     bits = depth_bits.pop()
     warnings = []
     if bits == 8:
-        warnings.append(
-            "depth renders are 8-bit: each step is about 1.2% of the depth range, so fine detail is lost; "
-            "16-bit depth PNGs give a more accurate mesh"
-        )
+        warnings.append(eight_bit_depth_warning())
     return ValidatedUpload(view_bytes, depth_bytes, camera_data, first.width, first.height, bits, warnings)
 
 

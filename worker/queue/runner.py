@@ -24,13 +24,14 @@ from enum import Enum
 from ..config import Settings
 from ..errors import JobCancelled, ReconError, ServiceBusyError
 from ..jobs import lifecycle
-from ..jobs.files import REPORT_NAME, JobFiles
+from ..jobs.files import JobFiles
 from ..jobs.models import MODELS, get_reconstructor
 from ..jobs.queue_protocol import JobQueue
 from ..jobs.record import CANCELLED, FAILED
 from ..jobs.requeue import requeue
 from ..jobs.store import JobStore
 from ..recon.inputs import load_inputs
+from ..recon.report import JobReport
 
 log = logging.getLogger(__name__)
 
@@ -145,16 +146,15 @@ def run_job(
     with Heartbeat(store, job_id, claim, config.heartbeat_interval_s, reporter.lost):
         try:
             reporter(0.0, "loading model")
-            model = get_reconstructor(job.model_type)
+            model = get_reconstructor(job.model_type, config)
             reporter(0.0, "reading inputs")
             inputs = load_inputs(*files.stored_inputs())
-            files.discard_partial()
-            files.partial.mkdir(parents=True)
+            files.start_partial()
             options, notes = MODELS[job.model_type].fit_to_device(job.options, device)
-            report = model(inputs, files.partial, reporter, options, device)
-            report = {"job_id": job_id, "model": job.model_type, **report, "options": options,
-                      "warnings": notes + report.get("warnings", []), "wall_time_s": round(time.time() - started, 3)}
-            (files.partial / REPORT_NAME).write_text(json.dumps(report, indent=2))
+            made = model(inputs, files.partial_result, reporter, options, device)
+            report: JobReport = {"job_id": job_id, **made, "model": job.model_type, "options": options,
+                                 "warnings": notes + made["warnings"], "wall_time_s": round(time.time() - started, 3)}
+            files.partial_report.write_text(json.dumps(report, indent=2))
             reporter(1.0, "publishing result")
             _publish(store, files, job_id, claim)
         except JobCancelled:

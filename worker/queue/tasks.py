@@ -25,7 +25,7 @@ def load_models() -> None:
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     set_threads(settings.torch_threads)
-    log.info("models loaded on %s: %s", resolve_device(settings.device), ", ".join(load_available_models()))
+    log.info("models loaded on %s: %s", resolve_device(settings.device), ", ".join(load_available_models(settings)))
 
 
 QUEUE_OUTAGES = (redis.ConnectionError, redis.TimeoutError, sqlite3.OperationalError)

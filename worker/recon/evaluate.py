@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
+import math
 
 import numpy as np
 import torch
@@ -10,9 +10,37 @@ import trimesh
 from scipy.spatial import cKDTree
 
 from .raster import rasterize
+from .report import ViewCheck
 from .rig import SLOT_NAMES, Rig
+from .stages import Done
 
-CHUNK_TRIANGLES = 1 << 18
+
+def view_scores(slot: str, rendered: torch.Tensor, rendered_depth: torch.Tensor, mask: torch.Tensor,
+                depth: torch.Tensor, colour: np.ndarray | None = None, expected: np.ndarray | None = None
+                ) -> ViewCheck:
+    """One view's agreement, the definitions every report uses (None where there is nothing to compare):
+
+    - `silhouette_iou` of the rendered (H, W) bool and the input mask;
+    - `depth_error`, the mean |rendered - input| z-depth (world units) where both have depth;
+    - with `colour` and `expected` ((H, W, 3) sRGB in [0, 1], background black in both), `psnr` in dB over
+      the union of the two silhouettes.
+    """
+    union = rendered | mask
+    iou = (rendered & mask).sum().item() / union.sum().item() if union.any() else None
+    both = rendered & (depth > 0)
+    error = (rendered_depth - depth).abs()[both].mean().item() if both.any() else None
+    scores = {
+        "slot": slot,
+        "silhouette_iou": None if iou is None else round(iou, 4),
+        "depth_error": None if error is None else round(error, 6),
+    }
+    if colour is not None:
+        psnr = None
+        if union.any():
+            mse = float(((colour - expected) ** 2)[union.cpu().numpy()].mean())
+            psnr = round(10 * math.log10(1.0 / max(mse, 1e-10)), 3)
+        scores["psnr"] = psnr
+    return scores
 
 
 def compare_with_inputs(
@@ -21,31 +49,15 @@ def compare_with_inputs(
     faces: torch.Tensor,
     masks: torch.Tensor,
     depths: torch.Tensor,
-    on_view: Callable[[float], None] = lambda views_done: None,
-) -> list[dict]:
-    """Per view: silhouette IoU, and mean |depth difference| in world units where both have depth.
-
-    The mesh is rasterized in chunks of triangles (nearest wins), calling `on_view(views_done)` before
-    each, so progress keeps coming on big meshes. A view with nothing to compare reports None.
-    """
+    on_progress: Done = lambda done: None,
+) -> list[ViewCheck]:
+    """Per view: `view_scores` without colour, from raster.py's exact z-buffer; `on_progress(done)` is called
+    before each view and while a view is rasterized, so progress keeps coming on big meshes."""
     report = []
-    chunks = range(0, faces.shape[0], CHUNK_TRIANGLES)
     for index, (slot, camera) in enumerate(zip(SLOT_NAMES, rig.cameras)):
-        nearest = torch.full((camera.height, camera.width), torch.inf, device=vertices.device)
-        for number, first in enumerate(chunks):
-            on_view(index + number / len(chunks))
-            raster = rasterize(camera, vertices, faces[first : first + CHUNK_TRIANGLES])
-            nearest = torch.minimum(nearest, torch.where(raster.tri_id >= 0, raster.depth, torch.inf))
-        rendered = torch.isfinite(nearest)
-        union = (rendered | masks[index]).sum().item()
-        iou = (rendered & masks[index]).sum().item() / union if union else None
-        both = rendered & (depths[index] > 0)
-        error = (nearest - depths[index]).abs()[both].mean().item() if both.any() else None
-        report.append({
-            "slot": slot,
-            "silhouette_iou": None if iou is None else round(iou, 4),
-            "depth_error": None if error is None else round(error, 6),
-        })
+        on_progress(index / len(rig.cameras))
+        raster = rasterize(camera, vertices, faces, on_chunk=lambda: on_progress(index / len(rig.cameras)))
+        report.append(view_scores(slot, raster.tri_id >= 0, raster.depth, masks[index], depths[index]))
     return report
 
 

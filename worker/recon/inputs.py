@@ -19,6 +19,13 @@ from .rig import SLOT_NAMES, Rig, cube6_rig, parse_cameras_json
 ALPHA_THRESHOLD = 128
 
 
+def eight_bit_depth_warning(step: float | None = None) -> str:
+    """The one sentence about 8-bit depth, with the step in world units where the rig is known."""
+    size = "1/255 of the depth range" if step is None else f"{step:.4f} world units (1/255 of the depth range)"
+    return (f"depth renders are 8-bit: each depth step is {size}, so fine detail is lost; 16-bit depth PNGs give "
+            "a more accurate mesh")
+
+
 @dataclass
 class ReconInputs:
     """Views in linear RGB, silhouettes, and depth in world units, in slot order."""

@@ -17,7 +17,6 @@ IoU, depth error and PSNR.
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,21 +26,22 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..errors import ReconstructionFailed
 from . import ops
 from .atlas import NO_ATLAS_WARNING, Atlas, build_atlas
 from .bake import bake_texture
 from .colour import fill_unseen, linear_to_srgb, linear_to_srgb8, srgb_to_linear, vertex_colours
-from .consistency import agreeing_inputs
 from .devices import resolve_device
+from .evaluate import view_scores
 from .export import write_glb, write_textured_glb
 from .inputs import ReconInputs
 from .ops import pixel_world, scaled_camera
+from .prelude import begin, fused_surface
+from .regularise import Adam, adjacent_faces, normal_consistency, uniform_laplacian
+from .report import ModelReport
 from .rig import SLOT_NAMES, Camera
-from .snap import fit_to_depth, fits_depth
-from .stages import Progress, Stages
-from .surface import extract_surface, is_watertight, vertex_normals
-from .tsdf import fuse_depth, opened_depth
+from .stages import Done, Progress, Stage, Stages
+from .surface import is_watertight, vertex_normals
+from .tsdf import opened_depth
 
 CPU_MAX_ITERATIONS = 200
 CPU_BUDGET_S = 105.0  # automatic iterations on a CPU: as many as fit in this time (a 512x512 job: ~2 min)
@@ -60,12 +60,23 @@ WEIGHT_SILHOUETTE = 1.0
 WEIGHT_DEPTH = 1.0
 WEIGHT_LAPLACIAN = 2.0
 WEIGHT_NORMAL = 32.0
-CREASE_DEGREES = 10.0  # normals of neighbours further apart than this are a crease, free to stay
 DEPTH_HUBER_PIXELS = 1.0
 DEPTH_SMOOTH_PIXELS = 0.5  # a render pixel's target depth is used only if its input pixels agree this well
 WELL_TOLERANCE_PIXELS = 2.0  # input depth this far behind its opening (tsdf.opened_depth) is seen through a gap
 COLOUR_TOLERANCE_PIXELS = 2.0
-SNAP_TOLERANCE_VOXELS = 1.5  # the starting mesh is fitted to the depth maps like fusion's
+STAGES = (
+    Stage("decode", "decoding inputs", 0.01),
+    Stage("agree", "checking that the depth renders agree", 0.01),
+    Stage("fuse", "fusing depth", 0.18),
+    Stage("extract", "extracting surface", 0.01),
+    Stage("snap", "fitting the surface to the depth maps", 0.01),
+    Stage("colour", "colouring the starting mesh", 0.03),
+    Stage("check_before", "checking the starting mesh", 0.05),
+    Stage("targets", "preparing targets", 0.02),
+    Stage("optimise", "refining mesh", 0.58),
+    Stage("write", "writing mesh", 0.02),
+    Stage("check_after", "checking against inputs", 0.08),
+)
 
 
 @dataclass
@@ -142,40 +153,6 @@ def _targets(inputs: ReconInputs, size: int, vertices: torch.Tensor, on_view: Ca
     return targets
 
 
-def uniform_laplacian(values: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
-    """Each vertex's value minus the mean over its mesh neighbours (V, C): zero where the values are smooth.
-
-    Neighbours are gathered over both directions of every triangle edge, so on a closed mesh each counts twice,
-    which leaves the mean unchanged.
-    """
-    source = faces[:, [0, 1, 2, 1, 2, 0]].reshape(-1)
-    target = faces[:, [1, 2, 0, 0, 1, 2]].reshape(-1)
-    degree = torch.bincount(source, minlength=values.shape[0]).clamp_min(1).to(values.dtype)
-    neighbours = torch.zeros_like(values).index_add(0, source, values[target])
-    return values - neighbours / degree[:, None]
-
-
-def adjacent_faces(faces: torch.Tensor) -> torch.Tensor:
-    """(E, 2): the two triangles on each side of every interior edge, each pair once."""
-    twins = ops.twin_half_edges(faces).reshape(-1)
-    half_edges = torch.arange(twins.numel(), device=faces.device)
-    once = twins > half_edges
-    return torch.stack((half_edges[once] // 3, twins[once] // 3), dim=1)
-
-
-def normal_consistency(vertices: torch.Tensor, faces: torch.Tensor, pairs: torch.Tensor,
-                       crease_degrees: float = CREASE_DEGREES) -> torch.Tensor:
-    """Mean over adjacent triangles of a penalty on d = 1 - cos(angle between their normals): about d for small
-    angles (0 on a plane, whatever its triangles), levelling off at the crease angle's d so that true creases
-    (up to a right angle) cost almost nothing more to keep, and growing again as d - 1 past a right angle,
-    where two triangles fold over each other."""
-    corners = vertices[faces]
-    normals = F.normalize(torch.linalg.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0]), dim=1)
-    bend = 1 - (normals[pairs[:, 0]] * normals[pairs[:, 1]]).sum(dim=1)
-    crease = 1 - math.cos(math.radians(crease_degrees))
-    return (crease * bend / (bend + crease) + (bend - 1).clamp_min(0)).mean()
-
-
 def _view_loss(ctx: ops.RenderContext, target: _Target, vertices: torch.Tensor, faces: torch.Tensor,
                appearance: _Appearance, topology: ops.Topology, visibility: torch.Tensor | None,
                on_chunk: Callable[[], None]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -194,32 +171,9 @@ def _view_loss(ctx: ops.RenderContext, target: _Target, vertices: torch.Tensor, 
     return loss, rast.tri_id
 
 
-class _Adam:
-    """Adam (Kingma and Ba) on a few tensors. torch.optim is not used: its first use imports torch._dynamo,
-    a stall of seconds on a CPU worker during which no progress could be reported."""
-
-    def __init__(self, groups: list[tuple[torch.Tensor, float]], betas: tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8) -> None:
-        self.groups = [(param, lr, torch.zeros_like(param), torch.zeros_like(param)) for param, lr in groups]
-        self.betas, self.eps, self.steps = betas, eps, 0
-
-    @torch.no_grad()
-    def step(self) -> None:
-        self.steps += 1
-        beta1, beta2 = self.betas
-        for param, lr, mean, square in self.groups:
-            if param.grad is None:
-                continue
-            mean.mul_(beta1).add_(param.grad, alpha=1 - beta1)
-            square.mul_(beta2).addcmul_(param.grad, param.grad, value=1 - beta2)
-            denominator = (square / (1 - beta2**self.steps)).sqrt_().add_(self.eps)
-            param.addcdiv_(mean, denominator, value=-lr / (1 - beta1**self.steps))
-            param.grad = None
-
-
 def _optimise(ctx: ops.RenderContext, targets: list[_Target], vertices: torch.Tensor, faces: torch.Tensor,
-              appearance: _Appearance, iterations: int, budget_s: float | None, stages: Stages,
-              span: tuple[float, float]) -> tuple[torch.Tensor, _Appearance, list[float]]:
+              appearance: _Appearance, iterations: int, budget_s: float | None, on_progress: Done
+              ) -> tuple[torch.Tensor, _Appearance, list[float]]:
     """Adam on vertex offsets and the colours (texture or per vertex), each iteration one step on the loss of all
     views, for `iterations` iterations or until `budget_s` seconds have passed; returns the refined vertices,
     appearance and the losses."""
@@ -227,20 +181,19 @@ def _optimise(ctx: ops.RenderContext, targets: list[_Target], vertices: torch.Te
     colours = appearance.parameter.clone().requires_grad_(True)
     appearance = appearance.with_parameter(colours)
     unit = min(target.pixel_world for target in targets)
-    optimiser = _Adam([(offsets, POSITION_LR_PIXELS * unit), (colours, COLOUR_LR)])
+    optimiser = Adam([(offsets, POSITION_LR_PIXELS * unit), (colours, COLOUR_LR)])
     topology = ctx.topology(faces)
     pairs = adjacent_faces(faces)
     refresh = CPU_VISIBILITY_REFRESH if ctx.backend == ops.REFERENCE else 1
     visibility: list[torch.Tensor | None] = [None] * len(targets)
     losses = []
-    start, end = span
     began = time.perf_counter()
 
     def tick(views_done: float) -> None:
         done = views_done / len(targets) / iterations
         if budget_s is not None:
             done = max(done, (time.perf_counter() - began) / budget_s)
-        stages.tick(min(end, start + (end - start) * done))
+        on_progress(done)
 
     for iteration in range(iterations):
         if budget_s is not None and time.perf_counter() - began > budget_s:
@@ -301,37 +254,21 @@ def quantised(linear: np.ndarray) -> np.ndarray:
 
 def view_metrics(ctx: ops.RenderContext, inputs: ReconInputs, vertices: torch.Tensor, faces: torch.Tensor,
                  appearance: _Appearance, on_progress: Callable[[float], None] = lambda done: None) -> list[dict]:
-    """Per view at input resolution: silhouette IoU, mean |depth error| where both have depth, and PSNR (dB).
+    """Per view at input resolution: evaluate.view_scores with colour, rendered by this model's own backend.
 
-    IoU and depth error are defined as in evaluate.compare_with_inputs; PSNR compares sRGB colours over the
-    union of the rendered and the input silhouettes (background black in both). `on_progress(share done)`
-    is called as the views are rendered.
+    `on_progress(share done)` is called as the views are rendered.
     """
     report = []
     for index, (slot, camera) in enumerate(zip(SLOT_NAMES, inputs.rig.cameras)):
         on_progress(index / len(SLOT_NAMES))
-        mask = torch.as_tensor(inputs.masks[index], device=vertices.device)
-        depth = torch.as_tensor(inputs.depths[index], device=vertices.device)
         with torch.no_grad():
             rast = ops.rasterize(ctx, camera, vertices, faces, on_chunk=lambda: on_progress(index / len(SLOT_NAMES)))
-            rendered = rast.tri_id >= 0
             colour = appearance.shade(ctx, rast, faces)
-        union = rendered | mask
-        iou = (rendered & mask).sum().item() / union.sum().item() if union.any() else None
-        both = rendered & (depth > 0)
-        error = (rast.depth - depth).abs()[both].mean().item() if both.any() else None
-        psnr = None
-        if union.any():
-            expected = linear_to_srgb(inputs.colors[index] * inputs.masks[index][..., None])
-            got = linear_to_srgb(colour.cpu().numpy())
-            mse = float(((got - expected) ** 2)[union.cpu().numpy()].mean())
-            psnr = round(10 * math.log10(1.0 / max(mse, 1e-10)), 3)
-        report.append({
-            "slot": slot,
-            "silhouette_iou": None if iou is None else round(iou, 4),
-            "depth_error": None if error is None else round(error, 6),
-            "psnr": psnr,
-        })
+        expected = linear_to_srgb(inputs.colors[index] * inputs.masks[index][..., None])
+        report.append(view_scores(slot, rast.tri_id >= 0, rast.depth,
+                                  torch.as_tensor(inputs.masks[index], device=vertices.device),
+                                  torch.as_tensor(inputs.depths[index], device=vertices.device),
+                                  linear_to_srgb(colour.cpu().numpy()), expected))
     return report
 
 
@@ -344,18 +281,17 @@ def _summary(views: list[dict]) -> dict:
     return summary
 
 
-def _write(out_dir: Path, vertices: torch.Tensor, faces: torch.Tensor, appearance: _Appearance) -> _Appearance:
-    """Write model.glb; returns the appearance as written (8 bits per channel), so the metrics judge the file."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+def _write(glb: Path, vertices: torch.Tensor, faces: torch.Tensor, appearance: _Appearance) -> _Appearance:
+    """Write the GLB; returns the appearance as written (8 bits per channel), so the metrics judge the file."""
     vertices_np = vertices.cpu().numpy()
     normals = vertex_normals(vertices, faces).cpu().numpy()
     device = vertices.device
     if appearance.texture is None:
         linear = quantised(appearance.colours.cpu().numpy())
-        write_glb(out_dir / "model.glb", vertices_np, faces.cpu().numpy(), normals, linear)
+        write_glb(glb, vertices_np, faces.cpu().numpy(), normals, linear)
         return _Appearance(colours=torch.as_tensor(linear, device=device))
     srgb = linear_to_srgb8(appearance.texture.cpu().numpy())
-    write_textured_glb(out_dir / "model.glb", vertices_np, normals, appearance.atlas, srgb)
+    write_textured_glb(glb, vertices_np, normals, appearance.atlas, srgb)
     return appearance.with_parameter(torch.as_tensor(srgb_to_linear(srgb / 255.0), device=device))
 
 
@@ -377,7 +313,7 @@ def resolve_settings(iterations: int, render_resolution: int, device: torch.devi
 
 def reconstruct_nvdiffrec(
     inputs: ReconInputs,
-    out_dir: Path,
+    glb: Path,
     progress: Progress,
     *,
     iterations: int = 0,
@@ -386,84 +322,51 @@ def reconstruct_nvdiffrec(
     device: str | torch.device | None = None,
     backend: str = "auto",
     cpu_budget_s: float = CPU_BUDGET_S,
-) -> dict:
-    """Write out_dir/model.glb and return the report; `progress(fraction, stage)` may raise JobCancelled.
+) -> ModelReport:
+    """Write the refined mesh to `glb` and return the report; `progress(fraction, stage)` may raise JobCancelled.
 
     `texture_size` 0 refines and writes vertex colours instead of a texture."""
-    stages = Stages(progress)
-    stages.start("decode", 0.0, "decoding inputs")
-    device = torch.device(device) if device is not None else torch.device(resolve_device())
-    if not inputs.masks.any():
-        raise ReconstructionFailed(
-            "Every silhouette is empty, so there is no object to refine: give the views an alpha channel "
-            "that covers the object, or depth renders that are non-zero on it."
-        )
+    stages = Stages(progress, STAGES)
+    stages.start("decode")
+    device = torch.device(device if device is not None else resolve_device())
     input_size = max(inputs.rig.width, inputs.rig.height)
     asked_iterations = iterations
     iterations, budget_s, size = resolve_settings(iterations, render_resolution, device, input_size, cpu_budget_s)
     grid_resolution = int(min(MAX_GRID, max(MIN_GRID, round(GRID_PER_RENDER_PIXEL * size))))
+    start = begin(inputs, device, stages)
     ctx = ops.RenderContext(device, backend)
-    warnings = [
-        f"the {slot} view shows no object (empty silhouette); it was left out"
-        for slot, mask in zip(SLOT_NAMES, inputs.masks) if not mask.any()
-    ]
-    if inputs.depth_bits == 8:
-        warnings.append(
-            f"depth renders are 8-bit: each depth step is {inputs.rig.depth.step(8):.4f} world units, so depth "
-            "only guides the refinement coarsely; 16-bit depth PNGs give a more accurate mesh"
-        )
+    warnings = start.warnings
     if ctx.fallback_reason:
         warnings.append(f"rendered with the reference backend: {ctx.fallback_reason}")
+    surface = fused_surface(start, grid_resolution, stages)
+    vertices, faces = surface.vertices, surface.faces
 
-    stages.start("agree", 0.01, "checking that the depth renders agree")
-    given = inputs
-    inputs, agreement = agreeing_inputs(inputs, device)
-    warnings += agreement.warnings
-
-    stages.start("fuse", 0.02, "fusing depth")
-    grid = fuse_depth(inputs, grid_resolution, progress, (0.02, 0.2), device)
-    stages.start("extract", 0.2, "extracting surface")
-    vertices_np, faces_np = extract_surface(grid)
-    vertices = torch.as_tensor(vertices_np, dtype=torch.float32, device=device)
-    faces = torch.as_tensor(faces_np, device=device)
-    step = inputs.rig.depth.step(inputs.depth_bits)
-    if fits_depth(step, grid.voxel_size):
-        stages.start("snap", 0.21, "fitting the surface to the depth maps")
-        tolerance = max(SNAP_TOLERANCE_VOXELS * grid.voxel_size, step)
-        depths = torch.as_tensor(inputs.depths, device=device)
-        vertices, _, _ = fit_to_depth(vertices, faces, inputs.rig.cameras, depths, tolerance, grid.voxel_size,
-                                      lambda done: stages.tick(0.21 + 0.01 * done))
-
-    stages.start("colour", 0.22, "colouring the starting mesh", until=0.25)
-    appearance, notes = _initial_appearance(inputs, vertices, faces, texture_size, stages.within)
+    stages.start("colour")
+    appearance, notes = _initial_appearance(start.inputs, vertices, faces, texture_size, stages.within)
     warnings += notes
-
-    stages.start("check_before", 0.25, "checking the starting mesh")
-    before = view_metrics(ctx, given, vertices, faces, appearance, lambda done: stages.tick(0.25 + 0.05 * done))
-
-    stages.start("targets", 0.3, "preparing targets")
-    targets = _targets(inputs, size, vertices, lambda: stages.tick(0.3))
-
-    stages.start("optimise", 0.32, "refining mesh")
-    refined, appearance, losses = _optimise(ctx, targets, vertices, faces, appearance, iterations, budget_s, stages,
-                                            (0.32, 0.9))
-
+    stages.start("check_before")
+    before = view_metrics(ctx, start.given, vertices, faces, appearance, stages.within)
+    stages.start("targets")
+    targets = _targets(start.inputs, size, vertices, lambda: stages.within(0.0))
+    stages.start("optimise")
+    refined, appearance, losses = _optimise(ctx, targets, vertices, faces, appearance, iterations, budget_s,
+                                            stages.within)
     if budget_s is not None and len(losses) < iterations and asked_iterations:
         warnings.append(f"refinement stopped after {len(losses)} of the {asked_iterations} iterations asked for: "
                         f"on a CPU it may take at most {budget_s:.0f} s")
-    stages.start("write", 0.9, "writing mesh")
-    written = _write(Path(out_dir), refined, faces, appearance)
-
-    stages.start("check_after", 0.92, "checking against inputs")
-    after = view_metrics(ctx, given, refined, faces, written, lambda done: stages.tick(0.92 + 0.08 * done))
+    stages.start("write")
+    written = _write(glb, refined, faces, appearance)
+    stages.start("check_after")
+    after = view_metrics(ctx, start.given, refined, faces, written, stages.within)
+    faces_np = faces.cpu().numpy()
     return {
         "model": "nvdiffrec",
         "timings": stages.finish(),
-        "mesh": {"vertices": len(vertices_np), "triangles": len(faces_np), "watertight": is_watertight(faces_np)},
+        "mesh": {"vertices": len(vertices), "triangles": len(faces_np), "watertight": is_watertight(faces_np)},
         "texture": None if appearance.atlas is None else {"size": texture_size, "charts": appearance.atlas.charts},
         "views": after,
         "depth_bits": inputs.depth_bits,
-        "depth_left_out": agreement.left_out_slots,
+        "depth_left_out": start.depth_left_out,
         "refinement": {
             "backend": ctx.backend,
             "iterations": len(losses),

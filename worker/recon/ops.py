@@ -32,7 +32,6 @@ from .rig import Camera
 NVDIFFRAST = "nvdiffrast"
 REFERENCE = "reference"
 AA_EPS = 0.0625  # nvdiffrast's tolerance (pixels) for an edge crossing just outside the pixel pair
-VISIBILITY_CHUNK = 1 << 16  # triangles per z-buffer pass of the reference backend
 
 
 class BackendUnavailable(RuntimeError):
@@ -174,21 +173,6 @@ def _clip_positions(camera: Camera, vertices: torch.Tensor) -> torch.Tensor:
     return torch.stack((x, y, z, w), dim=-1)
 
 
-def _visibility(camera: Camera, vertices: torch.Tensor, faces: torch.Tensor, on_chunk: Callable[[], None]
-                ) -> torch.Tensor:
-    """raster.py's exact z-buffer, a chunk of triangles at a time (nearest depth wins across chunks), so that
-    `on_chunk` can report progress while a large mesh is rasterized on a CPU."""
-    tri_id = torch.full((camera.height, camera.width), -1, dtype=torch.int64, device=vertices.device)
-    depth = torch.zeros(camera.height, camera.width, dtype=torch.float32, device=vertices.device)
-    for first in range(0, faces.shape[0], VISIBILITY_CHUNK):
-        part = raster.rasterize(camera, vertices, faces[first:first + VISIBILITY_CHUNK])
-        nearer = (part.tri_id >= 0) & ((tri_id < 0) | (part.depth < depth))
-        tri_id = torch.where(nearer, part.tri_id + first, tri_id)
-        depth = torch.where(nearer, part.depth, depth)
-        on_chunk()
-    return tri_id
-
-
 def rasterize(ctx: RenderContext, camera: Camera, vertices: torch.Tensor, faces: torch.Tensor,
               visibility: torch.Tensor | None = None, on_chunk: Callable[[], None] = lambda: None) -> Rasterized:
     """Render which triangle is nearest at every pixel centre of `camera` (no culling), differentiably.
@@ -205,7 +189,7 @@ def rasterize(ctx: RenderContext, camera: Camera, vertices: torch.Tensor, faces:
         return _rasterize_nvdiffrast(ctx, camera, vertices, faces, screen, vertex_depth)
     if visibility is None:
         with torch.no_grad():
-            visibility = _visibility(camera, vertices.detach(), faces, on_chunk)
+            visibility = raster.rasterize(camera, vertices.detach(), faces, on_chunk=on_chunk).tri_id
     height, width = visibility.shape
     pixels = torch.nonzero(visibility.reshape(-1) >= 0).squeeze(1)
     corners = faces.long()[visibility.reshape(-1)[pixels]]  # (N, 3)

@@ -10,7 +10,7 @@ Runs wherever the tensors live (CPU or CUDA).
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 import torch
 
@@ -55,14 +55,20 @@ def _edge_values(edges: torch.Tensor, u: torch.Tensor, v: torch.Tensor) -> torch
     return edges[:, 12:15] * (delta_x * (v[:, None] - origin_y) - delta_y * (u[:, None] - origin_x))
 
 
-def rasterize(camera: Camera, vertices: torch.Tensor, faces: torch.Tensor, *, max_pairs: int = DEFAULT_MAX_PAIRS) -> Raster:
+def rasterize(camera: Camera, vertices: torch.Tensor, faces: torch.Tensor, *, max_pairs: int | None = None,
+              on_chunk: Callable[[], None] = lambda: None) -> Raster:
     """Render the nearest triangle at every pixel centre of `camera` (no culling: both sides are visible).
+
+    The (triangle, pixel) pairs are tested `max_pairs` at a time, which bounds memory, and `on_chunk` is called
+    after each batch, so that a large mesh on a CPU keeps reporting progress (it may raise to abandon the work).
+    This is the one visibility pass: the differentiable ops, the bake and the evaluation all start from it.
 
     Triangles with a corner behind a PERSPECTIVE camera's image plane are skipped (no clipping).
     """
     if faces.shape[0] >= 1 << TRI_BITS:
         raise ValueError(f"rasterize handles at most {1 << TRI_BITS} triangles")
     device = vertices.device
+    max_pairs = max_pairs or DEFAULT_MAX_PAIRS
     height, width = camera.height, camera.width
     projected = camera.project(vertices.float())
     corners = projected.index_select(0, faces.long().flatten()).view(-1, 3, 3)  # (F, 3, [u, v, depth])
@@ -108,6 +114,7 @@ def rasterize(camera: Camera, vertices: torch.Tensor, faces: torch.Tensor, *, ma
             key = torch.where((edge >= 0).all(dim=1), (quantised << TRI_BITS) | owner, no_hit)
             zbuffer.scatter_reduce_(0, row * width + col, key, reduce="amin")
             first = last
+            on_chunk()
 
     covered = zbuffer != no_hit
     pixels = torch.nonzero(covered).squeeze(1)

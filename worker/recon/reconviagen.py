@@ -30,12 +30,12 @@ from PIL import Image
 from ..errors import JobCancelled, ReconstructionFailed
 from .align import align_points
 from .colour import linear_to_srgb
-from .consistency import agreeing_inputs
 from .evaluate import compare_with_inputs
 from .inputs import ReconInputs
 from .ops import pixel_world
-from .rig import SLOT_NAMES
-from .stages import Progress, Stages
+from .prelude import begin
+from .report import ModelReport
+from .stages import Progress, Stage, Stages
 
 PIPELINE_CLASS = "TrellisVGGTTo3DPipeline"
 # The upstream demo's defaults (ReconViaGen app.py).
@@ -100,8 +100,20 @@ class ReconViaGen:
         self.to_glb = importlib.import_module("trellis.utils.postprocessing_utils").to_glb
         self.lock = threading.Lock()
 
-    def __call__(self, inputs: ReconInputs, out_dir: Path, progress: Progress, options: dict, device: str) -> dict:
-        return reconstruct_reconviagen(self, inputs, out_dir, progress, **options)
+    def __call__(self, inputs: ReconInputs, glb: Path, progress: Progress, options: dict, device: str
+                 ) -> ModelReport:
+        return reconstruct_reconviagen(self, inputs, glb, progress, **options)
+
+
+STAGES = (
+    Stage("prepare", "preparing views", 0.04),
+    Stage("agree", "checking that the depth renders agree", 0.01),
+    Stage("generate", "generating (ReconViaGen)", 0.55),
+    Stage("extract", "baking the textured mesh", 0.15),
+    Stage("align", "aligning to the inputs", 0.10),
+    Stage("write", "writing mesh", 0.03),
+    Stage("check", "checking against inputs", 0.12),
+)
 
 
 def _views(inputs: ReconInputs) -> list[Image.Image]:
@@ -144,8 +156,7 @@ def _stoppable(pipeline: Any, stop: threading.Event) -> Callable[[], None]:
     return restore
 
 
-def _run_upstream(model: ReconViaGen, work: Callable[[], Any], stages: Stages, span: tuple[float, float],
-                  expected_s: float) -> Any:
+def _run_upstream(model: ReconViaGen, work: Callable[[], Any], stages: Stages, expected_s: float) -> Any:
     """Run `work` on a helper thread holding the model's lock, reporting progress every POLL_S meanwhile.
 
     On cancellation the run is told to stop at its next sampler step and JobCancelled propagates at once;
@@ -170,13 +181,12 @@ def _run_upstream(model: ReconViaGen, work: Callable[[], Any], stages: Stages, s
 
     thread = threading.Thread(target=target, name="reconviagen", daemon=True)
     thread.start()
-    start, end = span
     waited = 0.0
     try:
         while thread.is_alive():
             thread.join(POLL_S)
             waited += POLL_S
-            stages.tick(start + (end - start) * min(waited / expected_s, 0.95))
+            stages.within(min(waited / expected_s, 0.95))
     except JobCancelled:
         stop.set()
         raise
@@ -204,23 +214,18 @@ def _depth_points(inputs: ReconInputs) -> np.ndarray:
 def reconstruct_reconviagen(
     model: ReconViaGen,
     inputs: ReconInputs,
-    out_dir: Path,
+    glb: Path,
     progress: Progress,
     *,
     seed: int = 1,
     texture_size: int = 1024,
-) -> dict:
-    """Write out_dir/model.glb (upstream's textured mesh, aligned to the inputs) and return the report."""
-    stages = Stages(progress)
-    stages.start("prepare", 0.0, "preparing views")
+) -> ModelReport:
+    """Write upstream's textured mesh, aligned to the inputs, to `glb` and return the report."""
+    stages = Stages(progress, STAGES)
+    stages.start("prepare")
+    start = begin(inputs, "cpu", stages)
     images = _views(inputs)
-    if not images:
-        raise ReconstructionFailed(
-            "Every silhouette is empty, so there is no object to reconstruct: give the views an alpha channel "
-            "that covers the object, or depth renders that are non-zero on it."
-        )
-    agreed, agreement = agreeing_inputs(inputs, torch.device("cpu"))
-    targets = _depth_points(agreed)
+    targets = _depth_points(start.inputs)
     if len(targets) == 0:
         raise ReconstructionFailed(
             "The depth renders have no depth inside the silhouettes, so ReconViaGen's mesh cannot be placed in "
@@ -230,44 +235,39 @@ def reconstruct_reconviagen(
     if hasattr(pipeline, "preprocess_image"):
         images = [pipeline.preprocess_image(image) for image in images]
 
-    stages.start("generate", 0.05, "generating (ReconViaGen)")
+    stages.start("generate")
     result = _run_upstream(model, lambda: pipeline.run(
         image=images, seed=seed, formats=["gaussian", "mesh"], preprocess_image=False,
         sparse_structure_sampler_params=dict(SPARSE_STRUCTURE_PARAMS), slat_sampler_params=dict(SLAT_PARAMS),
         mode=MODE,
-    ), stages, (0.05, 0.6), expected_s=60.0)
+    ), stages, expected_s=60.0)
     outputs = result[0] if isinstance(result, tuple) else result
 
-    stages.start("extract", 0.6, "baking the textured mesh")
+    stages.start("extract")
     baked = _run_upstream(model, lambda: model.to_glb(
         outputs["gaussian"][0], outputs["mesh"][0], simplify=SIMPLIFY, texture_size=texture_size,
-    ), stages, (0.6, 0.75), expected_s=30.0)
+    ), stages, expected_s=30.0)
     mesh = _as_mesh(baked)
 
-    stages.start("align", 0.75, "aligning to the inputs")
+    stages.start("align")
     rng = np.random.default_rng(seed)
     if len(targets) > ALIGN_POINTS:
         targets = targets[rng.choice(len(targets), ALIGN_POINTS, replace=False)]
     surface, _ = trimesh.sample.sample_surface(mesh, SURFACE_SAMPLES, seed=seed)
-    alignment = align_points(np.asarray(surface), targets, seed=seed, on_step=lambda: stages.tick(0.8))
+    alignment = align_points(np.asarray(surface), targets, seed=seed, on_step=lambda: stages.within(0.5))
     mesh.apply_transform(alignment.matrix)
 
-    stages.start("write", 0.85, "writing mesh")
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "model.glb").write_bytes(mesh.export(file_type="glb"))
+    stages.start("write")
+    glb.write_bytes(mesh.export(file_type="glb"))
 
-    stages.start("check", 0.88, "checking against inputs")
+    stages.start("check")
     views = compare_with_inputs(
         inputs.rig, torch.as_tensor(mesh.vertices, dtype=torch.float32), torch.as_tensor(mesh.faces),
         torch.as_tensor(inputs.masks), torch.as_tensor(inputs.depths),
-        on_view=lambda index: progress(0.88 + 0.12 * index / len(SLOT_NAMES), "checking against inputs"),
+        on_progress=stages.within,
     )
     pixel = max(pixel_world(camera, torch.as_tensor(targets)) for camera in inputs.rig.cameras)
-    warnings = [
-        f"the {slot} view shows no object (empty silhouette); it was left out"
-        for slot, mask in zip(SLOT_NAMES, inputs.masks) if not mask.any()
-    ] + agreement.warnings
+    warnings = start.warnings
     if alignment.mean_distance > MISALIGNED_PIXELS * pixel:
         warnings.append(
             f"the generated mesh disagrees with the depth renders: after alignment the depth points lie "
@@ -280,7 +280,7 @@ def reconstruct_reconviagen(
         "mesh": {"vertices": len(mesh.vertices), "triangles": len(mesh.faces), "watertight": bool(mesh.is_watertight)},
         "views": views,
         "depth_bits": inputs.depth_bits,
-        "depth_left_out": agreement.left_out_slots,
+        "depth_left_out": start.depth_left_out,
         "alignment": {
             "matrix": np.round(alignment.matrix, 6).tolist(),
             "scale": round(alignment.scale, 6),

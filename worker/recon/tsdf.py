@@ -31,7 +31,6 @@ coarse pass) are evaluated at full resolution; the rest take the sign of their c
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Callable
 
@@ -42,6 +41,7 @@ from scipy.ndimage import distance_transform_edt
 from ..errors import ReconstructionFailed
 from .inputs import ReconInputs
 from .rig import Camera
+from .stages import Done
 
 BLOCK = 4
 MARGIN_VOXELS = 3
@@ -54,9 +54,6 @@ WELL_PIXELS = 9  # depth seen through gaps narrower than this (pixels) does not 
 NO_BOUND = -1e9
 CROP_MARGIN_PX = 8  # > WELL_PIXELS // 2, so that openings inside the window see all they would in the image
 CHUNK_VOXELS = 1 << 18
-PROGRESS_INTERVAL_S = 0.25
-
-Progress = Callable[[float, str], None]
 
 
 @dataclass
@@ -317,21 +314,13 @@ def _evaluate_chunked(views: list[_View], points: torch.Tensor, truncation: floa
 
 
 def fuse_depth(
-    inputs: ReconInputs, grid_resolution: int, progress: Progress, fraction: tuple[float, float], device: torch.device
+    inputs: ReconInputs, grid_resolution: int, device: torch.device, on_progress: Done = lambda done: None
 ) -> SdfGrid:
-    """Build the signed-distance grid; `fraction` is the slice of the job's progress bar this stage owns.
-
-    `progress` is called at least every PROGRESS_INTERVAL_S (plus one chunk) while it works.
-    """
-    last_report = time.monotonic()
+    """Build the signed-distance grid; `on_progress(done)` reports the share done (0..1) after every chunk."""
 
     def report(done: float, share: tuple[float, float]) -> None:
         """`done` of the part of the work that is `share` of this stage."""
-        nonlocal last_report
-        if time.monotonic() - last_report > PROGRESS_INTERVAL_S:
-            part = share[0] + (share[1] - share[0]) * done
-            progress(fraction[0] + (fraction[1] - fraction[0]) * part, "fusing depth")
-            last_report = time.monotonic()
+        on_progress(share[0] + (share[1] - share[0]) * done)
 
     points = _depth_points(inputs, device)
     if points.shape[0] == 0:

@@ -1,0 +1,84 @@
+"""What every model does first, in one wording: refuse inputs that show no object, warn about views left out
+and coarse depth, keep only the depth renders that agree; and the mesh that fusion and nvdiffrec both start
+from (depth fusion, marching cubes, optional simplification, a fit to the depth maps)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..errors import ReconstructionFailed
+from .consistency import agreeing_inputs
+from .devices import resolve_device
+from .inputs import ReconInputs, eight_bit_depth_warning
+from .rig import SLOT_NAMES
+from .simplify import simplify
+from .snap import fit_to_depth, fits_depth
+from .stages import Stages
+from .surface import extract_surface, vertex_normals
+from .tsdf import SdfGrid, fuse_depth
+
+EMPTY_SILHOUETTES = ("Every silhouette is empty, so there is no object to reconstruct: give the views an alpha "
+                     "channel that covers the object, or depth renders that are non-zero on it.")
+SNAP_TOLERANCE_VOXELS = 1.5  # a vertex further than this from every depth map is left where fusion put it
+
+
+@dataclass
+class Prelude:
+    given: ReconInputs  # as decoded: what the result is checked against
+    inputs: ReconInputs  # the same, without depth renders that contradict the others
+    device: torch.device
+    warnings: list[str]
+    depth_left_out: list[str]
+
+
+def begin(inputs: ReconInputs, device: str | torch.device | None, stages: Stages) -> Prelude:
+    """Runs the `agree` stage; raises ReconstructionFailed when no view shows the object."""
+    device = torch.device(device if device is not None else resolve_device())
+    if not inputs.masks.any():
+        raise ReconstructionFailed(EMPTY_SILHOUETTES)
+    warnings = [f"the {slot} view shows no object (empty silhouette); it was left out"
+                for slot, mask in zip(SLOT_NAMES, inputs.masks) if not mask.any()]
+    if inputs.depth_bits == 8:
+        warnings.insert(0, eight_bit_depth_warning(inputs.rig.depth.step(8)))
+    stages.start("agree")
+    agreed, agreement = agreeing_inputs(inputs, device)
+    return Prelude(inputs, agreed, device, warnings + agreement.warnings, agreement.left_out_slots)
+
+
+@dataclass
+class FusedSurface:
+    vertices: torch.Tensor  # (V, 3) float32 on the run's device
+    faces: torch.Tensor  # (F, 3) int64
+    normals: torch.Tensor  # (V, 3)
+    grid: SdfGrid
+    extracted_triangles: int  # before simplification
+    snapped: float | None  # share of vertices placed on the depth maps; None when depth is too coarse to fit
+    tolerance: float  # how far a surface point may lie from a depth map and still count as seen there
+
+
+def fused_surface(start: Prelude, grid_resolution: int, stages: Stages, target_triangles: int = 0) -> FusedSurface:
+    """Runs the `fuse`, `extract`, `simplify` (with a `target_triangles`) and `snap` stages."""
+    inputs, device = start.inputs, start.device
+    stages.start("fuse")
+    grid = fuse_depth(inputs, grid_resolution, device, stages.within)
+    stages.start("extract")
+    vertices_np, faces_np = extract_surface(grid, stages.within)
+    extracted = len(faces_np)
+    if target_triangles:
+        stages.start("simplify")
+        vertices_np, faces_np = simplify(vertices_np, faces_np, target_triangles, stages.within)
+    vertices = torch.as_tensor(np.asarray(vertices_np), dtype=torch.float32, device=device)
+    faces = torch.as_tensor(np.asarray(faces_np), dtype=torch.int64, device=device)
+    normals = vertex_normals(vertices, faces)
+    step = inputs.rig.depth.step(inputs.depth_bits)
+    tolerance = max(SNAP_TOLERANCE_VOXELS * grid.voxel_size, step)
+    snapped = None
+    if fits_depth(step, grid.voxel_size):
+        stages.start("snap")
+        depths = torch.as_tensor(inputs.depths, device=device)
+        vertices, normals, snapped = fit_to_depth(vertices, faces, inputs.rig.cameras, depths, tolerance,
+                                                  grid.voxel_size, stages.within)
+    return FusedSurface(vertices, faces, normals, grid, extracted, snapped, tolerance)
