@@ -1,6 +1,7 @@
 # Multiview Studio: the web process (and, by default, its embedded worker) on a CUDA-capable base.
-# The devel image carries nvcc, which nvdiffrast needs to build its CUDA plugin on first use.
-FROM nvidia/cuda:12.8.1-cudnn-devel-ubuntu24.04
+# The devel image carries nvcc, which nvdiffrast needs to build its CUDA plugin on first use; its CUDA major
+# version must be torch's: PyPI's torch==2.13.0 for Linux x86_64 is built for CUDA 13.0.
+FROM nvidia/cuda:13.0.2-devel-ubuntu24.04
 
 ENV DEBIAN_FRONTEND=noninteractive \
     PYTHONUNBUFFERED=1 \

@@ -273,10 +273,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated, of {', '.join(PARTS)}")
     parser.add_argument("--prepare", action="store_true",
                         help="download the wheels and copy the meshes into .gpu-bundle/ (needs network), then stop")
-    parser.add_argument("--meshes-from", type=Path, default=SHARED_MESHES, help="--prepare: where the meshes are")
+    parser.add_argument("--meshes-from", type=Path, help="--prepare: where the meshes are (required with it)")
     args = parser.parse_args(argv)
     if args.prepare:
-        return prepare(args.meshes_from)
+        return prepare(args.meshes_from) if args.meshes_from else parser.error("--prepare needs --meshes-from DIR")
     parts = [part.strip() for part in args.parts.split(",") if part.strip()]
     if unknown := sorted(set(parts) - set(PARTS)):
         parser.error(f"unknown part(s) {', '.join(unknown)}; parts: {', '.join(PARTS)}")

@@ -1,6 +1,6 @@
 """Quality benchmark: every available model and a screened-Poisson baseline against the ground-truth meshes.
 
-    python bench/quality.py [MESH ...] [--meshes-dir ../shared/meshes] [--models fusion,nvdiffrec] [--res 512]
+    python bench/quality.py [MESH ...] [--meshes-dir DIR] [--models fusion,nvdiffrec] [--res 512]
 
 For each mesh (those in --meshes-dir, plus any given), render_inputs writes the 12
 inputs at --res and reference.glb (the normalised mesh with its colours); each model
@@ -56,7 +56,6 @@ from worker.recon.rig import ORTHO, SLOT_NAMES, Camera, look_at  # noqa: E402
 from worker.recon.sampling import sample_masked  # noqa: E402
 from worker.recon.surface import is_watertight  # noqa: E402
 
-DEFAULT_MESHES = ROOT.parent / "shared" / "meshes"
 MESH_SUFFIXES = (".obj", ".ply", ".glb", ".gltf", ".stl", ".off")
 SAMPLES = 200_000
 CHAMFER_DRAWS = 4
@@ -299,8 +298,7 @@ def check_targets(rows: list[Row]) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python bench/quality.py", description=__doc__.splitlines()[0])
     parser.add_argument("meshes", nargs="*", type=Path, help="extra mesh files (any format trimesh reads)")
-    parser.add_argument("--meshes-dir", type=Path, default=DEFAULT_MESHES,
-                        help="every mesh in this folder is benchmarked too (default: ../shared/meshes)")
+    parser.add_argument("--meshes-dir", type=Path, help="every mesh in this folder is benchmarked too")
     parser.add_argument("--models", default="fusion",
                         help="comma-separated models to run, of those available here (nvdiffrec takes ~2 min "
                              "per mesh on a CPU); default: fusion")
@@ -324,10 +322,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"skipping {name}: {reasons[name]}", file=sys.stderr)
     models = [name for name in models if reasons[name] is None]
     paths = sorted(p for p in args.meshes_dir.glob("*") if p.suffix.lower() in MESH_SUFFIXES) \
-        if args.meshes_dir.is_dir() else []
+        if args.meshes_dir and args.meshes_dir.is_dir() else []
     paths += args.meshes
     if not paths:
-        parser.error(f"no meshes: {args.meshes_dir} has none and none were given")
+        parser.error(f"no meshes: give mesh files or --meshes-dir DIR ({args.meshes_dir or 'none given'})")
 
     with tempfile.TemporaryDirectory(prefix="quality-") as scratch:
         workdir = args.workdir or Path(scratch)

@@ -26,7 +26,7 @@ from .ui_handlers import UiHandlers
 
 EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "examples"
 EXAMPLES = (("spot", "Spot the cow (textured)"), ("fandisk", "Fandisk (CAD part)"))
-INPUT_FORMAT_LINK = "README.md#input-format"
+INPUT_FORMAT_LINK = "docs/INPUT_FORMAT.md"
 UPLOAD_SWEEP_S = 600
 UPLOAD_MAX_AGE_S = 3600  # uploads wait only for a Reconstruct click: submitted inputs are copied into the job
 EVENT_QUEUE_SIZE = 256  # events waiting for a worker thread; past it Gradio answers "queue full"

@@ -16,6 +16,7 @@ from worker.jobs.service import JobService
 
 from .body_limit import BodyLimitMiddleware
 from .gradio_ui import build_demo
+from .mcp_tools import MCP_PATH, McpEndpoint
 from .readme_page import build_readme_router
 from .rest_api import (
     build_router,
@@ -37,7 +38,8 @@ DESCRIPTION = (
 
 def create_app(service: JobService, lifespan: Lifespan | None = None) -> FastAPI:
     config = service.config
-    app = FastAPI(title="Multiview Studio", description=DESCRIPTION, version="1.0", lifespan=lifespan)
+    mcp = McpEndpoint(service)
+    app = FastAPI(title="Multiview Studio", description=DESCRIPTION, version="1.0", lifespan=mcp.around(lifespan))
     app.add_exception_handler(ReconError, recon_error_response)
     app.add_exception_handler(RequestValidationError, request_validation_response)
     app.add_exception_handler(StarletteHTTPException, http_error_response)
@@ -47,7 +49,8 @@ def create_app(service: JobService, lifespan: Lifespan | None = None) -> FastAPI
                        quotas=service.quotas, disk=uploads, events=frozenset(demo.fns))
     app.add_middleware(BodyLimitMiddleware, max_bytes=config.max_request_bytes, timeout_s=config.body_timeout_s)
     app.include_router(build_router(service))
-    app.include_router(build_readme_router())
+    app.include_router(build_readme_router(config))
+    app.add_route(MCP_PATH, mcp, include_in_schema=False)
     app = gr.mount_gradio_app(
         app, demo, path="/", max_file_size=f"{config.max_file_mb}mb", theme=THEME, css=CSS, footer_links=["api"],
         blocked_paths=[str(config.data_dir)], show_error=False,

@@ -2,8 +2,9 @@
 
 import pytest
 
-from worker.errors import ReconError
-from worker.jobs.models import FUSION, NVDIFFREC
+from webui.readme_page import doc_html
+from worker.errors import ModelUnavailableError, ReconError
+from worker.jobs.models import FUSION, MODELS, NVDIFFREC, availability, require_model
 
 
 def test_a_cpu_worker_lowers_options_past_its_ceilings_and_says_so():
@@ -28,3 +29,16 @@ def test_an_option_value_that_is_no_whole_number_in_range_is_refused_by_name(val
     with pytest.raises(ReconError) as refused:
         FUSION.resolve_options({"grid_resolution": value})
     assert refused.value.field == "options.grid_resolution" and len(refused.value.message) < 200
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_each_model_names_a_readme_section_that_exists_for_what_it_needs(name):
+    assert f'id="{MODELS[name].guide}"' in doc_html("README.md")
+
+
+@pytest.mark.skipif(availability()["reconviagen"] is None, reason="ReconViaGen can run here")
+def test_refusing_an_unavailable_model_points_to_its_readme_section():
+    with pytest.raises(ModelUnavailableError) as refused:
+        require_model("reconviagen")
+    assert "/README.md#installing-reconviagen" in refused.value.message
+    assert refused.value.field == "model_type"

@@ -15,8 +15,6 @@ from worker.recon.rig import SLOT_NAMES, cube6_rig, parse_cameras_json
 
 from . import scenes
 
-SPOT = Path(__file__).resolve().parents[3] / "shared" / "meshes" / "spot.obj"
-
 
 @pytest.fixture(scope="module")
 def box_16(tmp_path_factory):
@@ -99,14 +97,26 @@ def test_untextured_meshes_get_a_smooth_saturated_position_dependent_albedo(box_
     assert len(np.unique(front[front[..., 3] > 0][:, :3], axis=0)) > 50
 
 
-@pytest.mark.skipif(not SPOT.exists(), reason="needs ../shared/meshes/spot.obj")
+def _half_black_half_white_obj(folder: Path) -> Path:
+    """A box written as OBJ + MTL + PNG whose texture is black where x < 0 and white where x > 0."""
+    box = trimesh.creation.box(extents=(1.2, 1.2, 1.2))
+    texture = np.zeros((8, 8, 3), np.uint8)
+    texture[:, 4:] = 255
+    uv = np.stack([(box.vertices[:, 0] > 0) * 0.75 + 0.125, np.full(len(box.vertices), 0.5)], axis=1)
+    box.visual = trimesh.visual.TextureVisuals(uv=uv, image=Image.fromarray(texture))
+    box.export(folder / "box.obj")
+    return folder / "box.obj"
+
+
 def test_textured_obj_takes_its_colours_from_the_texture(tmp_path):
-    render_inputs(trimesh.load(SPOT, force="mesh"), tmp_path, res=64)
-    side = np.asarray(Image.open(tmp_path / "view_1_right.png"))
-    colours = side[side[..., 3] > 0][:, :3].astype(int)
-    dark = (colours.max(axis=1) < 90).mean()  # spot's black patches
-    light = (colours.min(axis=1) > 200).mean()  # and its white coat
-    assert dark > 0.03 and light > 0.3
+    mesh = trimesh.load(_half_black_half_white_obj(tmp_path), force="mesh")
+    render_inputs(mesh, tmp_path / "inputs", res=64, normalize=False)
+    front = np.asarray(Image.open(tmp_path / "inputs" / "view_0_front.png"))
+    covered = front[..., 3] > 0
+    left, right = front[:, :28][covered[:, :28]], front[:, 36:][covered[:, 36:]]
+    assert len(left) and len(right)
+    assert left[:, :3].max() < 30  # -X is black
+    assert right[:, :3].min() > 225  # +X is white
 
 
 def test_command_line(tmp_path):

@@ -78,6 +78,7 @@ class ModelSpec:
     unavailable_reason: Callable[[Settings], str | None]
     load: Callable[[Settings], Reconstructor]
     check_options: Callable[[dict], None] = lambda options: None  # rules across the range of one OptionSpec
+    guide: str = "installing-on-a-gpu-host"  # the README section (its anchor) on what the model needs
 
     def fit_to_device(self, options: dict, device: str) -> tuple[dict, list[str]]:
         """The options a job runs with on `device`, and a warning for each one lowered to a CPU's ceiling."""
@@ -207,6 +208,7 @@ RECONVIAGEN = ModelSpec(
     ),
     unavailable_reason=_reconviagen_unavailable,
     load=_load_reconviagen,
+    guide="installing-reconviagen",
 )
 
 MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in (FUSION, NVDIFFREC, RECONVIAGEN)}
@@ -249,7 +251,8 @@ def require_model(name: str | None, config: Settings) -> ModelSpec:
     reason = availability(config)[name]
     if reason is not None:
         raise ModelUnavailableError(
-            f"model {name!r} cannot run on this deployment: {reason} (see the README's install section); "
+            f"model {name!r} cannot run on this deployment: {reason} (what it needs: the README's section "
+            f"/README.md#{MODELS[name].guide}); "
             f"available models: {choices}",
             field="model_type",
         )

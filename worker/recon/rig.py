@@ -1,7 +1,7 @@
 """The camera rig: the one place that knows how a pixel and its depth map to a world point.
 
 Upload validation, fusion, colouring, evaluation and the input renderer all go
-through this module, so the conventions of ../shared/INPUT_FORMAT.md live here
+through this module, so the conventions of docs/INPUT_FORMAT.md live here
 once: OpenGL camera-to-world matrices (camera looks along -Z, +Y up), pixel
 centres at half-integers (nerfstudio), and depth = distance in front of the
 image plane along the optical axis (z-depth) for both camera models.
