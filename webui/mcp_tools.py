@@ -17,7 +17,8 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
-from typing import Annotated, Any, AsyncContextManager, AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable
+from typing import Annotated, Any
 
 import anyio
 from mcp.server.fastmcp import Context, FastMCP
@@ -36,9 +37,11 @@ from .rest_api import job_record, model_catalogue
 from .studio import error_sentence
 
 MCP_PATH = "/mcp"
-Lifespan = Callable[[Any], AsyncContextManager[None]]
+Lifespan = Callable[[Any], contextlib.AbstractAsyncContextManager[None]]
 MAX_INLINE_RESULT_BYTES = 32 * 1024 * 1024
 """A larger mesh comes back as its download path only: base64 inflates it by a third inside one JSON answer."""
+INLINE_RESULTS_AT_ONCE = 2
+"""Meshes read and encoded at the same time, so a burst of job_result calls cannot fill the memory."""
 SLOTS = ", ".join(SLOT_NAMES)
 INSTRUCTIONS = (
     "Turns six views and six depth renders of an object into a textured 3D mesh (binary glTF). "
@@ -84,6 +87,7 @@ def _client(ctx: Context) -> str:
 def build_mcp(service: JobService) -> FastMCP:
     """The MCP server and its four tools, each a thin call into JobService."""
     config = service.config
+    inline_results = anyio.Semaphore(INLINE_RESULTS_AT_ONCE)
     server = FastMCP(
         "Multiview Studio", instructions=INSTRUCTIONS, stateless_http=True, json_response=True,
         max_request_body_size=config.max_request_bytes,
@@ -139,17 +143,18 @@ def build_mcp(service: JobService) -> FastMCP:
         try:
             report, mesh = await anyio.to_thread.run_sync(
                 lambda: (service.output_file(job_id, "report"), service.output_file(job_id, "result")))
-            blocks: list[TextContent | EmbeddedResource] = [
-                TextContent(type="text", text=f"GLB: GET /jobs/{job_id}/result, report: GET /jobs/{job_id}/report"),
-                TextContent(type="text", text=report.read_text()),
-            ]
-            if include_mesh and mesh.stat().st_size <= MAX_INLINE_RESULT_BYTES:
-                blob = base64.b64encode(mesh.read_bytes()).decode("ascii")
-                blocks.append(EmbeddedResource(type="resource", resource=BlobResourceContents(
-                    uri=f"multiview-studio://jobs/{job_id}/model.glb", mimeType="model/gltf-binary", blob=blob)))
-            return blocks
         except ReconError as error:
             raise _tool_error(error) from None
+        blocks: list[TextContent | EmbeddedResource] = [
+            TextContent(type="text", text=f"GLB: GET /jobs/{job_id}/result, report: GET /jobs/{job_id}/report"),
+            TextContent(type="text", text=report.read_text()),
+        ]
+        if include_mesh and mesh.stat().st_size <= MAX_INLINE_RESULT_BYTES:
+            async with inline_results:
+                blob = await anyio.to_thread.run_sync(lambda: base64.b64encode(mesh.read_bytes()).decode("ascii"))
+            blocks.append(EmbeddedResource(type="resource", resource=BlobResourceContents(
+                uri=f"multiview-studio://jobs/{job_id}/model.glb", mimeType="model/gltf-binary", blob=blob)))
+        return blocks
 
     @server.tool()
     def list_models() -> list[dict[str, Any]]:

@@ -6,7 +6,8 @@ import asyncio
 import base64
 import io
 import json
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import pytest
 import trimesh
@@ -34,10 +35,9 @@ def over_mcp(url: str, work: Callable[[ClientSession], Awaitable[Any]]) -> Any:
     """Run `work` in one initialised MCP session with the server."""
 
     async def session() -> Any:
-        async with streamable_http_client(f"{url}/mcp") as (read, write, _):
-            async with ClientSession(read, write) as client:
-                await client.initialize()
-                return await work(client)
+        async with streamable_http_client(f"{url}/mcp") as (read, write, _), ClientSession(read, write) as client:
+            await client.initialize()
+            return await work(client)
 
     return asyncio.run(session())
 

@@ -38,7 +38,8 @@ def repository_root(tmp_path) -> Path:
 
 def run_example(args: list[str], folder: Path, url: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "URL": url}
-    return subprocess.run(args, cwd=folder, env=env, capture_output=True, text=True, timeout=EXAMPLE_TIMEOUT_S)
+    return subprocess.run(args, cwd=folder, env=env, capture_output=True, text=True, timeout=EXAMPLE_TIMEOUT_S,
+                          check=False)
 
 
 class Links(HTMLParser):
