@@ -4,8 +4,8 @@ An MCP client (Claude Desktop, an agent) submits the twelve PNGs as base64 text,
 follows the job and takes the mesh back, through the same JobService as POST /jobs:
 the same validation, queue limit, rate limit and per-client quotas, counted against
 the address the request came from. Files only ever arrive inside the request, so a
-tool never opens a server path a client names; every request is bounded by the
-app's body limit, every file by RECON_MAX_FILE_MB.
+tool never opens a server path a client names; a request is at most the base64 of
+twelve uncompressed PNGs at RECON_MAX_PIXELS, every file at most RECON_MAX_FILE_MB.
 
 Gradio's own MCP server (`mcp_server=True`) is not used: mounted, it calls the
 page back through a Gradio client built from the first request's Host header, and
@@ -28,6 +28,7 @@ from mcp.types import BlobResourceContents, EmbeddedResource, TextContent
 from pydantic import Field
 from starlette.types import Receive, Scope, Send
 
+from worker.config import Settings
 from worker.errors import FileValidationError, ReconError
 from worker.jobs.service import JobService
 from worker.jobs.uploads import VIEW_COUNT
@@ -42,6 +43,8 @@ MAX_INLINE_RESULT_BYTES = 32 * 1024 * 1024
 """A larger mesh comes back as its download path only: base64 inflates it by a third inside one JSON answer."""
 INLINE_RESULTS_AT_ONCE = 2
 """Meshes read and encoded at the same time, so a burst of job_result calls cannot fill the memory."""
+PNG_SLACK_BYTES = 256 * 1024
+"""Per file, beyond its pixels: chunk framing, zlib's stored blocks, metadata (and the cameras.json)."""
 SLOTS = ", ".join(SLOT_NAMES)
 INSTRUCTIONS = (
     "Turns six views and six depth renders of an object into a textured 3D mesh (binary glTF). "
@@ -67,6 +70,15 @@ def decode_file(text: str, field: str, max_bytes: int) -> bytes:
         raise FileValidationError(field, "is not valid base64") from None
 
 
+def max_body_bytes(config: Settings) -> int:
+    """The largest honest submission: twelve uncompressed 8-bit RGBA PNGs at RECON_MAX_PIXELS, as base64.
+
+    Below the REST body limit (files that big cannot hold an accepted image), it keeps a JSON request, which is
+    parsed in memory, to about 70 MB with the default settings."""
+    files = 2 * VIEW_COUNT * (4 * config.max_pixels * 1.01 + PNG_SLACK_BYTES) + PNG_SLACK_BYTES
+    return min(config.max_request_bytes, int(files * 4 / 3) + 1024 * 1024)
+
+
 def _files(items: list[str], field: str, max_bytes: int) -> list[bytes]:
     if len(items) != VIEW_COUNT:
         raise FileValidationError(field, f"expected exactly {VIEW_COUNT} files ({SLOTS}), got {len(items)}")
@@ -90,7 +102,7 @@ def build_mcp(service: JobService) -> FastMCP:
     inline_results = anyio.Semaphore(INLINE_RESULTS_AT_ONCE)
     server = FastMCP(
         "Multiview Studio", instructions=INSTRUCTIONS, stateless_http=True, json_response=True,
-        max_request_body_size=config.max_request_bytes,
+        max_request_body_size=max_body_bytes(config),
         # The tools are as public as the REST API; a Host allow-list would have to know every public name.
         transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
     )

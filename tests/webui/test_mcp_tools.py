@@ -15,10 +15,11 @@ from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 
 from tests.webui.live import EXAMPLE, depths_of, views_of
-from webui.mcp_tools import decode_file
+from webui.mcp_tools import decode_file, max_body_bytes
+from worker.config import load_settings
 from worker.errors import FileValidationError
 
-SERVER_ENV = {"RECON_MAX_FILE_MB": "1"}
+SERVER_ENV = {"RECON_MAX_FILE_MB": "1", "RECON_MAX_PIXELS": str(256 * 256)}  # the examples are 256 x 256
 ONE_MB = 1024 * 1024
 
 
@@ -111,6 +112,14 @@ def test_a_server_path_given_as_a_file_is_never_opened(live_server):
     refused = over_mcp(live_server.url, lambda client: client.call_tool("submit_reconstruction", arguments))
     assert refused.isError and "View 2 (back)" in refused.content[0].text
     assert "(field: views[2])" in refused.content[0].text
+
+
+def test_a_request_larger_than_twelve_uncompressed_images_is_refused_unread(live_server):
+    limit = max_body_bytes(load_settings(SERVER_ENV))
+    headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
+    assert live_server.http.post("/mcp", content=b" " * (limit + 1), headers=headers).status_code == 413
+    read = live_server.http.post("/mcp", content=b" " * limit, headers=headers)
+    assert read.status_code == 400 and "Parse error" in read.text  # as large as twelve images: read and parsed
 
 
 def test_an_unknown_job_is_a_tool_error(live_server):
