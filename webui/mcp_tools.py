@@ -35,7 +35,7 @@ from worker.jobs.uploads import VIEW_COUNT
 from worker.recon.rig import SLOT_NAMES
 
 from .rest_api import job_record, model_catalogue
-from .studio import error_sentence
+from .input_notes import error_sentence
 
 MCP_PATH = "/mcp"
 Lifespan = Callable[[Any], contextlib.AbstractAsyncContextManager[None]]
@@ -171,7 +171,7 @@ def build_mcp(service: JobService) -> FastMCP:
     @server.tool()
     def list_models() -> list[dict[str, Any]]:
         """Every model, what it needs, whether it can run here, and its options with their ranges."""
-        return model_catalogue()
+        return model_catalogue(config)
 
     return server
 

@@ -3,6 +3,7 @@
 import pytest
 
 from webui.readme_page import doc_html
+from worker.config import load_settings
 from worker.errors import ModelUnavailableError, ReconError
 from worker.jobs.models import FUSION, MODELS, NVDIFFREC, availability, require_model
 
@@ -36,9 +37,12 @@ def test_each_model_names_a_readme_section_that_exists_for_what_it_needs(name):
     assert f'id="{MODELS[name].guide}"' in doc_html("README.md")
 
 
-@pytest.mark.skipif(availability()["reconviagen"] is None, reason="ReconViaGen can run here")
+DEFAULTS = load_settings({})
+
+
+@pytest.mark.skipif(availability(DEFAULTS)["reconviagen"] is None, reason="ReconViaGen can run here")
 def test_refusing_an_unavailable_model_points_to_its_readme_section():
     with pytest.raises(ModelUnavailableError) as refused:
-        require_model("reconviagen")
+        require_model("reconviagen", DEFAULTS)
     assert "/README.md#installing-reconviagen" in refused.value.message
     assert refused.value.field == "model_type"
