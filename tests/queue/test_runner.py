@@ -3,7 +3,6 @@
 import json
 import threading
 
-
 from tests.support.stack import SLOTS
 from worker.config import load_settings
 from worker.jobs.files import JobFiles

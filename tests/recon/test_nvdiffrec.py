@@ -14,7 +14,7 @@ import trimesh
 from worker.config import settings
 from worker.errors import JobCancelled, ReconstructionFailed
 from worker.jobs import models
-from worker.recon import devices, nvdiffrec, regularise
+from worker.recon import devices, nvdiffrec, refine, regularise
 from worker.recon.render_inputs import render_inputs
 from worker.recon.rig import parse_cameras_json
 
@@ -112,6 +112,26 @@ def test_refinement_beats_the_starting_mesh(refined):
         assert view_after["silhouette_iou"] >= view_before["silhouette_iou"] - 0.002
 
 
+def test_refinement_that_helps_the_held_out_view_is_kept_and_says_so(refined):
+    report, _, _ = refined
+    refinement = report["refinement"]
+    held_out = refinement["held_out"]
+    assert refinement["kept"] and held_out["slot"] in ("front", "right", "back", "left")
+    assert 0 < held_out["best_iteration"] <= ITERATIONS and held_out["loss_best"] < held_out["loss_start"]
+
+
+def test_refinement_that_makes_the_held_out_view_worse_keeps_the_start(coarse_dir, tmp_path, monkeypatch):
+    monkeypatch.setattr(refine, "POSITION_LR_PIXELS", 40.0)  # steps of 40 render pixels: the mesh is torn apart
+    monkeypatch.setattr(refine, "COLOUR_LR", 5.0)
+    report = nvdiffrec.reconstruct_nvdiffrec(scenes.load(coarse_dir), tmp_path / "model.glb", Recorder(),
+                                             iterations=8, texture_size=TEXTURE, device="cpu")
+    refinement = report["refinement"]
+    assert not refinement["kept"] and refinement["held_out"]["best_iteration"] == 0
+    assert refinement["loss"]["last"] > refinement["loss"]["first"]  # the optimisation itself did get worse
+    assert report["views"] == refinement["before"]["views"]  # what was written is the start, measured the same
+    assert any("starting mesh (fusion's) was kept" in warning for warning in report["warnings"])
+
+
 def test_report_states_settings_timings_and_mesh(refined):
     report, _, _ = refined
     refinement = report["refinement"]
@@ -177,8 +197,12 @@ def test_perspective_rig_with_vertex_colours(tmp_path):
     render_inputs(box_and_ball(), tmp_path / "inputs", rig=rig, depth_bits=8, normalize=False)
     report = nvdiffrec.reconstruct_nvdiffrec(scenes.load(tmp_path / "inputs"), tmp_path / "model.glb", Recorder(),
                                              iterations=ITERATIONS, texture_size=0, device="cpu")
-    before, after = report["refinement"]["before"]["mean"], report["refinement"]["after"]["mean"]
-    assert after["depth_error"] < before["depth_error"]
+    refinement = report["refinement"]
+    before, after = refinement["before"]["mean"], refinement["after"]["mean"]
+    # 64x64, 8-bit depth: refining on five views makes the held-out one worse here (by 5-12% of its loss), and
+    # with all six the side views lose 1-3 dB while the top and back gain: the start is what is kept.
+    assert refinement["held_out"]["slot"] == "front" and refinement["kept"] is (after != before)
+    assert after["depth_error"] <= before["depth_error"]
     assert after["silhouette_iou"] >= before["silhouette_iou"]
     assert report["texture"] is None
     attributes = pygltflib.GLTF2().load(str(tmp_path / "model.glb")).meshes[0].primitives[0].attributes
