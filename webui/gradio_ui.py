@@ -1,9 +1,10 @@
-"""The Gradio page: layout and event wiring. What each event does lives in ui_handlers.
+"""The page: layout and event wiring. What each event does lives in ui_handlers.
 
-Left: the six-slot galleries, examples, model and its options. Right: the job
-card, the 3D viewer (Gradio's progress bar runs over it while a job works), the
-downloads and the report summary. Every page event is private; the named
-client endpoints come from client_api.
+Inputs first (the six-slot galleries, examples, model and its options), then the
+result (the job card with its progress bar, the 3D viewer, the downloads, the
+report summary); side by side on a wide screen, one above the other on a narrow
+one. The cancel confirmation is a modal dialog over the whole page. Every page
+event is private; the named client endpoints come from client_api.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from pathlib import Path
 import gradio as gr
 
 from worker.config import Settings, settings
-from worker.jobs.models import MODELS, availability, best_available_model
+from worker.errors import ReconError
+from worker.jobs.models import MODELS, ModelSpec, OptionSpec, availability, best_available_model
 from worker.jobs.service import JobService
 from worker.recon.rig import SLOT_NAMES
 
@@ -29,6 +31,9 @@ EXAMPLES = (("spot", "Spot the cow (textured)"), ("fandisk", "Fandisk (CAD part)
 INPUT_FORMAT_LINK = "docs/INPUT_FORMAT.md"
 UPLOAD_SWEEP_S = 600
 UPLOAD_MAX_AGE_S = 3600  # uploads wait only for a Reconstruct click: submitted inputs are copied into the job
+OPTION_CHOICES = {"texture_size": (0, 512, 1024, 2048, 4096)}
+CHOICE_LABELS = {("texture_size", 0): "none (vertex colours)"}
+PAGE_SCRIPT = (Path(__file__).parent / "page.js").read_text()
 EVENT_QUEUE_SIZE = 256  # events waiting for a worker thread; past it Gradio answers "queue full"
 JOB_IN_URL = """(jobId) => {
   const url = new URL(window.location.href);
@@ -71,6 +76,29 @@ def model_choices(config: Settings) -> list[tuple[str, str]]:
     ]
 
 
+def _accepts(spec: ModelSpec, option: OptionSpec, value: int) -> bool:
+    try:
+        spec.resolve_options({option.name: value})
+    except ReconError:
+        return False
+    return True
+
+
+def _option_input(spec: ModelSpec, option: OptionSpec) -> gr.Slider | gr.Radio:
+    """A slider over the option's range, or for an option with a few meaningful values the valid ones to pick."""
+    elem_id = f"option-{spec.name}-{option.name}"
+    if option.name in OPTION_CHOICES:
+        values = [value for value in OPTION_CHOICES[option.name] if _accepts(spec, option, value)]
+        return gr.Radio(
+            [(CHOICE_LABELS.get((option.name, value), str(value)), value) for value in values], value=option.default,
+            label=option.label, info=option.help, elem_id=elem_id,
+        )
+    return gr.Slider(
+        option.minimum, option.maximum, value=option.default, step=1, label=option.label, info=option.help,
+        elem_id=elem_id,
+    )
+
+
 def _gallery(title: str, hint: str, elem_id: str) -> gr.Gallery:
     gr.HTML(f"<div class='section-title'><b>{title}</b> <span>{hint}</span></div>", elem_classes="section-head")
     return gr.Gallery(
@@ -107,29 +135,30 @@ def _inputs_column(chosen_model: str, studio: Studio) -> dict:
         for name, spec in MODELS.items():
             with gr.Column(visible=name == chosen_model, elem_id=f"options-{name}") as group:
                 parts["option_groups"][name] = group
-                parts["options"][name] = {
-                    option.name: gr.Slider(
-                        option.minimum, option.maximum, value=option.default, step=1, label=option.label,
-                        info=option.help, elem_id=f"option-{name}-{option.name}",
-                    )
-                    for option in spec.options
-                }
+                parts["options"][name] = {option.name: _option_input(spec, option) for option in spec.options}
         parts["options_note"] = gr.HTML(elem_id="options-note", elem_classes="input-note")
     with gr.Row():
         parts["reconstruct"] = gr.Button("Reconstruct", variant="primary", size="lg", elem_id="reconstruct", scale=3)
         parts["cancel"] = gr.Button("Cancel", size="lg", interactive=False, elem_id="cancel", scale=1)
-    with gr.Column(visible=False, variant="panel", elem_id="confirm-panel") as confirm_panel:
-        parts["confirm_panel"] = confirm_panel
-        parts["confirm_text"] = gr.Markdown(elem_id="confirm-text")
-        with gr.Row():
-            parts["confirm_yes"] = gr.Button("Yes, cancel", variant="stop", elem_id="confirm-yes")
-            parts["confirm_no"] = gr.Button("No, keep running", elem_id="confirm-no")
+    return parts
+
+
+def _confirm_dialog() -> dict:
+    """The cancel confirmation: an overlay over the whole page holding the dialog (page.js makes it modal)."""
+    parts: dict = {}
+    with gr.Column(visible=False, elem_id="confirm-modal") as overlay:
+        parts["confirm_dialog"] = overlay
+        with gr.Column(elem_id="confirm-dialog"):
+            parts["confirm_text"] = gr.Markdown(elem_id="confirm-text")
+            with gr.Row(elem_id="confirm-buttons"):
+                parts["confirm_yes"] = gr.Button("Yes, cancel", variant="stop", elem_id="confirm-yes")
+                parts["confirm_no"] = gr.Button("No, keep running", elem_id="confirm-no")
     return parts
 
 
 def _result_column() -> dict:
     parts: dict = {}
-    parts["status"] = gr.HTML(IDLE_STATUS, elem_id="job-status")
+    parts["status"] = gr.HTML(IDLE_STATUS, elem_id="job-status", js_on_load=PAGE_SCRIPT)
     parts["viewer"] = gr.Model3D(
         label="Result", interactive=False, height=460, elem_id="viewer", clear_color=(0.97, 0.98, 0.99, 1.0),
     )
@@ -167,21 +196,21 @@ def _wire(demo: gr.Blocks, page: Page, handlers: UiHandlers) -> None:
 
     finish_outputs = [
         page.status, page.viewer, page.download_glb, page.download_report, page.summary,
-        page.reconstruct, page.cancel, page.track, page.confirm_panel,
+        page.reconstruct, page.cancel, page.track, page.confirm_dialog,
     ]
     start_outputs = finish_outputs + [page.active_job, page.job_box]
 
     def then_follow(event: gr.events.Dependency) -> None:
-        """Put the job in the URL (a reload re-attaches), poll until it ends (the progress bar runs over the
-        viewer), then show the result."""
+        """Put the job in the URL (a reload re-attaches), poll until it ends (the job card carries the progress
+        bar: Gradio's own overlay is hidden), then show the result."""
         event.then(None, [page.job_box], None, js=JOB_IN_URL, **private).then(
-            handlers.follow, [page.active_job, page.tokens], [page.status], show_progress_on=[page.viewer],
+            handlers.follow, [page.active_job, page.tokens], [page.status], show_progress="hidden",
             concurrency_limit=FOLLOWERS, concurrency_id="follow", **private,
         ).then(handlers.finish, [page.active_job, page.tokens], finish_outputs, show_progress="hidden", **private)
 
-    sliders = [slider for group in page.options.values() for slider in group.values()]
+    option_inputs = [field for group in page.options.values() for field in group.values()]
     then_follow(page.reconstruct.click(
-        handlers.reconstruct, {page.views, page.depths, page.cameras, page.model, page.tokens, *sliders},
+        handlers.reconstruct, {page.views, page.depths, page.cameras, page.model, page.tokens, *option_inputs},
         start_outputs + [page.tokens, page.views_note, page.depths_note, page.cameras_note, page.model_note,
                          page.options_note],
         show_progress="hidden", api_name="reconstruct", **private,
@@ -193,11 +222,11 @@ def _wire(demo: gr.Blocks, page: Page, handlers: UiHandlers) -> None:
     then_follow(demo.load(handlers.attach_from_url, [page.tokens], start_outputs, show_progress="hidden", **private))
 
     page.cancel.click(
-        handlers.open_confirm, [page.active_job], [page.confirm_panel, page.confirm_text], queue=False, **private
+        handlers.open_confirm, [page.active_job], [page.confirm_dialog, page.confirm_text], queue=False, **private
     )
-    page.confirm_no.click(handlers.close_confirm, None, [page.confirm_panel], queue=False, **private)
+    page.confirm_no.click(handlers.close_confirm, None, [page.confirm_dialog], queue=False, **private)
     page.confirm_yes.click(
-        handlers.confirm_cancel, [page.active_job, page.tokens], [page.confirm_panel, page.confirm_text, page.cancel],
+        handlers.confirm_cancel, [page.active_job, page.tokens], [page.confirm_dialog, page.confirm_text, page.cancel],
         queue=False, **private,
     )
 
@@ -216,7 +245,8 @@ def build_demo(service: JobService, config: Settings = settings) -> gr.Blocks:
                 inputs = _inputs_column(chosen, studio)
             with gr.Column(scale=5, min_width=420):
                 results = _result_column()
-        page = Page(tokens=tokens, active_job=active_job, **inputs, **results)
+        dialog = _confirm_dialog()
+        page = Page(tokens=tokens, active_job=active_job, **inputs, **results, **dialog)
         _wire(demo, page, UiHandlers(studio, served, page))
         add_client_api(studio, served, tokens, chosen)
     demo.queue(default_concurrency_limit=8, max_size=EVENT_QUEUE_SIZE)

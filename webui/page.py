@@ -24,7 +24,7 @@ class Page:
     options_note: gr.HTML
     reconstruct: gr.Button
     cancel: gr.Button
-    confirm_panel: gr.Column
+    confirm_dialog: gr.Column
     confirm_text: gr.Markdown
     confirm_yes: gr.Button
     confirm_no: gr.Button
@@ -37,4 +37,4 @@ class Page:
     track: gr.Button
     examples: gr.Examples | None = None
     option_groups: dict[str, gr.Column] = field(default_factory=dict)
-    options: dict[str, dict[str, gr.Slider]] = field(default_factory=dict)
+    options: dict[str, dict[str, gr.Slider | gr.Radio]] = field(default_factory=dict)

@@ -63,3 +63,9 @@ def arrange(value: Iterable[object] | None) -> list[GalleryItem]:
 
 def paths_in_slot_order(value: Sequence[object] | None) -> list[str]:
     return [path for path, _ in arrange(value)]
+
+
+def missing_slots(value: Sequence[object] | None) -> list[str]:
+    """The slots still without a file, once the gallery holds some but not all six."""
+    taken = {caption for _, caption in arrange(value)}
+    return [slot for slot in SLOT_NAMES if slot not in taken] if taken else []

@@ -51,8 +51,23 @@ CSS = """
 .badge-failed { background: #fee2e2; color: #991b1b; }
 .badge-cancelled { background: #f1f5f9; color: #475569; }
 .job-empty { color: var(--body-text-color-subdued); }
-#confirm-panel { border: 1px solid #fca5a5 !important; background: #fff7f7 !important; border-radius: 10px; }
-#confirm-text p { font-size: 1rem; margin: 2px 0 6px; }
+.job-progress { margin-top: 10px; }
+.job-progress-head, .job-progress-times { display: flex; justify-content: space-between; gap: 12px;
+  font-size: 0.92rem; }
+.job-progress-head .job-stage { color: var(--body-text-color); }
+.job-progress-head .job-percent { font-variant-numeric: tabular-nums; font-weight: 600; }
+.job-progress-times { margin-top: 4px; color: var(--body-text-color-subdued); font-size: 0.84rem;
+  font-variant-numeric: tabular-nums; }
+.job-progress-track { height: 10px; margin-top: 6px; border-radius: 999px; background: #e2e8f0; overflow: hidden; }
+.job-progress-fill { height: 100%; border-radius: 999px; background: #4f46e5; transition: width 0.4s ease; }
+.job-progress-queued .job-progress-track { background: repeating-linear-gradient(-45deg, #e0e7ff 0 10px,
+  #eef2ff 10px 20px); }
+#confirm-modal { position: fixed; inset: 0; z-index: 1000; margin: 0; padding: 16px; max-width: none;
+  align-items: center; justify-content: center; background: rgba(15, 23, 42, 0.55); }
+#confirm-dialog { flex-grow: 0 !important; width: min(460px, 100%); padding: 20px 22px; border-radius: 12px;
+  background: var(--block-background-fill); border: 1px solid #fca5a5; box-shadow: 0 20px 50px rgba(15, 23, 42, 0.3); }
+#confirm-text p { font-size: 1.02rem; margin: 2px 0 10px; }
+#confirm-dialog button:focus { outline: 2px solid #4f46e5; outline-offset: 2px; }
 .report { font-size: 0.9rem; }
 .report-head { font-size: 0.98rem; margin-bottom: 6px; }
 .report-stages { display: flex; flex-wrap: wrap; gap: 6px; margin-bottom: 8px; }
@@ -72,6 +87,7 @@ CSS = """
 #views .grid-wrap, #depths .grid-wrap { padding-top: 22px; }
 #views [data-testid="block-label"], #depths [data-testid="block-label"] { display: none; }
 #track { max-width: 140px; }
+#cameras .upload-container { height: auto !important; min-height: 132px; padding-top: 34px; }
 .section-head { margin-bottom: calc(-1 * var(--layout-gap) + 6px); }
 .section-title { font-size: 0.95rem; }
 .section-title span { color: var(--body-text-color-subdued); font-size: 0.86rem; margin-left: 6px; }

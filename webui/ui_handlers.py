@@ -9,6 +9,7 @@ function chained after it, because Model3D stays blank when a generator sets it.
 
 from __future__ import annotations
 
+import time
 from typing import AsyncIterator
 
 import gradio as gr
@@ -16,13 +17,22 @@ import gradio as gr
 from worker.errors import ReconError
 from worker.jobs.record import ACTIVE, COMPLETED, Job
 
-from .fragments import error_card_html, model_note_html, note_html, progress_text, status_html
+from .fragments import error_card_html, model_note_html, note_html, status_html
 from .input_notes import ERROR, Note, error_sentence, input_field
 from .page import Page
+from .progress import Profiles, RunClock
 from .report_view import summarize_report_file
 from .served_results import ServedResults
-from .slots import arrange, gallery_items, paths_in_slot_order
+from .slots import arrange, gallery_items, missing_slots, paths_in_slot_order
 from .studio import Studio, Tokens
+
+
+def _naming_missing(note: Note, gallery: list | None) -> Note:
+    """An error note about a gallery short of files also names the empty slots, e.g. "Missing: bottom."."""
+    missing = missing_slots(gallery)
+    if note.level != ERROR or not missing:
+        return note
+    return Note(ERROR, f"{note.text.rstrip('.')}. Missing: {', '.join(missing)}.")
 
 
 class UiHandlers:
@@ -30,6 +40,7 @@ class UiHandlers:
         self.studio = studio
         self.results = results
         self.page = page
+        self.profiles = Profiles()
 
     def arrange(self, value: list | None) -> list:
         """After an upload: put each file in its slot."""
@@ -41,8 +52,8 @@ class UiHandlers:
                                                  self.studio.client_of(request))
         page = self.page
         return {
-            page.views_note: note_html(notes["views"]),
-            page.depths_note: note_html(notes["depth_renders"]),
+            page.views_note: note_html(_naming_missing(notes["views"], views)),
+            page.depths_note: note_html(_naming_missing(notes["depth_renders"], depths)),
             page.cameras_note: note_html(notes["cameras"]),
         }
 
@@ -66,7 +77,7 @@ class UiHandlers:
             page.download_report: gr.update(visible=False, value=None),
             page.reconstruct: gr.update(interactive=False), page.track: gr.update(interactive=False),
             page.cancel: gr.update(interactive=owned and job.status in ACTIVE),
-            page.confirm_panel: gr.update(visible=False),
+            page.confirm_dialog: gr.update(visible=False),
         }
 
     def reconstruct(self, values: dict, request: gr.Request) -> dict:
@@ -85,7 +96,9 @@ class UiHandlers:
                 "views": page.views_note, "depth_renders": page.depths_note, "cameras": page.cameras_note,
                 "model_type": page.model_note, "options": page.options_note,
             }.get(input_field(error.field) or "", page.options_note)
-            return {**cleared, page.active_job: "", note: note_html(Note(ERROR, error_sentence(error)))}
+            gallery = {page.views_note: values[page.views], page.depths_note: values[page.depths]}.get(note)
+            text = _naming_missing(Note(ERROR, error_sentence(error)), gallery)
+            return {**cleared, page.active_job: "", note: note_html(text)}
         position = self.studio.position(job)
         return {**cleared, **self._following(job, position, tokens), page.tokens: tokens}
 
@@ -103,15 +116,17 @@ class UiHandlers:
         job_id = request.query_params.get("job", "") if request else ""
         return self.track(job_id, tokens) if job_id else {self.page.active_job: ""}
 
-    async def follow(self, job_id: str, tokens: Tokens, progress: gr.Progress = gr.Progress()) -> AsyncIterator[dict]:
-        """Poll the job store and drive the progress bar until the job ends."""
+    async def follow(self, job_id: str, tokens: Tokens) -> AsyncIterator[dict]:
+        """Poll the job store and redraw the job card and its progress bar until the job ends."""
         if not job_id:
             yield {self.page.status: gr.skip()}
             return
+        run = RunClock(self.profiles)
         try:
             async for job, position in self.studio.watch(job_id):
-                progress(job.progress / 100, desc=progress_text(job, position))
-                yield {self.page.status: status_html(job, position, self.studio.owns(tokens, job_id))}
+                now = time.time()
+                left = run.observe(job, now)
+                yield {self.page.status: status_html(job, position, self.studio.owns(tokens, job_id), left, now)}
         except ReconError as error:
             yield {self.page.status: error_card_html(error_sentence(error))}
 
@@ -120,7 +135,7 @@ class UiHandlers:
         page = self.page
         update = {
             page.reconstruct: gr.update(interactive=True), page.track: gr.update(interactive=True),
-            page.cancel: gr.update(interactive=False), page.confirm_panel: gr.update(visible=False),
+            page.cancel: gr.update(interactive=False), page.confirm_dialog: gr.update(visible=False),
         }
         if not job_id:
             return update
@@ -147,12 +162,12 @@ class UiHandlers:
     def open_confirm(self, job_id: str) -> dict:
         page = self.page
         return {
-            page.confirm_panel: gr.update(visible=True),
+            page.confirm_dialog: gr.update(visible=True),
             page.confirm_text: f"**Cancel job `{job_id}`?** The work done so far is lost.",
         }
 
     def close_confirm(self) -> dict:
-        return {self.page.confirm_panel: gr.update(visible=False)}
+        return {self.page.confirm_dialog: gr.update(visible=False)}
 
     def confirm_cancel(self, job_id: str, tokens: Tokens) -> dict:
         """"Yes, cancel": the two-step cancellation through JobService; the polling loop then sees `cancelled`."""
@@ -161,4 +176,4 @@ class UiHandlers:
             self.studio.cancel_confirmed(job_id, tokens)
         except ReconError as error:
             return {page.confirm_text: f"Could not cancel: {error_sentence(error)}"}
-        return {page.confirm_panel: gr.update(visible=False), page.cancel: gr.update(interactive=False)}
+        return {page.confirm_dialog: gr.update(visible=False), page.cancel: gr.update(interactive=False)}

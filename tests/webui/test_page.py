@@ -18,20 +18,31 @@ from playwright.sync_api import Page, expect, sync_playwright
 from tests.support.processes import wait_until
 from tests.webui.live import EXAMPLE, SLOTS, SLOW_OPTIONS, depths_of, views_of
 from worker.jobs.models import FUSION
+from worker.jobs.record import ACTIVE
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
     "--disable-component-update", "--disable-sync",
 ]
-SERVER_ENV = {"RECON_EMBEDDED_WORKERS": "1"}
+LONG_JOB_BUDGET_S = 66  # nvdiffrec's refinement on a CPU: with its few seconds of fusion, a job of over a minute
+SERVER_ENV = {"RECON_EMBEDDED_WORKERS": "1", "RECON_NVDIFFREC_CPU_BUDGET_S": str(LONG_JOB_BUDGET_S)}
+PROGRESSBAR = "#job-status [role=progressbar]"
+PROGRESS_SHOTS = {5: "09-progress-5s.png", 50: "10-progress-50s.png"}
 RECORD_PROGRESS = """() => {
-  window.__widths = [];
+  window.__values = [];
   setInterval(() => {
-    const bar = document.querySelector('#viewer .progress-bar');
-    const width = bar ? parseFloat(bar.style.width) : NaN;
-    if (!isNaN(width) && window.__widths[window.__widths.length - 1] !== width) window.__widths.push(width);
+    const bar = document.querySelector('#job-status [role=progressbar]');
+    const value = bar ? parseFloat(bar.getAttribute('aria-valuenow')) : NaN;
+    if (!isNaN(value) && window.__values[window.__values.length - 1] !== value) window.__values.push(value);
   }, 20);
+}"""
+SAMPLE_PROGRESS = """() => {
+  const bar = document.querySelector('#job-status [role=progressbar]');
+  const box = bar ? bar.getBoundingClientRect() : null;
+  if (!box || box.width === 0 || box.height === 0) return null;
+  return {value: Number(bar.getAttribute('aria-valuenow')), elapsed: bar.querySelector('.job-elapsed').textContent,
+          left: bar.querySelector('.job-left').textContent};
 }"""
 
 
@@ -77,6 +88,7 @@ def test_an_example_fills_both_galleries_and_a_job_progresses_to_a_mesh_in_the_v
     open_page, live_server, screenshots
 ):
     page = open_page()
+    expect(page.locator("#job-status")).not_to_contain_text("on the left")  # the columns stack on a narrow screen
     page.screenshot(path=screenshots / "01-empty.png", full_page=True)
     page.locator("#examples").get_by_text("Spot the cow").click()
     expect(page.locator("#views-note .note-ok")).to_contain_text("6 views, 256×256")
@@ -95,13 +107,13 @@ def test_an_example_fills_both_galleries_and_a_job_progresses_to_a_mesh_in_the_v
     job_id = job_id_on_page(page)
     expect(page.locator("#cancel")).to_be_enabled()
     expect(page).to_have_url(re.compile(rf"\?job={job_id}$"))
-    wait_until(lambda: len(page.evaluate("window.__widths")) >= 4, 60, what="the progress bar to move")
+    wait_until(lambda: len(page.evaluate("window.__values")) >= 4, 60, what="the progress bar to move")
     page.screenshot(path=screenshots / "03-progress.png", full_page=True)
 
     expect(page.locator("#job-status .badge-completed")).to_be_visible(timeout=90_000)
-    widths = page.evaluate("window.__widths")
-    increases = sum(later > earlier for earlier, later in zip(widths, widths[1:]))
-    assert increases >= 2, widths
+    values = page.evaluate("window.__values")
+    increases = sum(later > earlier for earlier, later in zip(values, values[1:]))
+    assert increases >= 2, values
     expect(page.locator("#viewer canvas")).to_be_visible(timeout=10_000)
     expect(page.locator("#cancel")).to_be_disabled()
     expect(page.locator("#reconstruct")).to_be_enabled()
@@ -139,14 +151,18 @@ def test_a_wrong_file_count_is_shown_next_to_the_gallery_and_nothing_is_queued(o
     page.set_input_files("#views input[type=file]", [str(path) for path in views_of(EXAMPLE)[:5]])
     page.set_input_files("#depths input[type=file]", [str(path) for path in depths_of(EXAMPLE)])
     error = page.locator("#views-note .note-error")
-    expect(error).to_contain_text("Expected exactly 6 views (front, right, back, left, top, bottom), got 5")
+    expect(error).to_contain_text("Expected exactly 6 views (front, right, back, left, top, bottom), got 5.")
+    expect(error).to_contain_text("Missing: bottom.")
     page.click("#reconstruct")
-    expect(error).to_contain_text("got 5")
+    expect(error).to_contain_text("got 5. Missing: bottom.")
     page.wait_for_timeout(1000)
     expect(page.locator("#job-status")).to_contain_text("No job yet")
     expect(page.locator("#cancel")).to_be_disabled()
     assert live_server.job_ids() == before
     page.screenshot(path=screenshots / "05-wrong-count.png", full_page=True)
+    page.set_viewport_size({"width": 420, "height": 900})
+    assert page.locator("#job-status").bounding_box()["y"] > page.locator("#reconstruct").bounding_box()["y"]
+    page.screenshot(path=screenshots / "12-narrow.png", full_page=True)
 
     unavailable = [model for model in live_server.http.get("/models").json() if not model["available"]]
     if unavailable:
@@ -160,7 +176,7 @@ def test_a_wrong_file_count_is_shown_next_to_the_gallery_and_nothing_is_queued(o
         assert live_server.job_ids() == before
 
 
-def test_cancel_asks_first_no_keeps_the_job_running_yes_cancels_it(
+def test_cancel_asks_in_a_modal_dialog_no_or_escape_keep_the_job_running_yes_cancels_it(
     open_page, live_server, slow_inputs, screenshots
 ):
     page = open_page()
@@ -168,6 +184,9 @@ def test_cancel_asks_first_no_keeps_the_job_running_yes_cancels_it(
     page.set_input_files("#depths input[type=file]", [str(path) for path in depths_of(slow_inputs)])
     expect(page.locator("#depths-note .note-ok")).to_contain_text("6 depth renders")
     page.click("#advanced")
+    assert not overlapping(page.locator("#cameras [data-testid=block-label]"), page.locator("#cameras .icon-wrap"))
+    texture = page.locator("#option-fusion-texture_size label")
+    expect(texture).to_have_text(["none (vertex colours)", "512", "1024", "2048", "4096"])
     grid = page.locator("#option-fusion-grid_resolution input[type=number]")
     expect(grid).to_have_value(str(FUSION.resolve_options({})["grid_resolution"]))  # the registry's default
     page.wait_for_timeout(300)
@@ -181,13 +200,32 @@ def test_cancel_asks_first_no_keeps_the_job_running_yes_cancels_it(
     live_server.wait_for(job_id, lambda job: job["status"] == "processing" and job["progress"] >= 14, 60,
                          "the slow job to be fusing depth")
 
+    page.evaluate("window.scrollTo(0, document.body.scrollHeight)")
+    cancel_box = page.locator("#cancel").bounding_box()
     page.click("#cancel")
-    panel = page.locator("#confirm-panel")
-    expect(panel).to_be_visible()
-    expect(panel).to_contain_text(f"Cancel job {job_id}? The work done so far is lost.")
-    page.screenshot(path=screenshots / "06-confirm-cancel.png", full_page=True)
+    dialog = page.locator("#confirm-dialog")
+    expect(dialog).to_be_visible()
+    expect(dialog).to_have_attribute("role", "dialog")
+    expect(dialog).to_have_attribute("aria-modal", "true")
+    expect(dialog).to_contain_text(f"Cancel job {job_id}? The work done so far is lost.")
+    expect(page.locator("#confirm-no")).to_be_focused()
+    page.keyboard.press("Tab")
+    expect(page.locator("#confirm-yes")).to_be_focused()  # Tab goes round inside the dialog
+    page.keyboard.press("Shift+Tab")
+    expect(page.locator("#confirm-no")).to_be_focused()
+    assert_centred_in_viewport(page, dialog)
+    page.screenshot(path=screenshots / "06-confirm-cancel.png")
+    page.mouse.click(cancel_box["x"] + 10, cancel_box["y"] + 10)  # the page behind: covered
+    page.mouse.click(5, 5)
+    page.wait_for_timeout(500)
+    expect(dialog).to_be_visible()
+    page.keyboard.press("Escape")
+    expect(dialog).to_be_hidden()
+    expect(page.locator("#cancel")).to_be_focused()
+    page.click("#cancel")
+    expect(dialog).to_be_visible()
     page.click("#confirm-no")
-    expect(panel).to_be_hidden()
+    expect(dialog).to_be_hidden()
     progress = live_server.job(job_id)["progress"]
     later = live_server.wait_for(job_id, lambda job: job["progress"] > progress or job["status"] != "processing",
                                  30, "the job to keep running")
@@ -197,22 +235,63 @@ def test_cancel_asks_first_no_keeps_the_job_running_yes_cancels_it(
     waiting = open_page(f"?job={submit_over_rest(live_server, EXAMPLE)}")
     expect(waiting.locator("#job-status .badge-queued")).to_be_visible()
     expect(waiting.locator("#job-status")).to_contain_text("Position 1 in the queue")
+    expect(waiting.locator(PROGRESSBAR)).to_have_attribute("aria-valuenow", "0")
     expect(waiting.locator("#cancel")).to_be_disabled()
     waiting.screenshot(path=screenshots / "07-queued.png", full_page=True)
 
     page.click("#cancel")
-    expect(panel).to_be_visible()
+    expect(dialog).to_be_visible()
     assert live_server.partial_output(job_id).is_dir()
     page.click("#confirm-yes")
     clicked = time.monotonic()
     expect(page.locator("#job-status .badge-cancelled")).to_be_visible(timeout=3000)
     assert time.monotonic() - clicked < 3
     assert live_server.job(job_id)["status"] == "cancelled"
+    expect(dialog).to_be_hidden()
     expect(page.locator("#reconstruct")).to_be_enabled()
     expect(page.locator("#cancel")).to_be_disabled()
     page.screenshot(path=screenshots / "08-cancelled.png", full_page=True)
     wait_until(lambda: not live_server.partial_output(job_id).exists(), 15, what="the worker to stop the job")
     wait_until(lambda: not live_server.inputs(job_id).exists(), 15, what="the cancelled job's inputs to be removed")
+
+
+def test_the_progress_bar_stays_through_a_minute_long_job_and_a_reload(open_page, live_server, screenshots):
+    for earlier in live_server.job_ids():  # the job starts at once: a minute of it runs while the bar is sampled
+        live_server.wait_for(earlier, lambda job: job["status"] not in ACTIVE, 90, "the earlier jobs to end")
+    page = open_page()
+    page.locator("#examples").get_by_text("Spot the cow").click()
+    expect(page.locator("#depths-note .note-ok")).to_be_visible()
+    page.locator("#model input").click()
+    page.get_by_role("option", name=re.compile("nvdiffrec")).click()
+    page.click("#reconstruct")
+    expect(page.locator(PROGRESSBAR)).to_be_visible()
+    job_id = job_id_on_page(page)
+    samples = []
+    for second in range(60):
+        samples.append(page.evaluate(SAMPLE_PROGRESS))
+        if second in PROGRESS_SHOTS:
+            page.screenshot(path=screenshots / PROGRESS_SHOTS[second])
+        page.wait_for_timeout(1000)
+    shown = [sample for sample in samples if sample is not None]
+    assert len(shown) >= 0.95 * len(samples), samples
+    values = [sample["value"] for sample in shown]
+    assert values == sorted(values) and values[-1] > values[0], values
+    elapsed = [seconds(sample["elapsed"]) for sample in shown]
+    assert elapsed == sorted(elapsed) and elapsed[-1] - elapsed[0] >= 50, elapsed
+    assert all(sample["left"] == "" or sample["left"].endswith(" left") for sample in shown)
+    assert any(sample["left"] for sample in shown[-15:]), shown[-15:]  # a steady refinement: a time left
+    assert live_server.job(job_id)["status"] == "processing"
+
+    reloaded = open_page(f"?job={job_id}")
+    expect(reloaded.locator(PROGRESSBAR)).to_be_visible()
+    again = reloaded.evaluate(SAMPLE_PROGRESS)
+    assert again["value"] >= values[-1] and seconds(again["elapsed"]) >= elapsed[-1]
+    reloaded.screenshot(path=screenshots / "11-progress-reloaded.png")
+    page.click("#cancel")
+    page.click("#confirm-yes")
+    expect(page.locator("#job-status .badge-cancelled")).to_be_visible(timeout=5000)
+    expect(reloaded.locator("#job-status .badge-cancelled")).to_be_visible(timeout=5000)
+    expect(reloaded.locator(PROGRESSBAR)).to_have_count(0)
 
 
 def test_a_job_is_re_attached_from_the_url_and_every_session_shares_one_served_copy(open_page, live_server):
@@ -251,6 +330,25 @@ def test_an_unknown_job_id_is_answered_in_words(open_page):
     page.fill("#job-id input, #job-id textarea", "zzzzzzzz")
     page.click("#track")
     expect(page.locator("#job-status")).to_contain_text("There is no job 'zzzzzzzz'")
+
+
+def seconds(clock: str) -> int:
+    """"1:05" -> 65."""
+    return sum(int(part) * 60**power for power, part in enumerate(reversed(clock.split(":"))))
+
+
+def overlapping(first, second) -> bool:
+    a, b = first.bounding_box(), second.bounding_box()
+    return a["x"] < b["x"] + b["width"] and b["x"] < a["x"] + a["width"] and \
+        a["y"] < b["y"] + b["height"] and b["y"] < a["y"] + a["height"]
+
+
+def assert_centred_in_viewport(page: Page, locator) -> None:
+    box, view = locator.bounding_box(), page.viewport_size
+    assert 0 <= box["x"] and box["x"] + box["width"] <= view["width"], (box, view)
+    assert 0 <= box["y"] and box["y"] + box["height"] <= view["height"], (box, view)
+    assert abs(box["x"] + box["width"] / 2 - view["width"] / 2) <= 2, (box, view)
+    assert abs(box["y"] + box["height"] / 2 - view["height"] / 2) <= 2, (box, view)
 
 
 def uploaded_copies(live_server, originals: list[Path]) -> list[Path]:

@@ -2,7 +2,7 @@
 
 from webui.input_notes import error_sentence, input_field
 from webui.report_view import summarize_report
-from webui.slots import EXTRA_CAPTION, arrange, slot_in_name
+from webui.slots import EXTRA_CAPTION, arrange, missing_slots, slot_in_name
 from worker.errors import FileValidationError, ReconError
 
 SLOTS = ["front", "right", "back", "left", "top", "bottom"]
@@ -25,6 +25,14 @@ def test_unnamed_files_fill_the_free_slots_in_upload_order_and_extras_are_marked
 def test_a_caption_already_given_keeps_its_slot_and_bare_paths_are_accepted():
     assert arrange([("/up/x.png", "left"), "/up/y.png"]) == [("/up/y.png", "front"), ("/up/x.png", "left")]
     assert slot_in_name("frontal.png") is None and slot_in_name("cow-back.png") == 2
+
+
+def test_the_empty_slots_are_named_only_once_a_gallery_holds_some_files():
+    five = [(f"/up/view_{i}_{slot}.png", None) for i, slot in enumerate(SLOTS) if slot != "back"]
+    assert missing_slots(five) == ["back"]
+    assert missing_slots([("/up/a.png", None)]) == SLOTS[1:]
+    assert missing_slots([]) == [] and missing_slots(None) == []
+    assert missing_slots([(f"/up/{i}.png", None) for i in range(7)]) == []
 
 
 def test_error_sentences_name_the_file_or_key_they_are_about():
