@@ -124,7 +124,9 @@ def _inputs_column(chosen_model: str, studio: Studio) -> dict:
     parts["model"] = gr.Dropdown(
         choices=model_choices(studio.config), value=chosen_model, label="Model", elem_id="model", interactive=True,
     )
-    parts["model_note"] = gr.HTML(model_note_html(chosen_model, studio.config), elem_id="model-note", elem_classes="input-note")
+    parts["model_note"] = gr.HTML(
+        model_note_html(chosen_model, studio.config), elem_id="model-note", elem_classes="input-note"
+    )
     parts["option_groups"], parts["options"] = {}, {}
     with gr.Accordion("Advanced", open=False, elem_id="advanced"):
         parts["cameras"] = gr.File(
