@@ -44,10 +44,12 @@ STAGES = (
 )
 
 
-def _require_agreement(views: list[ViewCheck]) -> None:
-    """Fail when the result hardly overlaps the silhouettes: the inputs contradict each other, and a mesh that
-    matches none of them would only mislead (the runner discards what was written)."""
-    overlaps = [view["silhouette_iou"] for view in views if view["silhouette_iou"] is not None]
+def _require_agreement(views: list[ViewCheck], masks: np.ndarray) -> None:
+    """Fail when the result hardly overlaps the silhouettes it was made from: the inputs contradict each other,
+    and a mesh that matches none of them would only mislead (the runner discards what was written). Views
+    without a silhouette (a sheet seen edge-on) were left out, so they do not count."""
+    overlaps = [view["silhouette_iou"] for view, mask in zip(views, masks)
+                if mask.any() and view["silhouette_iou"] is not None]
     mean = float(np.mean(overlaps)) if overlaps else 0.0
     if mean < MIN_MEAN_SILHOUETTE_IOU:
         raise ReconstructionFailed(
@@ -93,7 +95,7 @@ def reconstruct_fusion(
     views = compare_with_inputs(start.given.rig, surface.vertices, surface.faces,
                                 torch.as_tensor(start.given.masks, device=start.device), given_depths,
                                 stages.within)
-    _require_agreement(views)
+    _require_agreement(views, start.given.masks)
     return {
         "model": "fusion",
         "timings": stages.finish(),

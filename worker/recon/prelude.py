@@ -79,6 +79,13 @@ def fused_surface(start: Prelude, grid_resolution: int, stages: Stages, target_t
     if fits_depth(step, grid.voxel_size):
         stages.start("snap")
         depths = torch.as_tensor(inputs.depths, device=device)
-        vertices, normals, snapped = fit_to_depth(vertices, faces, inputs.rig.cameras, depths, tolerance,
-                                                  grid.voxel_size, stages.within)
+        fitted, normals, snapped = fit_to_depth(vertices, faces, inputs.rig.cameras, depths, tolerance,
+                                                grid.voxel_size, stages.within)
+        # Where the object is thin both of its sides see nearly the same depth: fitting would fold them together.
+        thin = grid.thin_at(vertices)
+        if thin.any():
+            fitted = torch.where(thin[:, None], vertices, fitted)
+            normals = vertex_normals(fitted, faces)
+        vertices = fitted
     return FusedSurface(vertices, faces, normals, grid, extracted, snapped, tolerance)
+

@@ -99,9 +99,11 @@ def extract_surface(grid: SdfGrid, on_progress: Callable[[float], None] = lambda
     `on_progress(done)` is called between slabs, done in 0..1.
     """
     values = grid.values.cpu().numpy()
-    # An exact zero makes coincident vertices (degenerate triangles); nudge it outward, far enough that the
-    # vertices stay distinct once written as float32.
-    values[values == 0] = ZERO_NUDGE_VOXELS * grid.voxel_size
+    # A value at or within float32 rounding of zero puts vertices on (or next to) a grid corner, where those of
+    # several edges coincide once written as float32 (degenerate triangles, edges of four faces): keep every value
+    # at least a nudge away from zero, on its own side (zero counts as outside).
+    nudge = ZERO_NUDGE_VOXELS * grid.voxel_size
+    values[:] = np.where(values < 0, np.minimum(values, -nudge), np.maximum(values, nudge))
     vertices, faces = marching_cubes_slabs(values, lambda done: on_progress(0.8 * done))
     if len(faces) == 0:
         raise ReconstructionFailed(

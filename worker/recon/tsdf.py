@@ -54,6 +54,8 @@ WELL_PIXELS = 9  # depth seen through gaps narrower than this (pixels) does not 
 NO_BOUND = -1e9
 CROP_MARGIN_PX = 8  # > WELL_PIXELS // 2, so that openings inside the window see all they would in the image
 CHUNK_VOXELS = 1 << 18
+SHELL_RADIUS_VOXELS = 0.9  # such points come back as a shell this far around them (> sqrt(3)/2: never a gap)
+THIN_VOXELS = 1.5  # a part with no voxel this deep inside is thin: its two sides are close
 
 
 @dataclass
@@ -64,6 +66,14 @@ class SdfGrid:
     origin: np.ndarray
     voxel_size: float
     truncation: float
+    restored: int = 0  # depth points whose surface the average lost, restored as thin shells (a sheet, a rod)
+
+    def thin_at(self, points: torch.Tensor) -> torch.Tensor:
+        """(N,) bool: where the object is under about THIN_VOXELS * 2 voxels thick around the world points (no
+        voxel within two of them is THIN_VOXELS deep inside): a sheet, a restored shell, a fin."""
+        origin = torch.as_tensor(self.origin, dtype=points.dtype, device=points.device)
+        deepest = lowest_around(self.values, (points - origin) / self.voxel_size, 2)
+        return deepest > -THIN_VOXELS * self.voxel_size
 
 
 @dataclass
@@ -363,7 +373,59 @@ def fuse_depth(
         values[chunk[:, 0], chunk[:, 1], chunk[:, 2]] = sdf.view(-1, BLOCK, BLOCK, BLOCK)
         report((first + chunk.shape[0]) / block_ids.shape[0], (0.2, 1.0))
 
+    restored = restore_lost_surfaces(dense, origin_t, voxel, points, views, truncation, max(voxel, 2.0 * step))
     dense[[0, -1]] = truncation
     dense[:, [0, -1]] = truncation
     dense[:, :, [0, -1]] = truncation
-    return SdfGrid(dense, origin, voxel, truncation)
+    return SdfGrid(dense, origin, voxel, truncation, restored)
+
+
+def restore_lost_surfaces(dense: torch.Tensor, origin: torch.Tensor, voxel: float, points: torch.Tensor,
+                          views: list[_View], truncation: float, tolerance: float) -> int:
+    """Put back, as thin closed shells, surfaces that the views' average cancelled: a sheet of zero thickness is
+    outside for the view on each side of it, a rod thinner than a voxel for the views around it.
+
+    A depth point with no inside voxel among the 27 around it is such a surface (a fused surface passes within a
+    voxel of every point it explains), unless some view sees through it: it lies outside that view's silhouette,
+    or more than `tolerance` in front of that view's depth (inputs that contradict each other are not made
+    into shells). The grid is lowered to the distance from each such point less SHELL_RADIUS_VOXELS. Returns how
+    many points."""
+    coordinates = (points - origin) / voxel
+    limit = torch.tensor(dense.shape, device=dense.device) - 1
+    lost = lowest_around(dense, coordinates, 1) > 0
+    lost[lost.clone()] = ~_seen_through(views, points[lost], truncation, tolerance)
+    lost_at = coordinates[lost]
+    if lost_at.shape[0] == 0:
+        return 0
+    shell = torch.full((dense.numel(),), torch.inf, dtype=dense.dtype, device=dense.device)
+    base = torch.floor(lost_at).long()
+    strides = torch.tensor([dense.shape[1] * dense.shape[2], dense.shape[2], 1], device=dense.device)
+    for corner in torch.cartesian_prod(*[torch.tensor([0, 1], device=dense.device)] * 3):
+        index = (base + corner).clamp(torch.zeros_like(limit), limit)
+        distance = ((index - lost_at).norm(dim=1) - SHELL_RADIUS_VOXELS) * voxel
+        shell.scatter_reduce_(0, (index * strides).sum(dim=1), distance.to(dense.dtype), reduce="amin")
+    flat = dense.view(-1)
+    torch.minimum(flat, shell, out=flat)
+    return int(lost_at.shape[0])
+
+
+def lowest_around(grid: torch.Tensor, coordinates: torch.Tensor, reach: int) -> torch.Tensor:
+    """(N,) the lowest grid value in the cube of (2 reach + 1)^3 voxels around each voxel coordinate (N, 3)."""
+    limit = torch.tensor(grid.shape, device=grid.device) - 1
+    centre = torch.round(coordinates).long()
+    lowest = torch.full((coordinates.shape[0],), torch.inf, dtype=grid.dtype, device=grid.device)
+    steps = torch.arange(-reach, reach + 1, device=grid.device)
+    for offset in torch.cartesian_prod(steps, steps, steps):
+        index = (centre + offset).clamp(torch.zeros_like(limit), limit)
+        torch.minimum(lowest, grid[index[:, 0], index[:, 1], index[:, 2]], out=lowest)
+    return lowest
+
+
+def _seen_through(views: list[_View], points: torch.Tensor, truncation: float, tolerance: float) -> torch.Tensor:
+    """(N,) bool: some view has the point in its free space (outside its silhouette, or in front of its depth)."""
+    free = torch.zeros(points.shape[0], dtype=torch.bool, device=points.device)
+    for view in views:
+        weighted, weight, _, bound, _ = _view_terms(view, points, truncation)
+        in_front = (weight > 0) & (weighted > tolerance * weight)
+        free |= in_front | (bound > tolerance)
+    return free
