@@ -8,7 +8,7 @@ import torch
 import trimesh
 
 from worker.errors import ReconstructionFailed
-from worker.recon import tsdf
+from worker.recon import depth_views
 from worker.recon.render_inputs import render_inputs
 from worker.recon.surface import extract_surface
 from worker.recon.tsdf import fuse_depth
@@ -88,7 +88,7 @@ def test_no_depth_at_all_fails_with_a_sentence(box_dir):
 
 
 def test_preparing_each_view_only_around_its_silhouette_changes_nothing(box_dir, box_grid, monkeypatch):
-    monkeypatch.setattr(tsdf, "CROP_MARGIN_PX", 10_000)  # every window is the whole image
+    monkeypatch.setattr(depth_views, "CROP_MARGIN_PX", 10_000)  # every window is the whole image
     whole = fuse(box_dir)
     assert torch.equal(whole.values, box_grid.values)
 

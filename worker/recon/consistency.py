@@ -18,9 +18,9 @@ import numpy as np
 import torch
 from scipy.ndimage import distance_transform_edt
 
+from .depth_views import surface_cosine
 from .inputs import ReconInputs
 from .rig import SLOT_NAMES, Camera
-from .tsdf import surface_cosine
 
 SAMPLES_PER_VIEW = 20_000
 TOLERANCE_PIXELS = 3.0  # a point is in a view's empty space only beyond this, 2 depth steps and 3 noise sigmas
@@ -79,7 +79,7 @@ def depth_noise(depth: torch.Tensor) -> float:
 class _View:
     camera: Camera
     nearest: torch.Tensor  # see _nearest_depth
-    cosine: torch.Tensor  # |cos| between the nearest depth's surface normal and the ray (tsdf.surface_cosine)
+    cosine: torch.Tensor  # |cos| between the nearest depth's surface normal and the ray (depth_views.surface_cosine)
     outside: torch.Tensor  # per texel, its distance outside the silhouette in pixels (0 inside)
     noise: float
     points: torch.Tensor  # see _samples

@@ -19,12 +19,12 @@ import torch.nn.functional as F
 
 from . import ops
 from .atlas import Atlas
+from .depth_views import opened_depth
 from .inputs import ReconInputs
 from .ops import pixel_world, scaled_camera
 from .regularise import Adam, adjacent_faces, normal_consistency, uniform_laplacian
 from .rig import SLOT_NAMES, Camera
 from .stages import Done
-from .tsdf import opened_depth
 
 CPU_VISIBILITY_REFRESH = 4  # reference backend: exact visibility every this many steps
 POSITION_LR_PIXELS = 0.05  # Adam step on vertex offsets, in render pixels
@@ -36,7 +36,7 @@ WEIGHT_LAPLACIAN = 2.0
 WEIGHT_NORMAL = 32.0
 DEPTH_HUBER_PIXELS = 1.0
 DEPTH_SMOOTH_PIXELS = 0.5  # a render pixel's target depth is used only if its input pixels agree this well
-WELL_TOLERANCE_PIXELS = 2.0  # input depth this far behind its opening (tsdf.opened_depth) is seen through a gap
+WELL_TOLERANCE_PIXELS = 2.0  # input depth this far behind its opening (depth_views.opened_depth) is seen through a gap
 SIDE_SLOTS = ("front", "right", "back", "left")
 MIN_VIEWS_TO_HOLD_OUT = 4  # with fewer views each is needed to fit; refinement is then not checked
 HELD_OUT_CHECK_EVERY = 4  # iterations between scores of the held-out view

@@ -1,0 +1,257 @@
+"""One depth map and its silhouette as a signed-distance oracle for fusion (tsdf.py).
+
+Per view, a voxel's signed distance is its distance in front of the depth surface
+along the ray, scaled by the surface's cosine to the ray (a perpendicular-distance
+estimate). Views are averaged with that cosine as weight. Behind its surface a
+view knows less and less (the object may be thinner than the truncation there):
+its weight falls linearly to nothing at the truncation, so the far side's views do
+not fatten thin parts such as legs and handles. The silhouettes add a lower
+bound: a voxel projecting outside a silhouette is at least that far from the object
+(less one pixel of slack, so the true surface is never carved; half a pixel where
+no smooth depth observes the voxel, so unobserved parts are not systematically
+fat). Voxels nobody observes but every silhouette contains are inside.
+
+A view says nothing about a voxel more than the truncation behind its depth along
+the ray (not only along the normal: behind a grazing surface the object may be
+thin), where the depth counts with every region narrower than WELL_PIXELS raised to
+its rim: depth seen through a gap (a lid's rim, a spout's mouth) does not carve, and
+a voxel behind the gap's rim is left to the other views, instead of a slot (or a
+cavity above whatever the gap shows) being cut into the object.
+
+The depth is bilinear only where the 2x2 texels around a voxel's projection form
+one continuous surface; at depth edges and silhouette edges the nearest of them is
+used, so a voxel is called free only if it is in front of all of them. All of this
+is precomputed per 2x2 cell into a small table, so a voxel costs one gather per view;
+the table covers only the silhouette's bounding box and a margin of CROP_MARGIN_PX,
+beyond which a voxel is simply far outside the silhouette.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from scipy.ndimage import distance_transform_edt
+
+from .rig import Camera
+
+MIN_COS = 0.05
+SILHOUETTE_SLACK_PX = 1.0
+UNOBSERVED_SLACK_PX = 0.5  # where no depth says anything, the silhouette's expected (not its safe) distance
+WELL_PIXELS = 9  # depth seen through gaps narrower than this (pixels) does not carve (odd: a centred window)
+NO_BOUND = -1e9
+CROP_MARGIN_PX = 8  # > WELL_PIXELS // 2, so that openings inside the window see all they would in the image
+
+
+@dataclass
+class DepthView:
+    """One view, prepared for voxel lookups."""
+
+    transform: torch.Tensor  # (3, 4) world -> (x, y, depth), x and y times depth for PERSPECTIVE; see _pixel_transform
+    perspective: bool
+    width: int
+    height: int
+    window: tuple[int, int, int, int]  # (top, left, bottom, right) texels of the image the table covers
+    cells: torch.Tensor  # per-cell table of the window, see _cell_table, then the rows NO_DATA and FAR_OUTSIDE
+    pixel: float  # world units per pixel (per unit of depth for PERSPECTIVE)
+
+    @property
+    def cells_per_row(self) -> int:
+        return self.window[3] - self.window[1] + 1
+
+
+def _shift(image: torch.Tensor, axis: int, offset: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """image[p + offset along axis] (edge-replicated) and whether that neighbour exists."""
+    size = image.shape[axis]
+    index = torch.arange(size, device=image.device) + offset
+    exists = (index >= 0) & (index < size)
+    shifted = image.index_select(axis, index.clamp(0, size - 1))
+    shape = [1, 1]
+    shape[axis] = size
+    return shifted, exists.view(shape)
+
+
+def surface_cosine(camera: Camera, depth: torch.Tensor, discontinuity: float, origin: tuple[int, int] = (0, 0)
+                   ) -> torch.Tensor:
+    """|cos| between the depth map's surface normal and the viewing ray per pixel, from (central) differences;
+    `depth` may be a window of the image whose first texel is (row, column) `origin`."""
+    points = camera.unproject_depth_map(depth, origin)
+    valid = depth > 0
+    tangents = []
+    for axis in (1, 0):
+        ahead, ahead_exists = _shift(depth, axis, 1)
+        behind, behind_exists = _shift(depth, axis, -1)
+        fwd = valid & ahead_exists & (ahead > 0) & ((ahead - depth).abs() < discontinuity)
+        bwd = valid & behind_exists & (behind > 0) & ((behind - depth).abs() < discontinuity)
+        tangent = (torch.where(fwd[..., None], _shift(points, axis, 1)[0], points)
+                   - torch.where(bwd[..., None], _shift(points, axis, -1)[0], points))
+        tangents.append(tangent)
+    normal = torch.linalg.cross(tangents[0], tangents[1], dim=-1)
+    length = normal.norm(dim=-1)
+    cosine = (normal * camera.view_dirs(points)).sum(dim=-1).abs() / length.clamp_min(1e-20)
+    return torch.where(valid & (length > 0), cosine, torch.full_like(cosine, MIN_COS)).clamp(MIN_COS, 1.0)
+
+
+def _bilinear_coefficients(c00: torch.Tensor, c10: torch.Tensor, c01: torch.Tensor, c11: torch.Tensor) -> list:
+    """f(tx, ty) over a cell = a + b tx + c ty + d tx ty, from its corner values."""
+    return [c00, c10 - c00, c01 - c00, c00 - c10 - c01 + c11]
+
+
+def opened_depth(depth: torch.Tensor, width: int = WELL_PIXELS) -> torch.Tensor:
+    """The depth map with every far region narrower than `width` pixels raised to its rim (a morphological
+    opening: min then max filter, each square filter as a row then a column pass), steps and broad regions
+    unchanged; no depth counts as infinitely far."""
+    far = torch.where(depth > 0, depth, torch.full_like(depth, torch.inf))[None, None]
+
+    def square_max(image: torch.Tensor) -> torch.Tensor:
+        rows = torch.nn.functional.max_pool2d(image, (1, width), stride=1, padding=(0, width // 2))
+        return torch.nn.functional.max_pool2d(rows, (width, 1), stride=1, padding=(width // 2, 0))
+
+    return square_max(-square_max(-far))[0, 0]
+
+
+def _window(mask: np.ndarray, depth: np.ndarray) -> tuple[int, int, int, int]:
+    """(top, left, bottom, right): the bounding box of the silhouette and the depth, plus CROP_MARGIN_PX."""
+    seen = mask | (depth > 0)
+    rows = np.flatnonzero(seen.any(axis=1))
+    cols = np.flatnonzero(seen.any(axis=0))
+    height, width = mask.shape
+    return (max(int(rows[0]) - CROP_MARGIN_PX, 0), max(int(cols[0]) - CROP_MARGIN_PX, 0),
+            min(int(rows[-1]) + 1 + CROP_MARGIN_PX, height), min(int(cols[-1]) + 1 + CROP_MARGIN_PX, width))
+
+
+def _cell_table(camera: Camera, depth: torch.Tensor, mask: np.ndarray, truncation: float,
+                window: tuple[int, int, int, int]) -> torch.Tensor:
+    """Per 2x2 cell of the window (depth and mask are cut to it): depth coefficients (4), cosine weight (0 = no
+    depth), silhouette-bound coefficients (4), the nearest opened depth of its texels (see opened_depth), and 1
+    if its depth is bilinear (smooth); then the rows for no data and for far outside the silhouette."""
+    device = depth.device
+    top, left, bottom, right = window
+    cosine = surface_cosine(camera, depth, truncation, (top, left))
+    outside = torch.as_tensor(distance_transform_edt(~mask).astype(np.float32), device=device)
+    pad = torch.nn.functional.pad
+    depth_p = pad(depth, (1, 1, 1, 1))
+    cos_p = pad(cosine, (1, 1, 1, 1))
+    # The ring around the window is in the image unless the window touches the image's edge there.
+    in_image = torch.zeros(depth_p.shape, dtype=torch.bool, device=device)
+    in_image[int(top == 0) : depth_p.shape[0] - int(bottom == camera.height),
+             int(left == 0) : depth_p.shape[1] - int(right == camera.width)] = True
+    outside_p = pad(outside[None, None], (1, 1, 1, 1), mode="replicate")[0, 0]
+
+    def corners(image: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return image[:-1, :-1], image[:-1, 1:], image[1:, :-1], image[1:, 1:]
+
+    d4 = torch.stack(corners(depth_p), dim=-1)
+    valid4 = d4 > 0
+    count = valid4.sum(dim=-1)
+    nearest = torch.where(valid4, d4, torch.full_like(d4, torch.inf)).amin(dim=-1)
+    farthest = torch.where(valid4, d4, torch.zeros_like(d4)).amax(dim=-1)
+    smooth = (count == 4) & (farthest - nearest < truncation)
+    coefficients = _bilinear_coefficients(*corners(depth_p))
+    depth_coef = [torch.where(smooth, coefficients[0], torch.where(count > 0, nearest, 0.0))]
+    depth_coef += [torch.where(smooth, c, 0.0) for c in coefficients[1:]]
+    weight = (torch.stack(corners(cos_p), dim=-1) * valid4).sum(dim=-1) / count.clamp_min(1)
+
+    px_to_world = 1.0 / max(camera.fx, camera.fy)
+    whole = torch.stack(corners(in_image), dim=-1).all(dim=-1)
+    bound = _bilinear_coefficients(*[(c - SILHOUETTE_SLACK_PX) * px_to_world for c in corners(outside_p)])
+    bound = [torch.where(whole, bound[0], NO_BOUND)] + [torch.where(whole, c, 0.0) for c in bound[1:]]
+
+    opened = torch.stack(corners(pad(opened_depth(depth), (1, 1, 1, 1), value=torch.inf)), dim=-1).amin(dim=-1)
+    table = torch.stack(depth_coef + [weight] + bound + [opened, smooth.float()], dim=-1).reshape(-1, 11)
+    far_outside = (CROP_MARGIN_PX - SILHOUETTE_SLACK_PX) * px_to_world
+    extra = torch.tensor([[0.0] * 5 + [lower, 0.0, 0.0, 0.0, torch.inf, 0.0] for lower in (NO_BOUND, far_outside)],
+                         device=device)
+    return torch.cat((table, extra))
+
+
+def _pixel_transform(camera: Camera) -> np.ndarray:
+    """3x4 matrix from world points to cell coordinates (times depth for PERSPECTIVE) and depth."""
+    # cell x = u - 0.5 + 1 (pad): texel j's centre sits at j + 1.
+    shift_x, shift_y = camera.cx + 0.5, camera.cy + 0.5
+    if camera.is_ortho:
+        intrinsic = np.array([[camera.fx, 0, 0, shift_x], [0, -camera.fy, 0, shift_y], [0, 0, -1, 0]])
+    else:
+        intrinsic = np.array([[camera.fx, 0, -shift_x, 0], [0, -camera.fy, -shift_y, 0], [0, 0, -1, 0]])
+    return intrinsic @ camera.world_to_cam
+
+
+def prepare_view(camera: Camera, depth: np.ndarray, mask: np.ndarray, truncation: float, device: torch.device) -> DepthView:
+    window = _window(mask, depth)
+    top, left, bottom, right = window
+    depth_t = torch.as_tensor(depth[top:bottom, left:right], dtype=torch.float32, device=device)
+    transform = torch.as_tensor(_pixel_transform(camera), dtype=torch.float32, device=device)
+    table = _cell_table(camera, depth_t, mask[top:bottom, left:right], truncation, window)
+    return DepthView(transform, not camera.is_ortho, camera.width, camera.height, window, table,
+                 1.0 / max(camera.fx, camera.fy))
+
+
+def view_terms(view: DepthView, points: torch.Tensor, truncation: float
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One view's (signed distance * weight, weight, the weight of smooth-depth observations, silhouette lower
+    bound, the bound with UNOBSERVED_SLACK_PX) at world points (N, 3)."""
+    projected = torch.addmm(view.transform[:, 3], points, view.transform[:, :3].T)
+    depth = projected[:, 2]
+    xy = projected[:, :2]
+    if view.perspective:
+        xy = xy / depth.clamp_min(1e-9)[:, None]
+    corner = torch.floor(xy)
+    t = xy - corner
+    tx, ty = t[:, 0], t[:, 1]
+    cx, cy = corner[:, 0].long(), corner[:, 1].long()
+    in_image = (cx >= 0) & (cx <= view.width) & (cy >= 0) & (cy <= view.height)
+    if view.perspective:
+        in_image &= depth > 0
+    top, left, bottom, right = view.window
+    row, column = cy - top, cx - left
+    in_window = (row >= 0) & (row <= bottom - top) & (column >= 0) & (column <= right - left)
+    no_data = view.cells.shape[0] - 2
+    index = torch.where(in_window, row * view.cells_per_row + column, no_data + 1)
+    index = torch.where(in_image, index, no_data)
+    a, b, c, d, weight, e, f, g, h, opened, smooth = view.cells.index_select(0, index).unbind(dim=-1)
+    surface = a + b * tx + (c + d * tx) * ty
+    distance = (surface - depth) * weight
+    # More than the truncation along the ray behind the opened depth (a gap's rim, or a surface seen at a grazing
+    # angle) the view says nothing; closer behind its surface it says less and less.
+    hidden = depth > opened + truncation
+    weight = torch.where(hidden, 0.0, weight * (1.0 + distance / truncation).clamp(0.0, 1.0))
+    bound = e + f * tx + (g + h * tx) * ty
+    relief = (SILHOUETTE_SLACK_PX - UNOBSERVED_SLACK_PX) * view.pixel
+    if view.perspective:
+        bound = torch.where(depth > 0, bound * depth, NO_BOUND)
+        relief = relief * depth
+    return distance.clamp_max(truncation) * weight, weight, weight * smooth, bound, bound + relief
+
+
+def evaluate_sdf(views: list[DepthView], points: torch.Tensor, truncation: float) -> torch.Tensor:
+    """The fused, truncated signed distance at world points (N, 3).
+
+    Where a smooth stretch of some depth map observes a point, the silhouettes bound it with their safe slack
+    (they must not carve a surface the depth places exactly); elsewhere (unobserved, or only by the nearest depth
+    of a cell at a depth or silhouette edge, which reaches half a pixel past the silhouette) with their expected
+    one: half a pixel tighter, so such parts are not systematically fatter than the truth."""
+    total = torch.zeros(points.shape[0], dtype=points.dtype, device=points.device)
+    weight = torch.zeros_like(total)
+    bound = torch.full_like(total, NO_BOUND)
+    relaxed = torch.full_like(total, NO_BOUND)
+    smooth = torch.zeros_like(total)
+    for view in views:
+        weighted, w, s, b, r = view_terms(view, points, truncation)
+        total += weighted
+        weight += w
+        smooth += s
+        bound = torch.maximum(bound, b)
+        relaxed = torch.maximum(relaxed, r)
+    fused = torch.where(weight > 0, total / weight.clamp_min(1e-12), -truncation)
+    return torch.maximum(fused, torch.where(smooth > 0, bound, relaxed)).clamp(-truncation, truncation)
+
+
+def seen_through(views: list[DepthView], points: torch.Tensor, truncation: float, tolerance: float) -> torch.Tensor:
+    """(N,) bool: some view has the point in its free space (outside its silhouette, or in front of its depth)."""
+    free = torch.zeros(points.shape[0], dtype=torch.bool, device=points.device)
+    for view in views:
+        weighted, weight, _, bound, _ = view_terms(view, points, truncation)
+        in_front = (weight > 0) & (weighted > tolerance * weight)
+        free |= in_front | (bound > tolerance)
+    return free
