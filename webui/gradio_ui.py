@@ -9,8 +9,6 @@ event is private; the named client endpoints come from client_api.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import gradio as gr
 
 from worker.config import Settings, settings
@@ -20,14 +18,13 @@ from worker.jobs.service import JobService
 from worker.recon.rig import SLOT_NAMES
 
 from .client_api import add_client_api
+from .examples import examples_table
 from .fragments import IDLE_STATUS, model_note_html, note_html
 from .page import Page
 from .served_results import ServedResults
 from .studio import FOLLOWERS, Studio
 from .ui_handlers import UiHandlers
 
-EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "examples"
-EXAMPLES = (("spot", "Spot the cow (textured)"), ("fandisk", "Fandisk (CAD part)"))
 INPUT_FORMAT_LINK = "docs/INPUT_FORMAT.md"
 UPLOAD_SWEEP_S = 600
 UPLOAD_MAX_AGE_S = 3600  # uploads wait only for a Reconstruct click: submitted inputs are copied into the job
@@ -51,21 +48,6 @@ the views 8-bit RGB or RGBA, the depth renders one-channel 8- or 16-bit with 0 a
 default cube6 rig unless you upload a cameras.json under Advanced; the
 <a href="{INPUT_FORMAT_LINK}" target="_blank">input format</a> has every detail.</p>
 """
-
-
-def example_rows() -> tuple[list[list[list[tuple[str, str]]]], list[str]]:
-    """Each shipped example as (views, depth renders) gallery values, captioned with their slots."""
-    rows, labels = [], []
-    for name, label in EXAMPLES:
-        folder = EXAMPLES_DIR / name
-        if not folder.is_dir():
-            continue
-        rows.append([
-            [(str(folder / f"{kind}_{index}_{slot}.png"), slot) for index, slot in enumerate(SLOT_NAMES)]
-            for kind in ("view", "depth")
-        ])
-        labels.append(label)
-    return rows, labels
 
 
 def model_choices(config: Settings) -> list[tuple[str, str]]:
@@ -114,13 +96,11 @@ def _inputs_column(chosen_model: str, studio: Studio) -> dict:
     parts["views_note"] = gr.HTML(note_html(hints["views"]), elem_id="views-note", elem_classes="input-note")
     parts["depths"] = _gallery("Depth renders", "same slots and size; 16-bit greyscale PNG, 0 = background", "depths")
     parts["depths_note"] = gr.HTML(note_html(hints["depth_renders"]), elem_id="depths-note", elem_classes="input-note")
-    rows, labels = example_rows()
-    parts["examples"] = None
-    if rows:
-        parts["examples"] = gr.Examples(
-            rows, inputs=[parts["views"], parts["depths"]], example_labels=labels,
-            label="Examples: one click fills both", elem_id="examples", api_visibility="private",
-        )
+    cameras = gr.File(
+        label="cameras.json (optional custom rig)", file_types=[".json"], type="filepath", elem_id="cameras",
+        height=120, render=False,
+    )
+    parts["examples"] = examples_table(parts["views"], parts["depths"], cameras)
     parts["model"] = gr.Dropdown(
         choices=model_choices(studio.config), value=chosen_model, label="Model", elem_id="model", interactive=True,
     )
@@ -129,10 +109,7 @@ def _inputs_column(chosen_model: str, studio: Studio) -> dict:
     )
     parts["option_groups"], parts["options"] = {}, {}
     with gr.Accordion("Advanced", open=False, elem_id="advanced"):
-        parts["cameras"] = gr.File(
-            label="cameras.json (optional custom rig)", file_types=[".json"], type="filepath", elem_id="cameras",
-            height=120,
-        )
+        parts["cameras"] = cameras.render()
         parts["cameras_note"] = gr.HTML(note_html(hints["cameras"]), elem_id="cameras-note", elem_classes="input-note")
         for name, spec in MODELS.items():
             with gr.Column(visible=name == chosen_model, elem_id=f"options-{name}") as group:

@@ -2,6 +2,7 @@
 
     python -m worker.recon.render_inputs MESH OUTDIR [--res 512] [--depth-bits 16|8]
                                                [--rig cube6|path/to/cameras.json] [--no-normalize]
+                                               [--turn DEGREES]
 
 Views carry the object's plain (unlit) base colour: its texture, its vertex or face
 colours, or else a smooth, saturated procedural albedo that depends on position,
@@ -149,6 +150,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--depth-bits", type=int, choices=(8, 16), default=16)
     parser.add_argument("--rig", default="cube6", help="cube6 (default) or a cameras.json")
     parser.add_argument("--no-normalize", action="store_true", help="keep the mesh's own position and scale")
+    parser.add_argument("--turn", type=float, default=0.0, metavar="DEGREES",
+                        help="turn the mesh about +Y (up) first, e.g. 180 to bring a face seen from the back to the front")
     args = parser.parse_args(argv)
 
     if args.rig == "cube6":
@@ -164,6 +167,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{args.rig}: {exc.field}: {exc.message}", file=sys.stderr)
             return 2
     mesh = trimesh.load(args.mesh, force="mesh")
+    mesh.apply_transform(trimesh.transformations.rotation_matrix(np.radians(args.turn), (0.0, 1.0, 0.0)))
     for path in render_inputs(mesh, args.outdir, depth_bits=args.depth_bits, rig=rig, normalize=not args.no_normalize):
         print(path)
     return 0
