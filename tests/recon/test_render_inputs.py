@@ -133,3 +133,11 @@ def test_command_line(tmp_path):
     bad["frames"] = bad["frames"][:5]
     rig_path.write_text(json.dumps(bad))
     assert main([str(mesh_path), str(tmp_path / "bad"), "--rig", str(rig_path)]) == 2
+
+
+def test_command_line_turns_the_mesh_about_up_before_rendering(tmp_path):
+    mesh_path = tmp_path / "cube.ply"
+    scenes.colour_cube().export(mesh_path)
+    assert main([str(mesh_path), str(tmp_path / "out"), "--res", "32", "--turn", "180"]) == 0
+    front = np.asarray(Image.open(tmp_path / "out" / "view_0_front.png"))
+    assert tuple(front[16, 16, :3]) == scenes.FACE_COLOURS[(0, 0, -1)]  # the face that looked back now looks front
