@@ -22,9 +22,10 @@ def sphere(directory: Path, res: int, subdivisions: int = 4) -> Path:
 
 
 def enlarged(source: Path, directory: Path, res: int) -> Path:
-    """An input set resized with nearest-neighbour sampling, so depth values stay exact: slow, valid jobs."""
+    """The 12 inputs of a set resized with nearest-neighbour sampling, so depth values stay exact: slow, valid
+    jobs. Anything else in the folder (an example's thumbnail) is left behind."""
     directory.mkdir(parents=True, exist_ok=True)
-    for path in source.glob("*.png"):
+    for path in [*source.glob("view_*.png"), *source.glob("depth_*.png")]:
         with Image.open(path) as image:
             image.resize((res, res), Image.NEAREST).save(directory / path.name)
     return directory
