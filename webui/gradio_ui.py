@@ -9,6 +9,8 @@ event is private; the named client endpoints come from client_api.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import gradio as gr
 
 from worker.config import Settings, settings
