@@ -7,10 +7,13 @@ so a cameras.json filled by an example reaches the job.
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import shutil
 
+import numpy as np
+from PIL import Image
 from playwright.sync_api import Page, expect
 
 from tests.support.processes import REPO, wait_until
@@ -19,6 +22,7 @@ from webui.examples import ShippedExample, example_rows, shipped_examples
 
 SERVER_ENV = {"RECON_EMBEDDED_WORKERS": "1"}
 MIN_IOU = 0.97
+VIEWER_DRAWN_STD = 15.0  # grey levels: an empty viewer measured 4.5-5.0 (its badge and buttons), the cow 37.6
 THUMBNAILS_LOADED = """() => {
   const images = [...document.querySelectorAll('#examples img')];
   return images.length > 0 && images.every((image) => image.complete && image.naturalWidth > 0);
@@ -39,6 +43,12 @@ def test_a_row_clears_cameras_json_unless_the_example_brings_one():
     assert rows["spot"][4] is None
     assert rows["cow"][4] == str(REPO / "examples" / "cow" / "cameras.json")
     assert [caption for _, caption in rows["spot"][2]] == ["front", "right", "back", "left", "top", "bottom"]
+
+
+def viewer_drawn(page: Page) -> bool:
+    """Whether the 3D viewer's canvas shows more than its plain background."""
+    pixels = np.asarray(Image.open(io.BytesIO(page.locator("#viewer canvas").screenshot())).convert("L"))
+    return float(pixels.std()) > VIEWER_DRAWN_STD
 
 
 def served_bytes(page: Page, selector: str) -> bytes:
@@ -103,5 +113,5 @@ def test_the_perspective_example_reconstructs_with_fusion_through_its_cameras_js
     report = live_server.http.get(f"/jobs/{job_id}/report").json()
     assert report["model"] == "fusion" and min(view["silhouette_iou"] for view in report["views"]) > MIN_IOU
     expect(page.locator("#viewer canvas")).to_be_visible(timeout=10_000)
-    page.wait_for_timeout(2000)
+    wait_until(lambda: viewer_drawn(page), 30, what="the viewer to draw the mesh")
     page.locator("#viewer").screenshot(path=screenshots / "examples-cow-result.png")
