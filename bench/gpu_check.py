@@ -41,13 +41,13 @@ from bench.gpu_parity import part_parity  # noqa: E402
 from bench.gpu_queue import part_queue  # noqa: E402
 from bench.gpu_run import (  # noqa: E402
     BUNDLE_DIR,
+    EXAMPLE_MESHES,
     GIB,
     LIMIT_S,
     MESHES,
     MIN_PART_S,
     OUT_OF_TIME,
     ROOT,
-    SHARED_MESHES,
     WHEELS,
     Row,
     Run,
@@ -59,7 +59,7 @@ from bench.gpu_run import (  # noqa: E402
 # The project's modules (and trimesh, huey, httpx) are imported where they are used: setup may first have to
 # install what they need.
 
-MESH_FILES = {  # the benchmark meshes, with the files each needs beside it (licences: ../shared/meshes/README.md)
+MESH_FILES = {  # the benchmark meshes, with the files each needs beside it (licences: the README.md beside them)
     "spot": ("spot.obj", "spot.mtl", "spot_texture.png"),
     "fandisk": ("fandisk.obj",),
     "cow": ("cow.obj",),
@@ -192,7 +192,7 @@ def quality_row(mesh: str, row: dict) -> Row:
 
 def part_quality(run: Run) -> None:
     """bench/quality.py --models fusion,nvdiffrec, one process per mesh so that each finished mesh is kept."""
-    folder = next((folder for folder in (MESHES, SHARED_MESHES) if (folder / "spot.obj").exists()), None)
+    folder = next((folder for folder in (MESHES, EXAMPLE_MESHES) if (folder / "spot.obj").exists()), None)
     if folder is None:
         run.table.add(Row("quality", "meshes", "FAILED", "none found", "run --prepare (copies them to .gpu-bundle)"))
         return

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from bench.gpu_run import LIMIT_S, MESHES, SHARED_MESHES, Row, Run, ended, run_logged  # noqa: E402
+from bench.gpu_run import EXAMPLE_MESHES, LIMIT_S, MESHES, Row, Run, ended, run_logged  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -80,7 +80,7 @@ def parity_scenes(device: str) -> list[Scene]:
     uv = np.stack((np.arctan2(direction[:, 0], direction[:, 2]) / (2 * np.pi) + 0.5,
                    np.arccos(direction[:, 1].clip(-1, 1)) / np.pi), axis=1)
     meshes = [("sphere", sphere, uv, torch.rand(64, 96, 3, generator=generator))]
-    spot_path = next((folder / "spot.obj" for folder in (MESHES, SHARED_MESHES) if (folder / "spot.obj").exists()),
+    spot_path = next((folder / "spot.obj" for folder in (MESHES, EXAMPLE_MESHES) if (folder / "spot.obj").exists()),
                      None)
     if spot_path is not None:
         spot = normalize_mesh(trimesh.load(spot_path, force="mesh", process=False))
