@@ -22,6 +22,7 @@ from worker.recon.rig import SLOT_NAMES
 from .client_api import add_client_api
 from .examples import examples_table
 from .fragments import IDLE_STATUS, model_note_html, note_html
+from .mesh_inputs import MeshInputs, add_mesh_section
 from .page import Page
 from .served_results import ServedResults
 from .studio import FOLLOWERS, Studio
@@ -224,6 +225,8 @@ def build_demo(service: JobService, config: Settings = settings) -> gr.Blocks:
         with gr.Row(equal_height=False):
             with gr.Column(scale=6, min_width=420):
                 inputs = _inputs_column(chosen, studio)
+                add_mesh_section(MeshInputs(config, service.quotas), inputs["views"], inputs["depths"],
+                                 inputs["cameras"])
             with gr.Column(scale=5, min_width=420):
                 results = _result_column()
         dialog = _confirm_dialog()

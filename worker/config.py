@@ -76,6 +76,11 @@ class Settings:
     body_timeout_s: float
     max_connections: int
     upload_folder: Path  # Gradio's (GRADIO_TEMP_DIR): the page's uploads and the results it serves
+    # The page's "start from a mesh" section: the mesh upload's size (a zip's unpacked total too), its
+    # triangles (checked from the file's header before it is built), and the seconds a render may take.
+    max_mesh_mb: int = 20
+    max_mesh_triangles: int = 500_000
+    mesh_render_time_limit_s: float = 60.0
 
     @property
     def uses_redis(self) -> bool:
@@ -134,6 +139,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         body_timeout_s=_float(env, "RECON_BODY_TIMEOUT_S", 30.0),
         max_connections=_int(env, "RECON_MAX_CONNECTIONS", 1000),
         upload_folder=Path(env.get("GRADIO_TEMP_DIR") or Path(tempfile.gettempdir()) / "gradio").resolve(),
+        max_mesh_mb=_int(env, "RECON_MAX_MESH_MB", 20),
+        max_mesh_triangles=_int(env, "RECON_MAX_MESH_TRIANGLES", 500_000),
+        mesh_render_time_limit_s=_float(env, "RECON_MESH_RENDER_TIME_LIMIT_S", 60.0),
     )
 
 
