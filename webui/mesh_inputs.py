@@ -117,7 +117,7 @@ class MeshInputs:
             rendered = future.result(timeout=self.limits.time_limit_s)
         except FutureTimeout:
             abandoned.set()
-            raise refuse(f"Rendering the mesh took longer than {self.limits.time_limit_s:.0f} s; try 256 px or a "
+            raise refuse(f"Rendering the mesh took longer than {self.limits.time_limit_s:g} s; try 256 px or a "
                          "simpler mesh.") from None
         return RenderedInputs(**rendered, seconds=time.monotonic() - started)
 
