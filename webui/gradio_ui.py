@@ -22,7 +22,7 @@ from worker.recon.rig import SLOT_NAMES
 from .client_api import add_client_api
 from .examples import examples_table
 from .fragments import IDLE_STATUS, model_note_html, note_html
-from .mesh_inputs import MeshInputs, add_mesh_section
+from .mesh_inputs import MeshSection
 from .page import Page
 from .served_results import ServedResults
 from .studio import FOLLOWERS, Studio
@@ -104,6 +104,7 @@ def _inputs_column(chosen_model: str, studio: Studio) -> dict:
         height=120, render=False,
     )
     parts["examples"] = examples_table(parts["views"], parts["depths"], cameras)
+    mesh_section = MeshSection(studio.config, studio.service.quotas)
     parts["model"] = gr.Dropdown(
         choices=model_choices(studio.config), value=chosen_model, label="Model", elem_id="model", interactive=True,
     )
@@ -122,6 +123,7 @@ def _inputs_column(chosen_model: str, studio: Studio) -> dict:
     with gr.Row():
         parts["reconstruct"] = gr.Button("Reconstruct", variant="primary", size="lg", elem_id="reconstruct", scale=3)
         parts["cancel"] = gr.Button("Cancel", size="lg", interactive=False, elem_id="cancel", scale=1)
+    mesh_section.wire(parts["views"], parts["depths"], parts["cameras"])
     return parts
 
 
@@ -225,8 +227,6 @@ def build_demo(service: JobService, config: Settings = settings) -> gr.Blocks:
         with gr.Row(equal_height=False):
             with gr.Column(scale=6, min_width=420):
                 inputs = _inputs_column(chosen, studio)
-                add_mesh_section(MeshInputs(config, service.quotas), inputs["views"], inputs["depths"],
-                                 inputs["cameras"])
             with gr.Column(scale=5, min_width=420):
                 results = _result_column()
         dialog = _confirm_dialog()

@@ -159,36 +159,48 @@ def _done_note(rendered: RenderedInputs, rig_name: str, resolution: int) -> Note
                     f"in {rendered.seconds:.1f} s: the 12 inputs are in the galleries above{cameras}.")
 
 
-def add_mesh_section(mesh_inputs: MeshInputs, views: gr.Gallery, depths: gr.Gallery, cameras: gr.File) -> None:
-    """The accordion that renders a dropped mesh into the galleries (and the cameras input); private events."""
-    limits = mesh_inputs.limits
-    with gr.Accordion("No depth renders? Start from a mesh", open=False, elem_id="mesh-inputs"):
-        mesh = gr.File(label=f"Mesh: {ACCEPTED} (a bare OBJ loses its texture)", type="filepath",
-                       file_types=[".glb", ".obj", ".ply", ".zip"], elem_id="mesh-file", height=120)
-        with gr.Row():
-            rig = gr.Radio([(label, name) for name, label in RIGS.items()], value=CUBE6, label="Rig",
-                           elem_id="mesh-rig", scale=3)
-            resolution = gr.Radio(list(RESOLUTIONS), value=RESOLUTIONS[-1], label="Resolution (px)",
-                                  elem_id="mesh-resolution", scale=1)
-        note = gr.HTML(note_html(Note(IDLE, f"At most {limits.max_bytes // MB} MB and {limits.max_triangles:,} "
-                                            "triangles; the mesh is centred and scaled to fit the rig.")),
-                       elem_id="mesh-note", elem_classes="input-note")
-        with gr.Row():
-            render = gr.Button("Render the 12 inputs", variant="secondary", elem_id="mesh-render")
-            download = gr.DownloadButton("Download them (.zip)", visible=False, elem_id="mesh-download")
+class MeshSection:
+    """The accordion that renders a dropped mesh into the galleries (and the cameras input).
 
-    def rendered(path: str | None, rig_name: str, size: int, request: gr.Request) -> dict:
-        try:
-            result = mesh_inputs.render(path, rig_name, size, Studio.client_of(request))
-        except ReconError as error:
-            return {note: note_html(Note(ERROR, error.message)), download: gr.update(visible=False, value=None)}
-        return {
-            views: [(file, slot) for file, slot in zip(result.views, SLOT_NAMES)],
-            depths: [(file, slot) for file, slot in zip(result.depths, SLOT_NAMES)],
-            cameras: result.cameras,
-            note: note_html(_done_note(result, rig_name, size)),
-            download: gr.update(visible=True, value=result.archive),
-        }
+    Built where it shows on the page; wired once the inputs it fills exist (the cameras input comes later).
+    """
 
-    render.click(rendered, [mesh, rig, resolution], [views, depths, cameras, note, download],
-                 show_progress="minimal", api_visibility="private")
+    def __init__(self, config: Settings, quotas: ClientQuotas) -> None:
+        self.renderer = MeshInputs(config, quotas)
+        limits = self.renderer.limits
+        with gr.Accordion("No depth renders? Start from a mesh", open=False, elem_id="mesh-inputs"):
+            self.mesh = gr.File(label="Mesh (GLB, OBJ, PLY or zip)", type="filepath", elem_id="mesh-file",
+                                file_types=[".glb", ".obj", ".ply", ".zip"], height=120)
+            with gr.Row():
+                self.rig = gr.Radio([(label, name) for name, label in RIGS.items()], value=CUBE6, label="Rig",
+                                    elem_id="mesh-rig", scale=3)
+                self.resolution = gr.Radio(list(RESOLUTIONS), value=RESOLUTIONS[-1], label="Resolution (px)",
+                                           elem_id="mesh-resolution", scale=1)
+            self.note = gr.HTML(note_html(Note(IDLE, (
+                f"Give {ACCEPTED} (a bare OBJ loses its texture), at most {limits.max_bytes // MB} MB and "
+                f"{limits.max_triangles:,} triangles; it is centred and scaled to fit the rig."
+            ))), elem_id="mesh-note", elem_classes="input-note")
+            with gr.Row():
+                self.render = gr.Button("Render the 12 inputs", variant="secondary", elem_id="mesh-render")
+                self.download = gr.DownloadButton("Download them (.zip)", visible=False, elem_id="mesh-download")
+
+    def wire(self, views: gr.Gallery, depths: gr.Gallery, cameras: gr.File) -> None:
+        """Render on click into the galleries (with slot captions), the cameras input, the note and the zip."""
+
+        def rendered(path: str | None, rig_name: str, size: int, request: gr.Request) -> dict:
+            try:
+                result = self.renderer.render(path, rig_name, size, Studio.client_of(request))
+            except ReconError as error:
+                return {self.note: note_html(Note(ERROR, error.message)),
+                        self.download: gr.update(visible=False, value=None)}
+            return {
+                views: list(zip(result.views, SLOT_NAMES)),
+                depths: list(zip(result.depths, SLOT_NAMES)),
+                cameras: result.cameras,
+                self.note: note_html(_done_note(result, rig_name, size)),
+                self.download: gr.update(visible=True, value=result.archive),
+            }
+
+        self.render.click(rendered, [self.mesh, self.rig, self.resolution],
+                          [views, depths, cameras, self.note, self.download],
+                          show_progress="minimal", api_visibility="private")

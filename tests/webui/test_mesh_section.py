@@ -1,0 +1,61 @@
+"""The page's "start from a mesh" section in a real browser against a live `python app.py`: a dropped mesh fills
+both galleries, and those inputs reconstruct the mesh. Screenshots go to test-output/webui/."""
+
+from __future__ import annotations
+
+import io
+import re
+
+import pytest
+import trimesh
+from playwright.sync_api import expect, sync_playwright
+
+from tests.webui.live import SLOTS
+from tests.webui.test_page import CHROMIUM, CHROMIUM_ARGS, gallery_slots, job_id_on_page
+from worker.recon.evaluate import chamfer_distance
+from worker.recon.render_inputs import NORMALIZED_SIZE, normalize_mesh
+
+SERVER_ENV = {"RECON_EMBEDDED_WORKERS": "1"}
+CHAMFER_SHARE = 0.01  # of the normalised mesh's longest side
+
+
+@pytest.fixture(scope="module")
+def page(live_server):
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1440, "height": 1000}, accept_downloads=True)
+        page.goto(live_server.url)
+        page.wait_for_selector("#views")
+        yield page
+        browser.close()
+
+
+def test_a_dropped_mesh_fills_both_galleries_and_those_inputs_reconstruct_it(page, live_server, screenshots, tmp_path):
+    source = trimesh.creation.capsule(height=0.8, radius=0.45, count=(24, 24))
+    source.export(tmp_path / "capsule.glb")
+    section = page.locator("#mesh-inputs")
+    section.get_by_text("No depth renders? Start from a mesh").click()
+    expect(page.locator("#mesh-note")).to_contain_text("at most 20 MB and 500,000 triangles")
+    section.screenshot(path=screenshots / "mesh-01-section.png")
+
+    page.set_input_files("#mesh-file input[type=file]", str(tmp_path / "capsule.glb"))
+    page.locator("#mesh-resolution").get_by_text("256").click()
+    page.click("#mesh-render")
+    expect(page.locator("#mesh-note .note-ok")).to_contain_text("on the cube6 rig at 256×256", timeout=60_000)
+    expect(page.locator("#views-note .note-ok")).to_contain_text("6 views, 256×256")
+    expect(page.locator("#depths-note .note-ok")).to_contain_text("16-bit")
+    assert gallery_slots(page, "views") == [(slot, f"view_{i}_{slot}.png") for i, slot in enumerate(SLOTS)]
+    assert gallery_slots(page, "depths") == [(slot, f"depth_{i}_{slot}.png") for i, slot in enumerate(SLOTS)]
+    expect(page.locator("#mesh-download")).to_be_visible()
+    section.screenshot(path=screenshots / "mesh-02-rendered.png")
+    page.screenshot(path=screenshots / "mesh-03-page.png", full_page=True)
+
+    page.locator("#model input").click()
+    page.get_by_role("option", name=re.compile("Fusion")).click()
+    page.click("#reconstruct")
+    expect(page.locator("#job-status .badge-completed")).to_be_visible(timeout=120_000)
+    response = live_server.http.get(f"/jobs/{job_id_on_page(page)}/result")
+    result = trimesh.load(io.BytesIO(response.content), file_type="glb", force="mesh")
+    chamfer = chamfer_distance(result, normalize_mesh(source), samples=20_000)
+    print(f"Chamfer of the reconstruction to the dropped mesh: {chamfer:.5f} ({chamfer / NORMALIZED_SIZE:.3%})")
+    assert chamfer < CHAMFER_SHARE * NORMALIZED_SIZE
