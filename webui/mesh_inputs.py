@@ -132,8 +132,8 @@ class MeshInputs:
                 if abandoned.is_set():
                     return {}
                 nbytes = sum(file.stat().st_size for file in files + [archive])
-                self.quotas.count_bytes(client, nbytes)
                 self.disk.reserve(nbytes)
+                self.quotas.count_bytes(client, nbytes)
                 published = {file.name: save_file_to_cache(file, str(self.folder)) for file in files + [archive]}
             return {
                 "views": [published[f"view_{index}_{slot}.png"] for index, slot in enumerate(SLOT_NAMES)],

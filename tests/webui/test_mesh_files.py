@@ -39,6 +39,7 @@ def refusal(path: Path, limits: MeshLimits = LIMITS) -> str:
 
 
 def write_zip(path: Path, members: dict[str, bytes]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for name, content in members.items():
             archive.writestr(name, content)

@@ -7,9 +7,12 @@ import time
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 import trimesh
+from PIL import Image
 
+from tests.webui.test_mesh_files import MTL, TEXTURED_OBJ, png, write_zip
 from webui.mesh_inputs import RENDERS_PER_MINUTE, MeshInputs, perspective_rig
 from webui.upload_guard import UploadPaths
 from worker.config import load_settings
@@ -41,9 +44,12 @@ def uploaded_box(upload_folder: Path) -> Path:
     return path
 
 
-def test_a_mesh_becomes_twelve_uploads_in_slot_order_and_a_zip_of_them(tmp_path, upload_folder):
+def test_a_zipped_textured_obj_becomes_twelve_uploads_in_slot_order_and_a_zip_of_them(tmp_path, upload_folder):
     renderer = make_renderer(tmp_path, upload_folder)
-    rendered = renderer.render(str(uploaded_box(upload_folder)), "cube6", 256, "alice")
+    upload = write_zip(upload_folder / "4567cdef" / "square.zip", {
+        "square.obj": TEXTURED_OBJ.encode(), "square.mtl": MTL.encode(), "textures/paint.png": png(8, 8),
+    })
+    rendered = renderer.render(str(upload), "cube6", 256, "alice")
     assert [Path(path).name for path in rendered.views] == [f"view_{i}_{slot}.png" for i, slot in enumerate(SLOT_NAMES)]
     assert [Path(path).name for path in rendered.depths] == [f"depth_{i}_{slot}.png"
                                                              for i, slot in enumerate(SLOT_NAMES)]
@@ -54,7 +60,9 @@ def test_a_mesh_becomes_twelve_uploads_in_slot_order_and_a_zip_of_them(tmp_path,
         assert sorted(archive.namelist()) == sorted(
             [Path(path).name for path in rendered.views + rendered.depths] + ["cameras.json"]
         )
-    assert rendered.triangles == 12
+    assert rendered.triangles == 2
+    front = np.asarray(Image.open(rendered.views[0]))
+    assert tuple(front[128, 128]) == (200, 40, 40, 255)  # the texture's colour, seen by the front camera
 
 
 def test_a_perspective_rig_comes_with_the_cameras_json_that_reads_back_as_that_rig(tmp_path, upload_folder):
