@@ -17,7 +17,8 @@ from tests.webui.test_page import CHROMIUM, CHROMIUM_ARGS, gallery_slots, job_id
 from worker.recon.evaluate import chamfer_distance
 from worker.recon.render_inputs import NORMALIZED_SIZE, normalize_mesh
 
-SERVER_ENV = {"RECON_EMBEDDED_WORKERS": "1"}
+MAX_TRIANGLES = 5_000
+SERVER_ENV = {"RECON_EMBEDDED_WORKERS": "1", "RECON_MAX_MESH_TRIANGLES": str(MAX_TRIANGLES)}
 CHAMFER_SHARE = 0.01  # of the normalised mesh's longest side
 
 
@@ -53,7 +54,7 @@ def test_a_dropped_mesh_fills_both_galleries_and_those_inputs_reconstruct_it(pag
     source = trimesh.creation.capsule(height=0.8, radius=0.45, count=(24, 24))
     source.export(tmp_path / "capsule.glb")
     section = page.locator("#mesh-inputs")
-    expect(page.locator("#mesh-note")).to_contain_text("at most 20 MB and 500,000 triangles")
+    expect(page.locator("#mesh-note")).to_contain_text(f"at most 20 MB and {MAX_TRIANGLES:,} triangles")
     section.screenshot(path=screenshots / "mesh-01-section.png")
 
     render(page, tmp_path / "capsule.glb", "cube6", "256")
@@ -87,3 +88,15 @@ def test_a_perspective_rig_also_fills_the_cameras_input(page, tmp_path):
     expect(page.locator("#cameras")).to_contain_text("cameras.json")
     expect(page.locator("#cameras-note .note-ok")).to_have_text("Custom rig from cameras.json.")
     expect(page.locator("#views-note .note-ok")).to_contain_text("6 views, 256×256")
+
+
+def test_a_mesh_over_the_triangle_limit_gets_a_sentence_and_the_galleries_stay_empty(page, tmp_path, screenshots):
+    trimesh.creation.icosphere(subdivisions=5).export(tmp_path / "dense.glb")  # 20,480 triangles
+    page.set_input_files("#mesh-file input[type=file]", str(tmp_path / "dense.glb"))
+    page.click("#mesh-render")
+    expect(page.locator("#mesh-note .note-error")).to_have_text(
+        "The mesh declares 20,480 triangles; at most 5,000 are accepted (simplify it first)."
+    )
+    assert gallery_slots(page, "views") == gallery_slots(page, "depths") == []
+    expect(page.locator("#mesh-download")).to_be_hidden()
+    page.locator("#mesh-inputs").screenshot(path=screenshots / "mesh-04-refused.png")
