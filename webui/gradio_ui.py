@@ -104,7 +104,7 @@ def _inputs_column(chosen_model: str, studio: Studio) -> dict:
         height=120, render=False,
     )
     parts["examples"] = examples_table(parts["views"], parts["depths"], cameras)
-    mesh_section = MeshSection(studio.config, studio.service.quotas)
+    MeshSection(studio.config, studio.service.quotas).fills(parts["views"], parts["depths"], cameras)
     parts["model"] = gr.Dropdown(
         choices=model_choices(studio.config), value=chosen_model, label="Model", elem_id="model", interactive=True,
     )
@@ -123,7 +123,6 @@ def _inputs_column(chosen_model: str, studio: Studio) -> dict:
     with gr.Row():
         parts["reconstruct"] = gr.Button("Reconstruct", variant="primary", size="lg", elem_id="reconstruct", scale=3)
         parts["cancel"] = gr.Button("Cancel", size="lg", interactive=False, elem_id="cancel", scale=1)
-    mesh_section.wire(parts["views"], parts["depths"], parts["cameras"])
     return parts
 
 

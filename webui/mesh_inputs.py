@@ -160,10 +160,7 @@ def _done_note(rendered: RenderedInputs, rig_name: str, resolution: int) -> Note
 
 
 class MeshSection:
-    """The accordion that renders a dropped mesh into the galleries (and the cameras input).
-
-    Built where it shows on the page; wired once the inputs it fills exist (the cameras input comes later).
-    """
+    """The accordion that renders a dropped mesh into the galleries (and the cameras input), where it is built."""
 
     def __init__(self, config: Settings, quotas: ClientQuotas) -> None:
         self.renderer = MeshInputs(config, quotas)
@@ -184,7 +181,7 @@ class MeshSection:
                 self.render = gr.Button("Render the 12 inputs", variant="secondary", elem_id="mesh-render")
                 self.download = gr.DownloadButton("Download them (.zip)", visible=False, elem_id="mesh-download")
 
-    def wire(self, views: gr.Gallery, depths: gr.Gallery, cameras: gr.File) -> None:
+    def fills(self, views: gr.Gallery, depths: gr.Gallery, cameras: gr.File) -> None:
         """Render on click into the galleries (with slot captions), the cameras input, the note and the zip."""
 
         def rendered(path: str | None, rig_name: str, size: int, request: gr.Request) -> dict:
