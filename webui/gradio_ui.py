@@ -21,6 +21,7 @@ from worker.recon.rig import SLOT_NAMES
 
 from .client_api import add_client_api
 from .examples import examples_table
+from .format_downloads import format_downloads
 from .fragments import IDLE_STATUS, model_note_html, note_html
 from .mesh_inputs import MeshSection
 from .page import Page
@@ -150,6 +151,7 @@ def _result_column() -> dict:
             "Download GLB", visible=False, elem_id="download-glb", variant="primary"
         )
         parts["download_report"] = gr.DownloadButton("Download report.json", visible=False, elem_id="download-report")
+    parts["formats"] = format_downloads()
     parts["summary"] = gr.HTML(elem_id="report-summary")
     with gr.Row(elem_id="track-row", equal_height=True):
         parts["job_box"] = gr.Textbox(
@@ -229,8 +231,10 @@ def build_demo(service: JobService, config: Settings = settings) -> gr.Blocks:
             with gr.Column(scale=5, min_width=420):
                 results = _result_column()
         dialog = _confirm_dialog()
+        formats = results.pop("formats")
         page = Page(tokens=tokens, active_job=active_job, **inputs, **results, **dialog)
         _wire(demo, page, UiHandlers(studio, served, page))
+        formats.wire(studio, served, page.viewer, page.active_job)
         add_client_api(studio, served, tokens, chosen)
     demo.queue(default_concurrency_limit=8, max_size=EVENT_QUEUE_SIZE)
     return demo

@@ -11,23 +11,34 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from worker.config import Settings
 from worker.errors import ReconError, ServiceBusyError
+from worker.jobs.files import download_name
 from worker.jobs.models import MODELS, availability
 from worker.jobs.record import COMPLETED, Job
+from worker.jobs.result_formats import FORMATS
 from worker.jobs.service import JobService
 from worker.jobs.uploads import load_json
 
 from .schemas import CancelRequest, CancelResponse, ErrorResponse, JobRecord, ModelInfo, SubmitResponse
 
-ERRORS = {code: {"model": ErrorResponse} for code in (400, 403, 404, 409, 413, 422, 429, 503)}
+ERRORS = {code: {"model": ErrorResponse} for code in (400, 403, 404, 409, 413, 422, 429, 503, 507)}
+MEDIA_TYPES = {"glb": "model/gltf-binary", "obj": "application/zip", "ply": "application/octet-stream",
+               "stl": "model/stl", "usdz": "model/vnd.usdz+zip"}
+FORMAT_HELP = ("glb: binary glTF 2.0, as the worker wrote it; obj: a zip of model.obj, model.mtl and the texture PNG; "
+               "ply: binary, with sRGB vertex colours; stl: binary, the triangles only; usdz: textured, for AR and DCC "
+               "tools. Every format but glb is made on first request and kept with the job.")
 
 
 def job_record(service: JobService, job: Job) -> dict:
     record = job.public()
     record["queue_position"] = service.queue_position(job)
-    record["result"] = (
-        {"glb": f"/jobs/{job.job_id}/result", "report": f"/jobs/{job.job_id}/report"} if job.status == COMPLETED else None
-    )
+    record["result"] = result_links(job.job_id) if job.status == COMPLETED else None
     return record
+
+
+def result_links(job_id: str) -> dict:
+    links = {fmt: f"/jobs/{job_id}/result?format={fmt}" for fmt in FORMATS}
+    links["glb"] = f"/jobs/{job_id}/result"
+    return {**links, "report": f"/jobs/{job_id}/report"}
 
 
 def model_catalogue(config: Settings) -> list[dict]:
@@ -97,11 +108,15 @@ def build_router(service: JobService) -> APIRouter:
         outcome = service.cancel(job_id, _bearer(authorization), bool(body and body.confirm))
         return {"status": outcome.status, "message": outcome.message}
 
-    @router.get("/jobs/{job_id}/result", response_class=FileResponse, summary="The mesh (binary glTF)",
-                responses={200: {"content": {"model/gltf-binary": {}}}})
-    def get_result(job_id: str) -> FileResponse:
-        return FileResponse(service.output_file(job_id, "result"), media_type="model/gltf-binary",
-                            filename=f"{job_id}.glb")
+    @router.get("/jobs/{job_id}/result", response_class=FileResponse, summary="The mesh, as GLB, OBJ, PLY, STL or USDZ",
+                responses={200: {"content": {media_type: {} for media_type in MEDIA_TYPES.values()}}})
+    def get_result(
+        job_id: str,
+        fmt: str = Query(default="glb", alias="format", description=FORMAT_HELP,
+                         json_schema_extra={"enum": list(FORMATS)}),
+    ) -> FileResponse:
+        return FileResponse(service.result_file(job_id, fmt), media_type=MEDIA_TYPES[fmt],
+                            filename=download_name(job_id, fmt))
 
     @router.get("/jobs/{job_id}/report", summary="The job's report.json")
     def get_report(job_id: str) -> FileResponse:

@@ -20,7 +20,11 @@ class SubmitResponse(BaseModel):
 
 
 class ResultLinks(BaseModel):
-    glb: str
+    glb: str = Field(description="The mesh as binary glTF 2.0")
+    obj: str = Field(description="A zip of model.obj, model.mtl and the texture PNG")
+    ply: str = Field(description="Binary PLY with sRGB vertex colours")
+    stl: str = Field(description="Binary STL, the triangles only")
+    usdz: str = Field(description="Textured USDZ, for AR viewers and DCC tools")
     report: str
 
 

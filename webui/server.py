@@ -7,6 +7,7 @@ from typing import Callable
 
 import gradio as gr
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -39,7 +40,9 @@ DESCRIPTION = (
 def create_app(service: JobService, lifespan: Lifespan | None = None) -> FastAPI:
     config = service.config
     mcp = McpEndpoint(service)
-    app = FastAPI(title="Multiview Studio", description=DESCRIPTION, version="1.0", lifespan=mcp.around(lifespan))
+    # /docs and /redoc load Swagger UI and ReDoc from the package's own files: no CDN, so they work offline.
+    app = FastAPIOffline(title="Multiview Studio", description=DESCRIPTION, version="1.0",
+                         lifespan=mcp.around(lifespan))
     app.add_exception_handler(ReconError, recon_error_response)
     app.add_exception_handler(RequestValidationError, request_validation_response)
     app.add_exception_handler(StarletteHTTPException, http_error_response)

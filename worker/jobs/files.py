@@ -10,10 +10,17 @@ from pathlib import Path
 from .record import is_job_id
 
 RESULT_NAME = "model.glb"
+# The result in each download format: the GLB as the worker wrote it, the others made from it on first request.
+RESULT_NAMES = {"glb": RESULT_NAME, "obj": "model-obj.zip", "ply": "model.ply", "stl": "model.stl", "usdz": "model.usdz"}
 REPORT_NAME = "report.json"
 VIEW_NAMES = tuple(f"view_{index}.png" for index in range(6))
 DEPTH_NAMES = tuple(f"depth_{index}.png" for index in range(6))
 CAMERAS_NAME = "cameras.json"
+
+
+def download_name(job_id: str, fmt: str) -> str:
+    """What a downloaded result is called: the job id and the format's suffix, e.g. k3m8xq2p-obj.zip."""
+    return job_id + RESULT_NAMES[fmt].removeprefix("model")
 
 
 @dataclass(frozen=True)
@@ -62,6 +69,10 @@ class JobFiles:
     @property
     def result(self) -> Path:
         return self.output / RESULT_NAME
+
+    def result_as(self, fmt: str) -> Path:
+        """The result in `fmt`, a key of RESULT_NAMES (checked by the caller: a client's word is not a name)."""
+        return self.output / RESULT_NAMES[fmt]
 
     @property
     def report(self) -> Path:

@@ -39,6 +39,7 @@ from .record import (
     new_token,
     token_matches,
 )
+from .result_formats import ResultFormats, require_format
 from .store import JobStore
 from .uploads import UploadSource, store_inputs, validate_upload_files
 
@@ -65,6 +66,7 @@ class JobService:
         self.config = config
         self.quotas = ClientQuotas(store, config.rate_limit_per_minute, config.client_quota_mb * MB)
         self.disk = DiskBudget(config.jobs_dir, config.disk_quota_mb * MB, config.min_free_disk_mb * MB, "jobs")
+        self.formats = ResultFormats(self.disk)
 
     def submit(
         self,
@@ -175,3 +177,9 @@ class JobService:
         if not path.is_file():
             raise JobNotFoundError(f"the {kind} of job {job_id} is no longer stored", field="job_id")
         return path
+
+    def result_file(self, job_id: str, fmt: str = "glb") -> Path:
+        """The completed job's mesh as `fmt` (glb, obj, ply, stl or usdz), converted from the GLB on first request."""
+        require_format(fmt)
+        self.output_file(job_id, "result")
+        return self.formats.path(JobFiles.of(self.config.jobs_dir, job_id), fmt)

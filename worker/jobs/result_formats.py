@@ -1,0 +1,78 @@
+"""A completed job's result in the format a client asks for: made from the GLB on first request, kept with the job.
+
+A format is built once: requests that arrive while it is being built wait for
+it, and readers only ever see a whole file (it is written aside, then renamed;
+another web process building the same file at once only wastes the work). Builds
+take CPU in the web process, so at most BUILDS_AT_ONCE run together, and each
+counts against the jobs' disk budget before a byte is written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import uuid
+from pathlib import Path
+
+from ..errors import JobNotFoundError, ReconError, ServiceBusyError, StorageError
+from ..recon.exports import FORMATS, write_export
+from .files import JobFiles
+from .limits import DiskBudget
+
+BUILDS_AT_ONCE = 2
+WAIT_FOR_BUILD_S = 60.0
+# Bytes reserved per build, as a multiple of the GLB's size: the largest measured is STL at 1.9x (Spot, colours).
+SIZE_FACTOR = 3
+
+
+def require_format(fmt: str) -> str:
+    if fmt not in FORMATS:
+        raise ReconError(f"format must be one of {', '.join(FORMATS)}; got {fmt!r}", field="format")
+    return fmt
+
+
+class ResultFormats:
+    def __init__(self, disk: DiskBudget, builds_at_once: int = BUILDS_AT_ONCE) -> None:
+        self.disk = disk
+        self._slots = threading.BoundedSemaphore(builds_at_once)
+        self._changed = threading.Condition()
+        self._building: set[Path] = set()
+
+    def path(self, files: JobFiles, fmt: str) -> Path:
+        """The completed job's result as `fmt`, built now if it is not stored yet."""
+        target = files.result_as(require_format(fmt))
+        if fmt == "glb" or target.is_file():
+            return target
+        with self._changed:
+            while target in self._building:
+                self._changed.wait()
+            if target.is_file():
+                return target
+            self._building.add(target)
+        try:
+            self._build(files.result, fmt, target)
+        finally:
+            with self._changed:
+                self._building.discard(target)
+                self._changed.notify_all()
+        return target
+
+    def _build(self, glb: Path, fmt: str, target: Path) -> None:
+        if not self._slots.acquire(timeout=WAIT_FOR_BUILD_S):
+            raise ServiceBusyError(f"the server is busy converting other results; try the {fmt} again in a minute",
+                                   retry_after=60, status_code=503)
+        aside = target.with_name(f".{target.name}.{uuid.uuid4().hex}.partial")
+        try:
+            self.disk.reserve(SIZE_FACTOR * glb.stat().st_size)
+            write_export(glb, fmt, aside)
+            os.replace(aside, target)
+        except FileNotFoundError:
+            raise JobNotFoundError("the job's result is no longer stored (it may have expired)", field="job_id") from None
+        except OSError as exc:
+            raise StorageError(f"the server could not store the {fmt} file ({exc.strerror or exc}); "
+                               "try again later") from exc
+        finally:
+            self._slots.release()
+            with contextlib.suppress(OSError):
+                aside.unlink()
