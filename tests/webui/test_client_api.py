@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import io
 import threading
 import time
+import zipfile
 from pathlib import Path
 
 import pytest
+import trimesh
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
+from pxr import Usd, UsdGeom
 
+from tests.support.processes import REPO
 from tests.webui.live import EXAMPLE, SLOW_OPTIONS, depths_of, views_of
+from worker.jobs.record import is_job_id
 
 SERVER_ENV = {"RECON_EMBEDDED_WORKERS": "2"}
 ENDPOINTS = {"/submit", "/status", "/wait", "/cancel", "/result"}
@@ -122,3 +128,35 @@ def test_wrong_inputs_are_refused_in_words_and_nothing_is_queued(connect, live_s
     with pytest.raises(AppError, match="there is no job|There is no job"):
         connect().predict("zzzzzzzz", api_name="/status")
     assert live_server.job_ids() == before
+
+
+def run_example(live_server, endpoint: str, monkeypatch, **replace: str) -> object:
+    """Run the Python example the "Use via API" page shows for `endpoint`, from the repository root, as a user
+    would paste it; `replace` swaps an example value for another (e.g. the job id of a real job)."""
+    code = live_server.http.get("/gradio_api/info").json()["named_endpoints"][endpoint]["code_snippets"]["python"]
+    for shown, actual in replace.items():
+        code = code.replace(shown, actual)
+    printed: list = []
+    monkeypatch.chdir(REPO)
+    exec(compile(code, endpoint, "exec"), {"print": printed.append})  # noqa: S102 - the page's own example
+    return printed[0]
+
+
+def test_the_api_pages_examples_run_and_the_result_comes_in_each_format(live_server, monkeypatch, connect):
+    job_id = run_example(live_server, "/submit", monkeypatch)
+    assert is_job_id(job_id)
+    live_server.wait_for(job_id, lambda job: job["status"] == "completed", 180, "the example job to complete")
+    assert run_example(live_server, "/status", monkeypatch, k3m8xq2p=job_id)["status"] == "completed"
+
+    client = connect()
+    assert Path(client.predict(job_id, api_name="/result")).name == f"{job_id}.glb"
+    archive = Path(client.predict(job_id, "obj", api_name="/result"))
+    assert archive.name == f"{job_id}-obj.zip" and zipfile.is_zipfile(archive)
+    usdz = Path(client.predict(job_id=job_id, format="usdz", api_name="/result"))
+    stage = Usd.Stage.Open(str(usdz))
+    glb = trimesh.load(io.BytesIO(live_server.http.get(f"/jobs/{job_id}/result").content), file_type="glb",
+                       force="mesh", process=False)
+    points = next(UsdGeom.Mesh(prim) for prim in stage.Traverse() if prim.IsA(UsdGeom.Mesh)).GetPointsAttr().Get()
+    assert len(points) == len(glb.vertices)
+    with pytest.raises(AppError, match="Format must be one of glb, obj, ply, stl, usdz"):
+        client.predict(job_id, "fbx", api_name="/result")

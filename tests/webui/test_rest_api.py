@@ -1,9 +1,14 @@
 """The REST API's acceptance checklist, over HTTP against a live `python app.py` with its embedded worker."""
 
+import io
 import json
 import socket
+import zipfile
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+import trimesh
+from pxr import Usd, UsdGeom
 
 from tests.support.stack import Stack, input_files, track_progress
 
@@ -24,6 +29,58 @@ def test_twelve_pngs_give_a_job_id_and_the_job_completes(stack, sphere_inputs):
     assert record["started_at"] and record["finished_at"] and record["error"] is None
     report = stack.http.get(record["result"]["report"])
     assert report.status_code == 200 and json.loads(report.content)["model"] == "fusion"
+
+
+@pytest.fixture(scope="module")
+def completed(stack, sphere_inputs) -> str:
+    job_id = stack.submit(sphere_inputs, grid_resolution=128)["job_id"]
+    stack.wait_for(job_id, ("completed",), timeout=60)
+    return job_id
+
+
+def reopened(content: bytes, fmt: str) -> trimesh.Trimesh:
+    return trimesh.load(io.BytesIO(content), file_type="zip" if fmt == "obj" else fmt, force="mesh", process=False)
+
+
+def downloaded_twice_at_once(stack: Stack, links: dict) -> dict:
+    """Each format asked for by two clients at once, before it exists: both get the same whole file."""
+    formats = ["obj", "ply", "stl", "usdz"] * 2
+    with ThreadPoolExecutor(len(formats)) as pool:
+        answers = list(pool.map(lambda fmt: stack.http.get(links[fmt]), formats))
+    for fmt, first, second in zip(formats, answers, answers[4:]):
+        assert first.status_code == second.status_code == 200 and first.content == second.content, fmt
+    return dict(zip(formats, answers))
+
+
+def test_the_result_downloads_in_every_format_with_the_same_geometry(stack, completed, tmp_path):
+    glb = stack.http.get(f"/jobs/{completed}/result")
+    assert glb.headers["content-type"] == "model/gltf-binary" and glb.content[:4] == b"glTF"
+    reference = reopened(glb.content, "glb")
+    links = stack.job(completed)["result"]
+    downloads = downloaded_twice_at_once(stack, links)
+    for fmt, name in (("obj", "-obj.zip"), ("ply", ".ply"), ("stl", ".stl"), ("usdz", ".usdz")):
+        assert downloads[fmt].status_code == 200, downloads[fmt].text
+        assert downloads[fmt].headers["content-disposition"].endswith(f'{completed}{name}"')
+    for fmt in ("obj", "ply", "stl"):
+        mesh = reopened(downloads[fmt].content, fmt)
+        assert len(mesh.faces) == len(reference.faces) and abs(mesh.bounds - reference.bounds).max() < 1e-6
+        assert len(mesh.vertices) == (3 * len(reference.faces) if fmt == "stl" else len(reference.vertices))
+    output = stack.workdir / "data" / "jobs" / completed / "output"
+    assert not [path.name for path in output.iterdir() if path.name.endswith(".partial")]
+    names = zipfile.ZipFile(io.BytesIO(downloads["obj"].content)).namelist()
+    assert sorted(name.rsplit(".", 1)[1] for name in names) == ["mtl", "obj", "png"]
+    assert downloads["usdz"].headers["content-type"] == "model/vnd.usdz+zip"
+    (tmp_path / "model.usdz").write_bytes(downloads["usdz"].content)
+    stage = Usd.Stage.Open(str(tmp_path / "model.usdz"))
+    mesh = next(UsdGeom.Mesh(prim) for prim in stage.Traverse() if prim.IsA(UsdGeom.Mesh))
+    assert len(mesh.GetPointsAttr().Get()) == len(reference.vertices)
+    assert any(prim.GetAttribute("inputs:file").IsValid() for prim in stage.Traverse())
+
+
+def test_an_unknown_format_is_a_400_naming_the_field(stack, completed):
+    response = stack.http.get(f"/jobs/{completed}/result", params={"format": "fbx"})
+    assert response.status_code == 400 and response.json()["field"] == "format"
+    assert "glb, obj, ply, stl, usdz" in response.json()["error"]
 
 
 def test_model_type_is_also_accepted_as_a_form_field(stack, sphere_inputs):

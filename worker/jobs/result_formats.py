@@ -33,8 +33,10 @@ def require_format(fmt: str) -> str:
 
 
 class ResultFormats:
-    def __init__(self, disk: DiskBudget, builds_at_once: int = BUILDS_AT_ONCE) -> None:
+    def __init__(self, disk: DiskBudget, builds_at_once: int = BUILDS_AT_ONCE,
+                 wait_for_build_s: float = WAIT_FOR_BUILD_S) -> None:
         self.disk = disk
+        self.wait_for_build_s = wait_for_build_s
         self._slots = threading.BoundedSemaphore(builds_at_once)
         self._changed = threading.Condition()
         self._building: set[Path] = set()
@@ -59,7 +61,7 @@ class ResultFormats:
         return target
 
     def _build(self, glb: Path, fmt: str, target: Path) -> None:
-        if not self._slots.acquire(timeout=WAIT_FOR_BUILD_S):
+        if not self._slots.acquire(timeout=self.wait_for_build_s):
             raise ServiceBusyError(f"the server is busy converting other results; try the {fmt} again in a minute",
                                    retry_after=60, status_code=503)
         aside = target.with_name(f".{target.name}.{uuid.uuid4().hex}.partial")
