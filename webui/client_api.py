@@ -26,7 +26,6 @@ from .served_results import ServedResults
 from .slots import gallery_items
 from .studio import FOLLOWERS, Studio, Tokens
 
-
 EXAMPLE_FOLDER = "examples/spot"
 EXAMPLE_JOB_ID = "k3m8xq2p"
 Shown = TypeVar("Shown", bound=gr.components.Component)
@@ -105,7 +104,7 @@ def add_client_api(studio: Studio, results: ServedResults, tokens: gr.State, def
             raise _user_error(error) from None
         return {"status": result.status, "message": result.message}
 
-    def result(job_id: str, format: str = "glb") -> str:  # noqa: A002 - the parameter's name in the client API
+    def result(job_id: str, format: str = "glb") -> str:  # "format": the parameter's name in the client API
         try:
             job = studio.job(job_id)
             path = studio.service.result_file(job.job_id, format)

@@ -7,8 +7,8 @@ from typing import Callable
 
 import gradio as gr
 from fastapi import FastAPI
-from fastapi_offline import FastAPIOffline
 from fastapi.exceptions import RequestValidationError
+from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from worker.errors import ReconError

@@ -44,12 +44,13 @@ def reopened(content: bytes, fmt: str) -> trimesh.Trimesh:
 
 def downloaded_twice_at_once(stack: Stack, links: dict) -> dict:
     """Each format asked for by two clients at once, before it exists: both get the same whole file."""
-    formats = ["obj", "ply", "stl", "usdz"] * 2
-    with ThreadPoolExecutor(len(formats)) as pool:
-        answers = list(pool.map(lambda fmt: stack.http.get(links[fmt]), formats))
-    for fmt, first, second in zip(formats, answers, answers[4:]):
+    downloads = {}
+    for fmt in ("obj", "ply", "stl", "usdz"):
+        with ThreadPoolExecutor(2) as pool:
+            first, second = pool.map(stack.http.get, [links[fmt]] * 2)
         assert first.status_code == second.status_code == 200 and first.content == second.content, fmt
-    return dict(zip(formats, answers))
+        downloads[fmt] = first
+    return downloads
 
 
 def test_the_result_downloads_in_every_format_with_the_same_geometry(stack, completed, tmp_path):

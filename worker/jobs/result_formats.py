@@ -3,8 +3,9 @@
 A format is built once: requests that arrive while it is being built wait for
 it, and readers only ever see a whole file (it is written aside, then renamed;
 another web process building the same file at once only wastes the work). Builds
-take CPU in the web process, so at most BUILDS_AT_ONCE run together, and each
-counts against the jobs' disk budget before a byte is written.
+take CPU in the web process, so at most BUILDS_AT_ONCE run together (a request
+past that is told to retry), and each counts against the jobs' disk budget
+before a byte is written.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from .files import JobFiles
 from .limits import DiskBudget
 
 BUILDS_AT_ONCE = 2
-WAIT_FOR_BUILD_S = 60.0
+WAIT_FOR_BUILD_S = 60.0  # for a file another request is building: the slowest, OBJ of 200,000 triangles, takes 3-8 s
+RETRY_AFTER_S = 10
 # Bytes reserved per build, as a multiple of the GLB's size: the largest measured is STL at 1.9x (Spot, colours).
 SIZE_FACTOR = 3
 
@@ -36,21 +38,26 @@ class ResultFormats:
     def __init__(self, disk: DiskBudget, builds_at_once: int = BUILDS_AT_ONCE,
                  wait_for_build_s: float = WAIT_FOR_BUILD_S) -> None:
         self.disk = disk
+        self.builds_at_once = builds_at_once
         self.wait_for_build_s = wait_for_build_s
-        self._slots = threading.BoundedSemaphore(builds_at_once)
         self._changed = threading.Condition()
         self._building: set[Path] = set()
 
     def path(self, files: JobFiles, fmt: str) -> Path:
-        """The completed job's result as `fmt`, built now if it is not stored yet."""
+        """The completed job's result as `fmt`, built now if it is not stored yet.
+
+        A request for a file being built waits for it; one that would start a build past BUILDS_AT_ONCE is
+        refused at once (503), so no request thread waits for a slot."""
         target = files.result_as(require_format(fmt))
         if fmt == "glb" or target.is_file():
             return target
         with self._changed:
-            while target in self._building:
-                self._changed.wait()
+            if not self._changed.wait_for(lambda: target not in self._building, timeout=self.wait_for_build_s):
+                raise _busy(fmt)
             if target.is_file():
                 return target
+            if len(self._building) >= self.builds_at_once:
+                raise _busy(fmt)
             self._building.add(target)
         try:
             self._build(files.result, fmt, target)
@@ -61,9 +68,6 @@ class ResultFormats:
         return target
 
     def _build(self, glb: Path, fmt: str, target: Path) -> None:
-        if not self._slots.acquire(timeout=self.wait_for_build_s):
-            raise ServiceBusyError(f"the server is busy converting other results; try the {fmt} again in a minute",
-                                   retry_after=60, status_code=503)
         aside = target.with_name(f".{target.name}.{uuid.uuid4().hex}.partial")
         try:
             self.disk.reserve(SIZE_FACTOR * glb.stat().st_size)
@@ -75,6 +79,10 @@ class ResultFormats:
             raise StorageError(f"the server could not store the {fmt} file ({exc.strerror or exc}); "
                                "try again later") from exc
         finally:
-            self._slots.release()
             with contextlib.suppress(OSError):
                 aside.unlink()
+
+
+def _busy(fmt: str) -> ServiceBusyError:
+    return ServiceBusyError(f"the server is busy converting other results; try the {fmt} again in a few seconds",
+                            retry_after=RETRY_AFTER_S, status_code=503)
