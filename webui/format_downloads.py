@@ -14,8 +14,9 @@ import gradio as gr
 from worker.errors import ReconError
 from worker.jobs.files import download_name
 
+from .input_notes import error_sentence
 from .served_results import ServedResults
-from .studio import Studio, error_sentence
+from .studio import Studio
 
 FORMAT_CHOICES = [
     ("OBJ: a zip of mesh, material and texture", "obj"),
