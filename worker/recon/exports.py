@@ -8,6 +8,7 @@ the GLB is textured, converted from glTF's linear COLOR_0 otherwise.
 
 from __future__ import annotations
 
+import io
 import zipfile
 from pathlib import Path
 from typing import Callable
@@ -21,6 +22,10 @@ from .export_usdz import write_usdz
 FORMATS = ("glb", "obj", "ply", "stl", "usdz")
 OBJ_NAME = "model.obj"
 MTL_NAME = "model.mtl"
+TEXTURE_NAME = "texture.png"
+# Diffuse only (illum 1: no specular), like the GLB's fully rough, non-metallic material; no Ka, which some
+# importers read as metalness.
+MTL_TEXT = f"newmtl baked\nKd 1 1 1\nillum 1\nmap_Kd {TEXTURE_NAME}\n"
 ZIP_LEVEL = 1  # made once per job on request: 3x faster than the default level for a 10% larger zip
 
 
@@ -63,20 +68,35 @@ def _plain(mesh: trimesh.Trimesh, colours: np.ndarray | None = None) -> trimesh.
 
 
 def write_obj_zip(mesh: trimesh.Trimesh, out: Path) -> None:
-    """A zip of model.obj, model.mtl and the texture PNG (or model.obj with sRGB vertex colours, untextured)."""
-    if is_textured(mesh):
-        text, extras = trimesh.exchange.obj.export_obj(
-            mesh, include_normals=True, include_texture=True, return_texture=True, mtl_name=MTL_NAME,
-        )
-    else:
-        text, extras = trimesh.exchange.obj.export_obj(
-            _plain(mesh, srgb_vertex_colours(mesh)), include_normals=True, include_color=True,
-            include_texture=False, return_texture=True,
-        )
+    """A zip of model.obj, model.mtl and the texture PNG; untextured, model.obj alone with sRGB vertex colours."""
+    textured = is_textured(mesh)
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED, compresslevel=ZIP_LEVEL) as archive:
-        archive.writestr(OBJ_NAME, text)
-        for name, data in extras.items():
-            archive.writestr(name, data, zipfile.ZIP_STORED if name.endswith(".png") else zipfile.ZIP_DEFLATED)
+        archive.writestr(OBJ_NAME, _obj_text(mesh, textured))
+        if textured:
+            archive.writestr(MTL_NAME, MTL_TEXT)
+            image = io.BytesIO()
+            mesh.visual.material.baseColorTexture.convert("RGB").save(image, "PNG", compress_level=1)
+            archive.writestr(TEXTURE_NAME, image.getvalue(), zipfile.ZIP_STORED)
+
+
+def _lines(template: str, values: np.ndarray) -> str:
+    """`template` filled with each row of `values`, in one C-level format: 3x faster than trimesh's OBJ writer."""
+    return (template * len(values)) % tuple(values.ravel().tolist())
+
+
+def _obj_text(mesh: trimesh.Trimesh, textured: bool) -> str:
+    """Vertices (with sRGB colours when untextured), UVs (v up, as OBJ and trimesh keep them), normals, triangles
+    whose corners use the same index for all three."""
+    corners = np.repeat(mesh.faces + 1, 3 if textured else 2, axis=1)
+    if textured:
+        parts = ["mtllib " + MTL_NAME + "\nusemtl baked\n", _lines("v %.8f %.8f %.8f\n", mesh.vertices),
+                 _lines("vt %.8f %.8f\n", mesh.visual.uv), _lines("vn %.8f %.8f %.8f\n", mesh.vertex_normals),
+                 _lines("f %d/%d/%d %d/%d/%d %d/%d/%d\n", corners)]
+    else:
+        rgb = srgb_vertex_colours(mesh)[:, :3] / 255.0
+        parts = [_lines("v %.8f %.8f %.8f %.4f %.4f %.4f\n", np.column_stack((mesh.vertices, rgb))),
+                 _lines("vn %.8f %.8f %.8f\n", mesh.vertex_normals), _lines("f %d//%d %d//%d %d//%d\n", corners)]
+    return "".join(parts)
 
 
 def write_ply(mesh: trimesh.Trimesh, out: Path) -> None:
