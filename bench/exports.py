@@ -39,7 +39,7 @@ def spot_result(folder: Path) -> Path:
     spot = REPO / "examples" / "spot"
     inputs = load_inputs([spot / f"view_{i}_{slot}.png" for i, slot in enumerate(SLOT_NAMES)],
                          [spot / f"depth_{i}_{slot}.png" for i, slot in enumerate(SLOT_NAMES)], None)
-    reconstruct_fusion(inputs, folder, lambda fraction, stage=None: None)
+    reconstruct_fusion(inputs, folder / "model.glb", lambda fraction, stage=None: None)
     return folder / "model.glb"
 
 

@@ -114,7 +114,8 @@ def add_client_api(studio: Studio, results: ServedResults, tokens: gr.State, def
 
     gr.on([], submit, [views, depth_renders, model, options, tokens, cameras], [job_id, tokens], api_name="submit",
           api_description="Queue a job: 6 views and 6 depth renders in slot order, a model and its options. "
-                          "Returns the job id.")
+                          f"Returns the job id. The example's files are the shipped {EXAMPLE_FOLDER} inputs: run it "
+                          "from the repository root.")
     gr.on([], status, [job_id], [record], api_name="status",
           api_description="The job record: status, progress 0-100, stage, queue_position, warnings, error.")
     gr.on([], wait, [job_id], [record], api_name="wait", concurrency_limit=FOLLOWERS, concurrency_id="follow",
