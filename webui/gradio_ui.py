@@ -153,6 +153,7 @@ def _result_column() -> dict:
         parts["download_report"] = gr.DownloadButton("Download report.json", visible=False, elem_id="download-report")
     parts["formats"] = format_downloads()
     parts["summary"] = gr.HTML(elem_id="report-summary")
+    parts["comparison"], parts["turntable"] = _previews()
     with gr.Row(elem_id="track-row", equal_height=True):
         parts["job_box"] = gr.Textbox(
             show_label=False, placeholder="Re-attach to a job: paste its id, e.g. k3m8xq2p", max_lines=1, scale=4,
@@ -160,6 +161,19 @@ def _result_column() -> dict:
         )
         parts["track"] = gr.Button("Track", scale=1, size="md", elem_id="track")
     return parts
+
+
+def _previews() -> tuple[gr.Image, gr.Image]:
+    """Pictures of the fit under the viewer, once a job completes (layout: worker/recon/previews.py)."""
+    comparison = gr.Image(
+        label="Comparison with the inputs: per slot the input, the result, the depth error", type="filepath",
+        interactive=False, visible=False, buttons=["download", "fullscreen"], elem_id="comparison",
+    )
+    turntable = gr.Image(
+        label="Turntable", type="filepath", interactive=False, visible=False, buttons=["download"], height=280,
+        elem_id="turntable",
+    )
+    return comparison, turntable
 
 
 def _wire(demo: gr.Blocks, page: Page, handlers: UiHandlers) -> None:
@@ -180,7 +194,8 @@ def _wire(demo: gr.Blocks, page: Page, handlers: UiHandlers) -> None:
     )
 
     finish_outputs = [
-        page.status, page.viewer, page.download_glb, page.download_report, page.summary,
+        page.status, page.viewer, page.download_glb, page.download_report, page.summary, page.comparison,
+        page.turntable,
         page.reconstruct, page.cancel, page.track, page.confirm_dialog,
     ]
     start_outputs = finish_outputs + [page.active_job, page.job_box]

@@ -33,6 +33,8 @@ class Page:
     download_glb: gr.DownloadButton
     download_report: gr.DownloadButton
     summary: gr.HTML
+    comparison: gr.Image
+    turntable: gr.Image
     job_box: gr.Textbox
     track: gr.Button
     examples: gr.Examples | None = None

@@ -123,6 +123,20 @@ def build_router(service: JobService) -> APIRouter:
         return FileResponse(service.output_file(job_id, "report"), media_type="application/json",
                             filename=f"{job_id}-report.json")
 
+    @router.get("/jobs/{job_id}/comparison.png", response_class=FileResponse, tags=["previews"],
+                summary="The comparison sheet: per slot the input, the result and the depth error",
+                responses={200: {"content": {"image/png": {}}}})
+    def get_comparison(job_id: str) -> FileResponse:
+        return FileResponse(service.output_file(job_id, "comparison"), media_type="image/png",
+                            filename=f"{job_id}-comparison.png", content_disposition_type="inline")
+
+    @router.get("/jobs/{job_id}/turntable.webp", response_class=FileResponse, tags=["previews"],
+                summary="The turntable: 8 renders around the result, an animated WebP",
+                responses={200: {"content": {"image/webp": {}}}})
+    def get_turntable(job_id: str) -> FileResponse:
+        return FileResponse(service.output_file(job_id, "turntable"), media_type="image/webp",
+                            filename=f"{job_id}-turntable.webp", content_disposition_type="inline")
+
     @router.get("/models", response_model=list[ModelInfo], tags=["models"], summary="Models and whether they can run here")
     def list_models() -> list[dict]:
         return model_catalogue(service.config)

@@ -75,6 +75,7 @@ class UiHandlers:
             page.viewer: None, page.summary: "",
             page.download_glb: gr.update(visible=False, value=None),
             page.download_report: gr.update(visible=False, value=None),
+            page.comparison: gr.update(visible=False, value=None), page.turntable: gr.update(visible=False, value=None),
             page.reconstruct: gr.update(interactive=False), page.track: gr.update(interactive=False),
             page.cancel: gr.update(interactive=owned and job.status in ACTIVE),
             page.confirm_dialog: gr.update(visible=False),
@@ -157,7 +158,17 @@ class UiHandlers:
             page.download_glb: gr.update(value=str(glb_copy), visible=True),
             page.download_report: gr.update(value=str(report_copy), visible=True),
             page.summary: summarize_report_file(report),
+            page.comparison: self._preview(job, "comparison", f"{job.job_id}-comparison.png"),
+            page.turntable: self._preview(job, "turntable", f"{job.job_id}-turntable.webp"),
         }
+
+    def _preview(self, job: Job, kind: str, name: str) -> dict:
+        """A picture of the fit, shown; hidden for a job completed before the worker drew them."""
+        try:
+            picture = self.results.serve(self.studio.output(job, kind), name)
+        except ReconError:
+            return gr.update(visible=False, value=None)
+        return gr.update(value=str(picture), visible=True)
 
     def open_confirm(self, job_id: str) -> dict:
         page = self.page

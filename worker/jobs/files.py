@@ -13,6 +13,10 @@ RESULT_NAME = "model.glb"
 # The result in each download format: the GLB as the worker wrote it, the others made from it on first request.
 RESULT_NAMES = {"glb": RESULT_NAME, "obj": "model-obj.zip", "ply": "model.ply", "stl": "model.stl", "usdz": "model.usdz"}
 REPORT_NAME = "report.json"
+COMPARISON_NAME = "comparison.png"
+TURNTABLE_NAME = "turntable.webp"
+OUTPUT_NAMES = {"result": RESULT_NAME, "report": REPORT_NAME, "comparison": COMPARISON_NAME,
+                "turntable": TURNTABLE_NAME}
 VIEW_NAMES = tuple(f"view_{index}.png" for index in range(6))
 DEPTH_NAMES = tuple(f"depth_{index}.png" for index in range(6))
 CAMERAS_NAME = "cameras.json"
@@ -65,6 +69,14 @@ class JobFiles:
     @property
     def partial_report(self) -> Path:
         return self.partial / REPORT_NAME
+
+    @property
+    def partial_comparison(self) -> Path:
+        return self.partial / COMPARISON_NAME
+
+    @property
+    def partial_turntable(self) -> Path:
+        return self.partial / TURNTABLE_NAME
 
     @property
     def result(self) -> Path:

@@ -22,7 +22,7 @@ from ..errors import (
     StorageError,
 )
 from . import lifecycle
-from .files import JobFiles
+from .files import OUTPUT_NAMES, JobFiles
 from .limits import MB, ClientQuotas, DiskBudget
 from .models import require_model
 from .queue_protocol import JobQueue
@@ -168,12 +168,12 @@ class JobService:
         raise JobStateError(f"job {job.job_id} is already {current.status} and cannot be cancelled", field="job_id")
 
     def output_file(self, job_id: str, kind: str) -> Path:
-        """The GLB (`result`) or report.json (`report`) of a completed job."""
+        """A completed job's file of that kind: `result` (the GLB), `report`, `comparison` or `turntable`."""
         job = self.get(job_id)
         if job.status != COMPLETED:
             raise JobStateError(f"job {job_id} is {job.status}; its files exist once it is completed", field="job_id")
         files = JobFiles.of(self.config.jobs_dir, job_id)
-        path = files.result if kind == "result" else files.report
+        path = files.output / OUTPUT_NAMES[kind]
         if not path.is_file():
             raise JobNotFoundError(f"the {kind} of job {job_id} is no longer stored", field="job_id")
         return path

@@ -31,6 +31,7 @@ from ..jobs.record import CANCELLED, FAILED
 from ..jobs.requeue import requeue
 from ..jobs.store import JobStore
 from ..recon.inputs import load_inputs
+from ..recon.previews import draw_previews
 from ..recon.report import JobReport
 
 log = logging.getLogger(__name__)
@@ -152,6 +153,8 @@ def run_job(
             files.start_partial()
             options, notes = MODELS[job.model_type].fit_to_device(job.options, device)
             made = model(inputs, files.partial_result, reporter, options, device)
+            draw_previews(inputs, files.partial_result, files.partial_comparison, files.partial_turntable,
+                          lambda done: reporter(1.0, "drawing the comparison"))
             report: JobReport = {"job_id": job_id, **made, "model": job.model_type, "options": options,
                                  "warnings": notes + made["warnings"], "wall_time_s": round(time.time() - started, 3)}
             files.partial_report.write_text(json.dumps(report, indent=2))
