@@ -3,7 +3,7 @@
 Inputs first (the six-slot galleries, examples, model and its options), then the
 result (the job card with its progress bar, the 3D viewer, the downloads, the
 report summary); side by side on a wide screen, one above the other on a narrow
-one. The cancel confirmation is a modal dialog over the whole page. Every page
+one. Under both, once a job completes, the pictures of the fit (comparison sheet, turntable). The cancel confirmation is a modal dialog over the whole page. Every page
 event is private; the named client endpoints come from client_api.
 """
 
@@ -153,7 +153,6 @@ def _result_column() -> dict:
         parts["download_report"] = gr.DownloadButton("Download report.json", visible=False, elem_id="download-report")
     parts["formats"] = format_downloads()
     parts["summary"] = gr.HTML(elem_id="report-summary")
-    parts["comparison"], parts["turntable"] = _previews()
     with gr.Row(elem_id="track-row", equal_height=True):
         parts["job_box"] = gr.Textbox(
             show_label=False, placeholder="Re-attach to a job: paste its id, e.g. k3m8xq2p", max_lines=1, scale=4,
@@ -163,17 +162,20 @@ def _result_column() -> dict:
     return parts
 
 
-def _previews() -> tuple[gr.Image, gr.Image]:
-    """Pictures of the fit under the viewer, once a job completes (layout: worker/recon/previews.py)."""
-    comparison = gr.Image(
-        label="Comparison with the inputs: per slot the input, the result, the depth error", type="filepath",
-        interactive=False, visible=False, buttons=["download", "fullscreen"], elem_id="comparison",
-    )
-    turntable = gr.Image(
-        label="Turntable", type="filepath", interactive=False, visible=False, buttons=["download"], height=280,
-        elem_id="turntable",
-    )
-    return comparison, turntable
+def _previews() -> dict:
+    """Pictures of the fit, once a job completes: the page's full width, so that the sheet's six columns read
+    (its layout: worker/recon/previews.py)."""
+    parts: dict = {}
+    with gr.Row(equal_height=False, elem_id="previews"):
+        parts["comparison"] = gr.Image(
+            label="Comparison with the inputs", type="filepath", interactive=False, visible=False,
+            buttons=["download", "fullscreen"], elem_id="comparison", scale=4,
+        )
+        parts["turntable"] = gr.Image(
+            label="Turntable", type="filepath", interactive=False, visible=False, buttons=["download"],
+            elem_id="turntable", scale=1, min_width=280,
+        )
+    return parts
 
 
 def _wire(demo: gr.Blocks, page: Page, handlers: UiHandlers) -> None:
@@ -245,9 +247,10 @@ def build_demo(service: JobService, config: Settings = settings) -> gr.Blocks:
                 inputs = _inputs_column(chosen, studio)
             with gr.Column(scale=5, min_width=420):
                 results = _result_column()
+        previews = _previews()
         dialog = _confirm_dialog()
         formats = results.pop("formats")
-        page = Page(tokens=tokens, active_job=active_job, **inputs, **results, **dialog)
+        page = Page(tokens=tokens, active_job=active_job, **inputs, **results, **previews, **dialog)
         _wire(demo, page, UiHandlers(studio, served, page))
         formats.wire(studio, served, page.viewer, page.active_job)
         add_client_api(studio, served, tokens, chosen)

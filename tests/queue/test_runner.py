@@ -5,7 +5,7 @@ import threading
 
 from tests.support.stack import SLOTS
 from worker.config import load_settings
-from worker.jobs.files import JobFiles
+from worker.jobs.files import COMPARISON_NAME, TURNTABLE_NAME, JobFiles
 from worker.jobs.record import CANCELLED, COMPLETED, FAILED, PROCESSING, QUEUED, Job, hash_token, new_job_id
 from worker.jobs.store import SqliteJobStore
 from worker.jobs.uploads import store_inputs, validate_upload_files
@@ -56,6 +56,9 @@ def test_a_job_completes_with_a_mesh_a_report_and_rising_progress(config, queue,
     progress = [p for p, _ in store.reports]
     assert progress == sorted(progress) and len(set(progress)) >= 4
     assert len({stage for _, stage in store.reports}) >= 4
+    assert (99, "drawing the comparison") in store.reports
+    assert (files.output / COMPARISON_NAME).read_bytes()[:4] == b"\x89PNG"
+    assert (files.output / TURNTABLE_NAME).read_bytes()[8:12] == b"WEBP"
 
 
 def test_a_cancelled_job_stops_at_its_next_progress_update_and_leaves_no_outputs(config, queue, sphere_inputs):

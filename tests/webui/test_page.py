@@ -19,6 +19,7 @@ from tests.support.processes import wait_until
 from tests.webui.live import EXAMPLE, SLOTS, SLOW_OPTIONS, depths_of, views_of
 from worker.jobs.models import FUSION
 from worker.jobs.record import ACTIVE
+from worker.recon.previews import TURNTABLE_SIZE, sheet_size
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -44,6 +45,8 @@ SAMPLE_PROGRESS = """() => {
   return {value: Number(bar.getAttribute('aria-valuenow')), elapsed: bar.querySelector('.job-elapsed').textContent,
           left: bar.querySelector('.job-left').textContent};
 }"""
+
+LOADED_SIZE = "img => img.complete ? [img.naturalWidth, img.naturalHeight] : null"
 
 
 @pytest.fixture(scope="module")
@@ -120,8 +123,14 @@ def test_an_example_fills_both_galleries_and_a_job_progresses_to_a_mesh_in_the_v
     summary = page.locator("#report-summary")
     expect(summary).to_contain_text("triangles")
     expect(summary.locator(".report-views tbody tr")).to_have_count(6)
+    for picture, size in (("comparison", sheet_size(256, 256)), ("turntable", (TURNTABLE_SIZE, TURNTABLE_SIZE))):
+        image = page.locator(f"#{picture} img")
+        expect(image).to_be_visible(timeout=10_000)
+        wait_until(lambda: image.evaluate(LOADED_SIZE) == list(size), 10, what=f"the {picture} to load")
+    assert page.locator("#turntable img").get_attribute("src").endswith(f"{job_id}-turntable.webp")
     time.sleep(3)
     page.screenshot(path=screenshots / "04-result.png", full_page=True)
+    page.locator("#comparison").screenshot(path=screenshots / "13-comparison.png")
 
     with page.expect_download() as download:
         page.click("#download-glb")

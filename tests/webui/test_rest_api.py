@@ -8,9 +8,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import trimesh
+from PIL import Image
 from pxr import Usd, UsdGeom
 
 from tests.support.stack import Stack, input_files, track_progress
+from worker.recon.previews import GAP, HEADER, LEGEND, MARGIN, TURNTABLE_FRAMES, sheet_size
 
 
 @pytest.fixture(scope="module")
@@ -112,6 +114,32 @@ def test_a_completed_job_cannot_be_cancelled(stack, sphere_inputs):
     assert response.status_code == 400 and "completed" in response.json()["error"]
 
 
+def test_a_job_s_pictures_of_the_fit_are_answered_as_its_result_until_it_completes(stack, slow_inputs):
+    submitted = stack.submit(slow_inputs, grid_resolution=512)
+    job_id, token = submitted["job_id"], submitted["job_token"]
+    for picture in ("comparison.png", "turntable.webp"):
+        early = stack.http.get(f"/jobs/{job_id}/{picture}")
+        result = stack.http.get(f"/jobs/{job_id}/result")
+        assert early.status_code == result.status_code == 400 and early.json() == result.json()
+        assert early.json()["field"] == "job_id" and "once it is completed" in early.json()["error"]
+    stack.cancel(job_id, token, False)
+    stack.cancel(job_id, token, True)
+    assert stack.http.get("/jobs/zzzzzzzz/comparison.png").status_code == 404
+
+
+def test_a_completed_job_serves_its_comparison_sheet_and_turntable(stack, sphere_inputs):
+    submitted = stack.submit(sphere_inputs, grid_resolution=128)
+    stack.wait_for(submitted["job_id"], ("completed",), timeout=60)
+    sheet = stack.http.get(f"/jobs/{submitted['job_id']}/comparison.png")
+    assert sheet.status_code == 200 and sheet.headers["content-type"] == "image/png"
+    image = Image.open(io.BytesIO(sheet.content))
+    assert image.format == "PNG"
+    assert image.size == sheet_size(128, 128) == (MARGIN + 6 * (128 + GAP) + GAP, HEADER + 3 * (128 + GAP) + LEGEND)
+    turntable = stack.http.get(f"/jobs/{submitted['job_id']}/turntable.webp")
+    assert turntable.status_code == 200 and turntable.headers["content-type"] == "image/webp"
+    assert Image.open(io.BytesIO(turntable.content)).n_frames == TURNTABLE_FRAMES
+
+
 def test_a_wrong_file_count_is_a_400_naming_the_field(stack, sphere_inputs):
     files = [item for item in input_files(sphere_inputs) if item[1][0] != "depth_5_bottom.png"]
     response = stack.http.post("/jobs", files=files)
@@ -137,7 +165,8 @@ def test_the_docs_list_every_endpoint(stack):
     assert stack.http.get("/docs").status_code == 200
     paths = stack.http.get("/openapi.json").json()["paths"]
     assert {"/jobs", "/jobs/{job_id}", "/jobs/{job_id}/cancel", "/jobs/{job_id}/result",
-            "/jobs/{job_id}/report", "/models"} <= set(paths)
+            "/jobs/{job_id}/report", "/jobs/{job_id}/comparison.png", "/jobs/{job_id}/turntable.webp",
+            "/models"} <= set(paths)
 
 
 def test_models_say_whether_they_can_run_here(stack):

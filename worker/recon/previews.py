@@ -43,9 +43,11 @@ from .stages import Done
 
 TILE = 256
 GAP = 8
-MARGIN = 104
-HEADER = 28
-LEGEND = 64
+MARGIN = 128
+HEADER = 64  # the slot names sit at its foot: a page may lay its own label and buttons over the top
+LEGEND = 84
+LABEL_PX = 20
+LEGEND_PX = 15
 ROW_NAMES = ("input", "result", "depth error")
 ERROR_SCALE_PCT = 2.0
 ERROR_TICKS_PCT = (0.0, 0.5, 1.0, 1.5, 2.0)
@@ -188,22 +190,22 @@ def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
 
 def _legend(draw: ImageDraw.ImageDraw, left: int, top: int, width: int, size: float) -> None:
     """The colour bar with ticks in % of the object's size and world units, then the silhouette swatches."""
-    bar_w, bar_h = min(480, width // 2), 14
+    bar_w, bar_h = min(560, width // 2), 16
     ramp = error_colours(np.linspace(0.0, 1.0, bar_w))
     for x, colour in enumerate(ramp):
-        draw.line([(left + x, top + 18), (left + x, top + 18 + bar_h)], fill=tuple(int(c) for c in colour))
-    font = _font(12)
+        draw.line([(left + x, top + 22), (left + x, top + 22 + bar_h)], fill=tuple(int(c) for c in colour))
+    font = _font(LEGEND_PX)
     draw.text((left, top), f"depth error, % of the object's size ({size:.3g} units)", fill=INK, font=font)
     for tick in ERROR_TICKS_PCT:
         x = left + round(tick / ERROR_SCALE_PCT * (bar_w - 1))
-        draw.line([(x, top + 18 + bar_h), (x, top + 22 + bar_h)], fill=INK)
+        draw.line([(x, top + 22 + bar_h), (x, top + 27 + bar_h)], fill=INK)
         label = f"{tick:g}%" + ("+" if tick == ERROR_SCALE_PCT else "")
-        draw.text((x, top + 24 + bar_h), f"{label} ({tick / 100 * size:.2g})", fill=INK, font=font, anchor="ma")
+        draw.text((x, top + 29 + bar_h), f"{label} ({tick / 100 * size:.2g})", fill=INK, font=font, anchor="ma")
     x = left + bar_w + 40
     for colour, text in ((EXTRA, "extra: mesh outside the input's silhouette"),
                          (MISSING, "missing: no mesh inside the silhouette")):
-        draw.rectangle([(x, top + 18), (x + bar_h, top + 18 + bar_h)], fill=colour)
-        draw.text((x + bar_h + 6, top + 18), text, fill=INK, font=font)
+        draw.rectangle([(x, top + 22), (x + bar_h, top + 22 + bar_h)], fill=colour)
+        draw.text((x + bar_h + 6, top + 22), text, fill=INK, font=font)
         x += bar_h + 6 + round(draw.textlength(text, font=font)) + 24
 
 
@@ -215,14 +217,14 @@ def draw_comparison(inputs: ReconInputs, mesh: Coloured, path: Path, on_progress
     draw = ImageDraw.Draw(sheet)
     object_diagonal = object_size(inputs)
     scale_top = ERROR_SCALE_PCT / 100 * object_diagonal
-    font = _font(14)
+    font = _font(LABEL_PX)
     for row, name in enumerate(ROW_NAMES):
         top = HEADER + row * (size[1] + GAP) + GAP
         draw.text((GAP, top + size[1] // 2), name, fill=INK, font=font, anchor="lm")
     for index, slot in enumerate(SLOT_NAMES):
         on_progress(index / len(SLOT_NAMES))
         left = MARGIN + GAP + index * (size[0] + GAP)
-        draw.text((left + size[0] // 2, HEADER // 2), slot, fill=INK, font=font, anchor="mm")
+        draw.text((left + size[0] // 2, HEADER - GAP), slot, fill=INK, font=font, anchor="md")
         for row, tile in enumerate(slot_tiles(inputs, mesh, index, size, scale_top)):
             sheet.paste(tile, (left, HEADER + row * (size[1] + GAP) + GAP))
     _legend(draw, MARGIN + GAP, HEADER + 3 * (size[1] + GAP) + GAP, width - MARGIN - 2 * GAP, object_diagonal)
