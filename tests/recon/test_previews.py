@@ -17,6 +17,7 @@ from worker.recon.previews import (ERROR_SCALE_PCT, EXTRA, GAP, HEADER, LEGEND, 
                                    TURNTABLE_SIZE, draw_comparison, draw_turntable, error_colours, load_result,
                                    object_size, slot_tiles)
 from worker.recon.render_inputs import render_inputs
+from worker.recon.rig import parse_cameras_json
 
 from . import scenes
 
@@ -51,9 +52,10 @@ def sphere_inputs(sphere_dir):
 
 @pytest.fixture(scope="module")
 def large_box_dir(tmp_path_factory):
-    """A box rendered at 384 px, larger than a tile: its tiles are the inputs scaled down."""
+    """A box seen by the contract's perspective rig at 384 px, larger than a tile: its tiles are scaled down."""
     directory = tmp_path_factory.mktemp("box384")
-    render_inputs(scenes.box(), directory, res=384, normalize=False)
+    render_inputs(scenes.box(), directory, rig=parse_cameras_json(scenes.perspective_cameras_json(384), 384, 384),
+                  normalize=False)
     return directory
 
 

@@ -126,7 +126,8 @@ def test_an_example_fills_both_galleries_and_a_job_progresses_to_a_mesh_in_the_v
     for picture, size in (("comparison", sheet_size(256, 256)), ("turntable", (TURNTABLE_SIZE, TURNTABLE_SIZE))):
         image = page.locator(f"#{picture} img")
         expect(image).to_be_visible(timeout=10_000)
-        wait_until(lambda: image.evaluate(LOADED_SIZE) == list(size), 10, what=f"the {picture} to load")
+        wait_until(lambda image=image, size=size: image.evaluate(LOADED_SIZE) == list(size), 10,
+                   what=f"the {picture} to load")
     assert page.locator("#turntable img").get_attribute("src").endswith(f"{job_id}-turntable.webp")
     time.sleep(3)
     page.screenshot(path=screenshots / "04-result.png", full_page=True)
