@@ -3,8 +3,9 @@
 Inputs first (the six-slot galleries, examples, model and its options), then the
 result (the job card with its progress bar, the 3D viewer, the downloads, the
 report summary); side by side on a wide screen, one above the other on a narrow
-one. Under both, once a job completes, the pictures of the fit (comparison sheet, turntable). The cancel confirmation is a modal dialog over the whole page. Every page
-event is private; the named client endpoints come from client_api.
+one. Under both, once a job completes, the pictures of the fit (comparison sheet,
+turntable). The cancel confirmation is a modal dialog over the whole page. Every
+page event is private; the named client endpoints come from client_api.
 """
 
 from __future__ import annotations
@@ -164,11 +165,11 @@ def _result_column() -> dict:
 
 def _previews() -> dict:
     """Pictures of the fit, once a job completes: the page's full width, so that the sheet's six columns read
-    (its layout: worker/recon/previews.py)."""
+    (its layout: worker/recon/previews.py); the sheet names its own rows and columns, so no label covers them."""
     parts: dict = {}
     with gr.Row(equal_height=False, elem_id="previews"):
         parts["comparison"] = gr.Image(
-            label="Comparison with the inputs", type="filepath", interactive=False, visible=False,
+            label="Comparison with the inputs", show_label=False, type="filepath", interactive=False, visible=False,
             buttons=["download", "fullscreen"], elem_id="comparison", scale=4,
         )
         parts["turntable"] = gr.Image(

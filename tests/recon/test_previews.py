@@ -162,3 +162,15 @@ def test_a_result_without_colours_is_drawn_grey(tmp_path):
     mesh = load_result(path)
     raster_colour = previews.surface_colour(mesh, torch.tensor([[0, -1]]), torch.tensor([[[1.0, 0, 0], [0, 0, 0]]]))
     assert torch.allclose(raster_colour[0, 0], torch.tensor(previews.UNCOLOURED)) and (raster_colour[0, 1] == 0).all()
+
+
+def test_a_large_texture_is_read_at_most_texture_max_wide(tmp_path):
+    box = trimesh.creation.box((1.0, 1.0, 1.0))
+    texture = Image.new("RGB", (4096, 2048), (200, 100, 50))
+    box.visual = trimesh.visual.TextureVisuals(uv=np.random.default_rng(0).random((len(box.vertices), 2)),
+                                               material=trimesh.visual.material.PBRMaterial(baseColorTexture=texture))
+    path = tmp_path / "textured.glb"
+    box.export(path)
+    mesh = load_result(path)
+    assert tuple(mesh.texture.shape) == (previews.TEXTURE_MAX // 2, previews.TEXTURE_MAX, 3)
+    assert torch.allclose(mesh.texture[0, 0], torch.tensor([200, 100, 50]) / 255.0)

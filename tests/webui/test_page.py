@@ -129,6 +129,9 @@ def test_an_example_fills_both_galleries_and_a_job_progresses_to_a_mesh_in_the_v
         wait_until(lambda image=image, size=size: image.evaluate(LOADED_SIZE) == list(size), 10,
                    what=f"the {picture} to load")
     assert page.locator("#turntable img").get_attribute("src").endswith(f"{job_id}-turntable.webp")
+    with page.expect_download() as sheet:
+        page.locator("#comparison").get_by_label("Download").click()
+    assert sheet.value.suggested_filename == f"{job_id}-comparison.png"
     time.sleep(3)
     page.screenshot(path=screenshots / "04-result.png", full_page=True)
     page.locator("#comparison").screenshot(path=screenshots / "13-comparison.png")

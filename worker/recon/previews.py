@@ -60,6 +60,7 @@ NO_DEPTH = (56, 56, 56)
 PAPER = (255, 255, 255)
 INK = (30, 30, 30)
 UNCOLOURED = (0.7, 0.7, 0.7)  # sRGB of a mesh without colours
+TEXTURE_MAX = 1024  # a 256-pixel tile needs no finer texture; a 4096 one as floats would take 200 MB
 TURNTABLE_FRAMES = 8
 TURNTABLE_SIZE = 256
 TURNTABLE_ELEVATION_DEG = 20.0
@@ -88,7 +89,10 @@ def load_result(glb: Path) -> Coloured:
     image = getattr(getattr(visual, "material", None), "baseColorTexture", None)
     if visual.kind == "texture" and image is not None and getattr(visual, "uv", None) is not None:
         coloured.uv = torch.as_tensor(np.asarray(visual.uv), dtype=torch.float32)
-        coloured.texture = torch.as_tensor(np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0)
+        image = image.convert("RGB")
+        if max(image.size) > TEXTURE_MAX:
+            image.thumbnail((TEXTURE_MAX, TEXTURE_MAX), Image.Resampling.BOX)
+        coloured.texture = torch.as_tensor(np.asarray(image, dtype=np.float32) / 255.0)
     elif visual.kind == "vertex":
         linear = np.asarray(visual.vertex_colors[:, :3], dtype=np.float32) / 255.0
         coloured.vertex_srgb = torch.as_tensor(linear_to_srgb(linear))
