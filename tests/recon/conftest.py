@@ -88,3 +88,8 @@ def reconstruct(tmp_path_factory):
         return cache[key]
 
     return run
+
+
+@pytest.fixture(scope="session")
+def bored_block_dir(tmp_path_factory) -> Path:
+    return _render(tmp_path_factory, "bored_block", scenes.bored_block(), res=RES)

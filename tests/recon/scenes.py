@@ -63,3 +63,15 @@ def load(directory: Path) -> ReconInputs:
     """Inputs written by render_inputs; cube6 (no cameras.json) unless the rig was a perspective one."""
     cameras = json.loads((directory / "cameras.json").read_text())
     return load_inputs(*input_paths(directory), None if cameras["camera_model"] == "ORTHO" else cameras)
+
+
+def bored_block() -> trimesh.Trimesh:
+    """A block with a round through-bore along z: no view sees the bore's walls but at a grazing angle."""
+    from skimage.measure import marching_cubes
+
+    axis = np.linspace(-1, 1, 97)
+    x, y, z = np.meshgrid(axis, axis, axis, indexing="ij")
+    block = np.maximum.reduce([np.abs(x) - 0.7, np.abs(y) - 0.5, np.abs(z) - 0.5])
+    sdf = np.maximum(block, 0.2 - np.hypot(x - 0.1, y))
+    vertices, faces, _, _ = marching_cubes(sdf, 0.0, spacing=(2 / 96,) * 3)
+    return trimesh.Trimesh(vertices - 1.0, faces, process=True)  # skimage winds outward for an SDF

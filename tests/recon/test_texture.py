@@ -78,11 +78,11 @@ def test_baked_texels_take_the_colour_of_the_views_that_see_them_and_seams_are_p
     normals = vertex_normals(vertices, faces)
     atlas = build_atlas(cube.vertices, cube.faces, SIZE)
     grey = torch.full((len(vertices), 3), 0.5)
-    srgb, seen = bake_texture(
+    srgb, filled = bake_texture(
         vertices, normals, atlas, SIZE, inputs.rig.cameras, torch.tensor(inputs.colors), torch.tensor(inputs.masks),
         torch.tensor(inputs.depths), 0.01, grey,
     )
-    assert srgb.shape == (SIZE, SIZE, 3) and srgb.dtype == np.uint8 and seen > 0.99
+    assert srgb.shape == (SIZE, SIZE, 3) and srgb.dtype == np.uint8 and filled < 0.01
 
     plane = np.column_stack((atlas.uv[:, 0], -atlas.uv[:, 1], -np.ones(len(atlas.uv))))
     raster = rasterize(texture_space_camera(SIZE), torch.tensor(plane, dtype=torch.float32), torch.tensor(atlas.faces))
@@ -111,12 +111,33 @@ def test_texels_no_view_sees_take_the_fallback_colour(colour_cube_dir):
     atlas = build_atlas(cube.vertices, cube.faces, SIZE)
     fallback = torch.tensor([[0.0, 1.0, 0.0]]).expand(len(vertices), 3)
     no_views = torch.zeros(inputs.masks.shape, dtype=torch.bool)
-    srgb, seen = bake_texture(
+    srgb, filled = bake_texture(
         vertices, vertex_normals(vertices, faces), atlas, SIZE, inputs.rig.cameras, torch.tensor(inputs.colors),
         no_views, torch.zeros(inputs.depths.shape), 0.01, fallback,
     )
-    assert seen == 0.0
+    assert filled == pytest.approx(1.0)
     plane = np.column_stack((atlas.uv[:, 0], -atlas.uv[:, 1], -np.ones(len(atlas.uv))))
     covered = rasterize(texture_space_camera(SIZE), torch.tensor(plane, dtype=torch.float32),
                         torch.tensor(atlas.faces)).tri_id.numpy() >= 0
     assert (srgb[covered] == (0, 255, 0)).all()
+
+
+def test_slivers_that_hold_no_texel_centre_still_get_their_own_colour(colour_cube_dir):
+    """A diagonal rod far thinner than a texel: its faces are slivers in the atlas that the rasterizer draws no
+    texel of. The texture, read where each face lies, must show that face's colour, not empty black atlas."""
+    inputs = scenes.load(colour_cube_dir)
+    rod = trimesh.creation.box((1.2, 1e-5, 1e-5), trimesh.transformations.rotation_matrix(0.7, (0, 0, 1)))
+    vertices = torch.tensor(rod.vertices, dtype=torch.float32)
+    faces = torch.tensor(rod.faces)
+    atlas = build_atlas(rod.vertices, rod.faces, SIZE)
+    fallback = torch.tensor([[0.0, 1.0, 0.0]]).expand(len(vertices), 3)
+    no_views = torch.zeros(inputs.masks.shape, dtype=torch.bool)
+    srgb, _ = bake_texture(
+        vertices, vertex_normals(vertices, faces), atlas, SIZE, inputs.rig.cameras, torch.tensor(inputs.colors),
+        no_views, torch.zeros(inputs.depths.shape), 0.01, fallback,
+    )
+    along = np.linspace(0.05, 0.9, 50)
+    weights = np.stack((along, 0.95 - along, np.full_like(along, 0.05)), axis=1)  # points along each face
+    points = np.einsum("sk,fkc->fsc", weights, atlas.uv[atlas.faces]).reshape(-1, 2) * SIZE
+    texels = srgb[points[:, 1].astype(int), points[:, 0].astype(int)]
+    assert (texels == (0, 255, 0)).all()

@@ -6,9 +6,11 @@ gives each texel its triangle and barycentrics, hence its 3D point and smooth
 normal. The texel then takes its colour like a vertex does (colour.vertex_colours):
 from the views whose depth map agrees with its depth, weighted by how frontally
 they see it, averaged in linear light. Texels no view sees take the mesh's
-(gap-filled) vertex colours; seams are padded by copying the nearest texel into
-the empty atlas space around every chart, so that bilinear filtering and mipmaps
-do not pull in background.
+vertex colours, gap-filled across the mesh (colour.fill_unseen), never a
+neighbour in the atlas, whose empty space joins parts of the surface that are far
+apart on the mesh; seams are padded by copying the nearest texel into the empty
+atlas space around every chart, so that bilinear filtering and mipmaps do not
+pull in background.
 """
 
 from __future__ import annotations
@@ -21,10 +23,11 @@ from scipy.ndimage import distance_transform_edt
 
 from .atlas import Atlas
 from .colour import linear_to_srgb8, vertex_colours
-from .raster import rasterize
+from .raster import Raster, rasterize
 from .rig import ORTHO, Camera
 
 PADDING_TEXELS = 4
+MAX_EDGE_SAMPLES = 2048  # per triangle edge, two per texel it spans
 
 
 def texture_space_camera(size: int) -> Camera:
@@ -46,7 +49,8 @@ def bake_texture(
     fallback: torch.Tensor,
     on_view: Callable[[float], None] = lambda views_done: None,
 ) -> tuple[np.ndarray, float]:
-    """The sRGB texture (size, size, 3) uint8 and the share of covered texels that some view saw.
+    """The sRGB texture (size, size, 3) uint8 and the share of the surface (by area) that no view saw, whose
+    texels took the fallback.
 
     `vertices`, `normals` and `fallback` (linear colours for what no view sees) are per input vertex; the atlas
     maps its vertices onto them. colors, masks, depths and `tolerance` are as for colour.vertex_colours.
@@ -56,10 +60,10 @@ def bake_texture(
     faces = torch.as_tensor(atlas.faces, device=device)
     uv = torch.as_tensor(atlas.uv, dtype=torch.float32, device=device)
     plane = torch.stack((uv[:, 0], -uv[:, 1], torch.full_like(uv[:, 0], -1.0)), dim=1)
-    raster = rasterize(texture_space_camera(size), plane, faces)
-    covered = raster.tri_id >= 0
-    texel_faces = faces[raster.tri_id[covered]]  # (N, 3)
-    weights = raster.bary[covered][..., None]
+    tri_id, bary = _texel_triangles(rasterize(texture_space_camera(size), plane, faces), atlas, size)
+    covered = tri_id >= 0
+    texel_faces = faces[tri_id[covered]]  # (N, 3)
+    weights = bary[covered][..., None]
     points = (vertices[source[texel_faces]] * weights).sum(dim=1)
     texel_normals = torch.nn.functional.normalize((normals[source[texel_faces]] * weights).sum(dim=1), dim=1)
     linear, seen = vertex_colours(points, texel_normals, cameras, colors, masks, depths, tolerance, on_view)
@@ -73,5 +77,62 @@ def bake_texture(
     distance, (rows, cols) = distance_transform_edt(~covered_np, return_indices=True)
     pad = (distance > 0) & (distance <= PADDING_TEXELS)
     image[pad] = image[rows[pad], cols[pad]]
-    return linear_to_srgb8(image), float(seen.float().mean().item()) if seen.numel() else 0.0
+    return linear_to_srgb8(image), _area_share(vertices[source], faces, uv, tri_id[covered], unseen)
+
+
+def _texel_triangles(raster: Raster, atlas: Atlas, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The triangle (-1: none) and barycentrics of each texel: the rasterizer's, plus every texel that a triangle
+    crosses without covering its centre (slivers, and whole tiny charts of them). Without those the texture
+    would be read there from another chart's padding, or from black, empty atlas."""
+    tri_id, bary = raster.tri_id.clone(), raster.bary.clone()
+    corners = atlas.uv[atlas.faces].astype(np.float64) * size  # (F, 3, 2) in texels
+    edge1, edge2 = corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0]
+    area = 0.5 * np.abs(edge1[:, 0] * edge2[:, 1] - edge1[:, 1] * edge2[:, 0])
+    held = np.bincount(tri_id[tri_id >= 0].cpu().numpy(), minlength=len(corners))
+    longest = np.linalg.norm(corners - np.roll(corners, -1, axis=1), axis=2).max(axis=1)
+    # A triangle holding most of the texels it spans is drawn well enough; a sliver holds few for its length.
+    thin = np.flatnonzero((held < 0.5 * area + 1) | (longest > 2 * held + 2))
+    face, weights = _edge_samples(corners[thin])
+    face = thin[face]
+    point = np.einsum("nk,nkc->nc", weights, corners[face])
+    texel = (np.clip(point[:, 1].astype(np.int64), 0, size - 1) * size
+             + np.clip(point[:, 0].astype(np.int64), 0, size - 1))
+    empty = tri_id.reshape(-1).cpu().numpy()[texel] < 0
+    texel, chosen = np.unique(texel[empty], return_index=True)
+    texel = torch.as_tensor(texel, device=tri_id.device)
+    tri_id.view(-1)[texel] = torch.as_tensor(face[empty][chosen], device=tri_id.device)
+    bary.view(-1, 3)[texel] = torch.as_tensor(weights[empty][chosen], dtype=bary.dtype, device=bary.device)
+    return tri_id, bary
+
+
+def _edge_samples(corners: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Points along the edges of every triangle (F, 3, 2) half a texel apart, and its centroid, pulled a tenth of
+    the way to the centroid so that each lies inside: (face index, barycentrics) per point. A triangle thinner
+    than a texel touches no texel that these points miss."""
+    count = len(corners)
+    steps = np.ceil(2 * np.linalg.norm(corners - np.roll(corners, -1, axis=1), axis=2)).astype(np.int64) + 1
+    steps = np.minimum(steps, MAX_EDGE_SAMPLES).ravel()  # edge k runs from corner k to corner k + 1
+    edge = np.repeat(np.arange(3 * count), steps)
+    t = (np.arange(len(edge)) - np.repeat(np.cumsum(steps) - steps, steps)) / np.maximum(steps[edge] - 1, 1)
+    walked = np.zeros((len(edge), 3))
+    walked[np.arange(len(t)), edge % 3] = 1 - t
+    walked[np.arange(len(t)), (edge + 1) % 3] += t
+    face = np.concatenate((edge // 3, np.arange(count)))
+    weights = np.concatenate((0.9 * walked + 0.1 / 3, np.full((count, 3), 1 / 3)))
+    return face, weights
+
+
+def _area_share(vertices: torch.Tensor, faces: torch.Tensor, uv: torch.Tensor, texel_faces: torch.Tensor,
+                chosen: torch.Tensor) -> float:
+    """The share of the surface the `chosen` texels stand for: each texel counts its triangle's surface area per
+    texel, since charts are foreshortened by different amounts."""
+    if texel_faces.numel() == 0:
+        return 0.0
+    corners, corner_uv = vertices[faces], uv[faces]
+    surface = torch.linalg.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0], dim=1).norm(dim=1)
+    edge1, edge2 = corner_uv[:, 1] - corner_uv[:, 0], corner_uv[:, 2] - corner_uv[:, 0]
+    flat = (edge1[:, 0] * edge2[:, 1] - edge1[:, 1] * edge2[:, 0]).abs()
+    per_texel = (surface / flat.clamp_min(1e-20))[texel_faces]
+    per_texel = per_texel.clamp_max(20 * per_texel.median())  # a sliver's texel stands for little, not for all
+    return float((per_texel * chosen).sum() / per_texel.sum().clamp_min(1e-30))
 

@@ -1,8 +1,14 @@
 """Colour spaces, and vertex colours taken from the views that actually see each vertex.
 
 Views are sRGB, glTF vertex colours (COLOR_0) are linear: averaging happens in
-linear light. A vertex takes colour only from views whose depth map agrees with
-its depth (it is not occluded there), weighted by how frontally the view sees it.
+linear light. A vertex takes colour only from the pixels around its projection
+whose depth agrees with its own (so neither an occluder nor the background bleeds
+in), from views that see it at least MIN_FACING frontally, weighted by how
+frontally. A point seen only at a grazing angle or by a sliver of a pixel has no
+trustworthy colour: it counts as unseen, and unseen vertices are filled across the
+mesh (from the nearest seen vertex along its edges), so the inside of a bore or a
+tunnel takes the colours of its own walls and rims, never those of a surface that
+is near in space but far along the mesh (the outside of a thin wall).
 """
 
 from __future__ import annotations
@@ -11,12 +17,17 @@ from typing import Callable
 
 import numpy as np
 import torch
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import dijkstra
 from scipy.spatial import cKDTree
 
 from .rig import Camera
 from .sampling import neighbours_2x2
 
 FACING_POWER = 4.0
+MIN_FACING = 0.05  # cos 87 degrees: closer to grazing, a pixel spans too long a strip of the surface
+MIN_COVERAGE = 0.25  # the agreeing pixels must hold at least this much of the bilinear weight
+SMOOTHING_ROUNDS = 5  # neighbour averages over filled vertices: enough to hide a border, too few to grey it
 CHUNK_VERTICES = 1 << 18
 
 
@@ -47,46 +58,89 @@ def vertex_colours(
     tolerance: float,
     on_view: Callable[[float], None] = lambda views_done: None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Linear RGB per vertex (V, 3) and whether any view saw it (V,).
+    """Linear RGB per vertex (V, 3) and whether any view saw it (V,); unseen vertices are black.
 
-    colors (6, H, W, 3) linear, masks (6, H, W), depths (6, H, W); a view sees a vertex when its
-    depth map, sampled there, is within `tolerance` of the vertex's depth. `on_view(views_done)` reports
-    progress in views (fractional within a view) before each chunk of vertices.
+    colors (6, H, W, 3) linear, masks (6, H, W), depths (6, H, W); of the 2x2 pixels around a vertex's
+    projection, those inside the mask whose depth is within `tolerance` of the vertex's depth give it colour.
+    `on_view(views_done)` reports progress in views (fractional within a view) before each chunk of vertices.
     """
     total = torch.zeros(vertices.shape[0], 3, dtype=colors.dtype, device=vertices.device)
     weight = torch.zeros(vertices.shape[0], dtype=colors.dtype, device=vertices.device)
     for index, (camera, colour_map, mask, depth_map) in enumerate(zip(cameras, colors, masks, depths)):
         # Colour and depth share their 2x2 neighbourhoods: one lookup serves both.
         stacked = torch.cat((colour_map, depth_map[..., None]), dim=-1)
-        has_depth = (depth_map > 0).reshape(-1).to(colors.dtype)
-        in_mask = mask.reshape(-1).to(colors.dtype)
+        usable = (mask & (depth_map > 0)).reshape(-1).to(colors.dtype)
         for first in range(0, vertices.shape[0], CHUNK_VERTICES):
             on_view(index + first / vertices.shape[0])
-            points = vertices[first : first + CHUNK_VERTICES]
-            facing = -(normals[first : first + CHUNK_VERTICES] * camera.view_dirs(points)).sum(dim=-1)
-            front = torch.nonzero(facing > 0).squeeze(1)  # a view never sees a point from behind
+            points, point_normals = vertices[first : first + CHUNK_VERTICES], normals[first : first + CHUNK_VERTICES]
+            facing = -(point_normals * camera.view_dirs(points)).sum(dim=-1)
+            front = torch.nonzero(facing >= MIN_FACING).squeeze(1)
             uvd = camera.project(points[front])
             near = neighbours_2x2(stacked, uvd[:, 0], uvd[:, 1])
-            depth_weights = near.weights * has_depth[near.flat]
-            colour_weights = near.weights * in_mask[near.flat]
-            coverage = depth_weights.sum(dim=-1)
-            colour_coverage = colour_weights.sum(dim=-1)
-            surface = (near.values[..., 3] * depth_weights).sum(dim=-1) / coverage.clamp_min(1e-12)
-            colour = ((near.values[..., :3] * colour_weights[..., None]).sum(dim=-2)
-                      / colour_coverage.clamp_min(1e-12)[:, None])
-            seen = (coverage > 0) & (colour_coverage > 0) & ((surface - uvd[:, 2]).abs() <= tolerance)
-            w = torch.where(seen, facing[front] ** FACING_POWER * coverage, 0.0)
+            expected = _tangent_plane_depths(camera, points[front], point_normals[front], uvd)
+            weights = near.weights * usable[near.flat] * ((near.values[..., 3] - expected).abs() <= tolerance)
+            coverage = weights.sum(dim=-1)
+            colour = (near.values[..., :3] * weights[..., None]).sum(dim=-2) / coverage.clamp_min(MIN_COVERAGE)[:, None]
+            w = torch.where(coverage >= MIN_COVERAGE, facing[front] ** FACING_POWER, 0.0)
             total.index_add_(0, front + first, colour * w[:, None])
             weight.index_add_(0, front + first, w)
     seen = weight > 0
-    return total / weight.clamp_min(1e-12)[:, None], seen
+    return torch.where(seen[:, None], total / weight.clamp_min(1e-12)[:, None], 0.0), seen
 
 
-def fill_unseen(vertices: np.ndarray, colours: np.ndarray, seen: np.ndarray) -> np.ndarray:
-    """Give every vertex no view saw the colour of the nearest vertex that one did."""
+def _tangent_plane_depths(camera: Camera, points: torch.Tensor, normals: torch.Tensor, uvd: torch.Tensor
+                          ) -> torch.Tensor:
+    """(N, 4): the depth each of the 2x2 pixels around a point's projection would show if the surface were the
+    point's tangent plane. Seen at a slant, neighbouring pixels show the same surface at quite other depths;
+    comparing them with the point's own depth would call the surface occluded."""
+    w2c = torch.as_tensor(camera.world_to_cam, dtype=points.dtype, device=points.device)
+    n = normals @ w2c[:3, :3].T  # camera frame: x right, y up, looking down -z
+    plane = (n * (points @ w2c[:3, :3].T + w2c[:3, 3])).sum(dim=-1, keepdim=True)
+    x0 = torch.floor(uvd[:, 0:1] - 0.5) + 0.5
+    y0 = torch.floor(uvd[:, 1:2] - 0.5) + 0.5
+    x = (torch.cat((x0, x0 + 1, x0, x0 + 1), dim=1) - camera.cx) / camera.fx
+    y = (camera.cy - torch.cat((y0, y0, y0 + 1, y0 + 1), dim=1)) / camera.fy
+    slope = n[:, 0:1] * x + n[:, 1:2] * y
+    if camera.is_ortho:  # the pixel's ray is (x, y, -depth)
+        return (slope - plane) / n[:, 2:3].clamp_min(1e-6)
+    return plane / (slope - n[:, 2:3]).clamp_max(-1e-6)  # ...or depth * (x, y, -1)
+
+
+def vertex_areas(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """The surface area each vertex stands for: a third of its faces' areas."""
+    corners = vertices[faces]
+    face_area = 0.5 * np.linalg.norm(np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0]), axis=1)
+    return np.bincount(faces.reshape(-1), np.repeat(face_area / 3, 3), minlength=len(vertices))
+
+
+def fill_unseen(vertices: np.ndarray, faces: np.ndarray, colours: np.ndarray, seen: np.ndarray
+                ) -> tuple[np.ndarray, float]:
+    """Colours with every unseen vertex filled, and the share of the surface (by area) that was filled.
+
+    Filling follows the mesh: an unseen vertex takes the colour of the seen vertex nearest to it along the mesh's
+    edges (Dijkstra from all seen vertices at once), then SMOOTHING_ROUNDS neighbour averages among the unseen
+    soften the borders where two seen regions' colours meet. A part of the mesh no view sees at all, not even at
+    its border, takes the colour of the nearest seen vertex in space.
+    """
+    area = vertex_areas(vertices, faces)
+    share = float(area[~seen].sum() / max(area.sum(), 1e-30))
     if seen.all() or not seen.any():
-        return colours
-    _, nearest = cKDTree(vertices[seen]).query(vertices[~seen])
+        return colours, share
+    count = len(vertices)
+    edges = np.concatenate((faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]))
+    lengths = np.linalg.norm(vertices[edges[:, 0]] - vertices[edges[:, 1]], axis=1) + 1e-12
+    graph = coo_matrix((lengths, (edges[:, 0], edges[:, 1])), shape=(count, count)).tocsr()
+    graph = graph.maximum(graph.T)
+    _, _, source = dijkstra(graph, directed=False, indices=np.flatnonzero(seen), min_only=True,
+                            return_predecessors=True)
     colours = colours.copy()
-    colours[~seen] = colours[seen][nearest]
-    return colours
+    reached = source >= 0
+    colours[reached] = colours[source[reached]]
+    if not reached.all():
+        _, nearest = cKDTree(vertices[seen]).query(vertices[~reached])
+        colours[~reached] = colours[seen][nearest]
+    adjacency = (graph > 0).astype(colours.dtype)
+    degree = np.asarray(adjacency.sum(axis=1)).ravel()[:, None]
+    for _ in range(SMOOTHING_ROUNDS):
+        colours[~seen] = ((adjacency @ colours) / np.maximum(degree, 1))[~seen]
+    return colours, share

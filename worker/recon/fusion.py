@@ -107,6 +107,7 @@ def reconstruct_fusion(
         "depth_bits": inputs.depth_bits,
         "grid": {"resolution": grid_resolution, "voxel_size": round(surface.grid.voxel_size, 6)},
         "depth_left_out": start.depth_left_out,
+        "colour_filled_share": round(appearance.filled_share, 4),
         "warnings": start.warnings + appearance.warnings,
     }
 
@@ -118,6 +119,7 @@ class _Appearance:
     texture: np.ndarray | None  # (T, T, 3) sRGB uint8 on `atlas`
     summary: TextureSummary | None
     warnings: list[str]
+    filled_share: float  # of the surface, by area: what no view saw, coloured by filling
 
 
 def _colour(start: Prelude, surface: FusedSurface, vertices_np: np.ndarray, faces_np: np.ndarray,
@@ -132,8 +134,7 @@ def _colour(start: Prelude, surface: FusedSurface, vertices_np: np.ndarray, face
     stages.start("colour")
     linear, seen = vertex_colours(surface.vertices, surface.normals, cameras, colors, masks, depths,
                                   surface.tolerance, on_view=stages.views(len(SLOT_NAMES)))
-    seen_share = float(seen.float().mean().item())
-    linear = fill_unseen(vertices_np, linear.cpu().numpy(), seen.cpu().numpy())
+    linear, filled_share = fill_unseen(vertices_np, faces_np, linear.cpu().numpy(), seen.cpu().numpy())
     warnings, atlas, texture, summary = [], None, None, None
     if texture_size:
         stages.start("atlas")
@@ -142,12 +143,12 @@ def _colour(start: Prelude, surface: FusedSurface, vertices_np: np.ndarray, face
             warnings.append(NO_ATLAS_WARNING)
     if atlas is not None:
         stages.start("bake")
-        texture, seen_share = bake_texture(
+        texture, filled_share = bake_texture(
             surface.vertices, surface.normals, atlas, texture_size, cameras, colors, masks, depths,
             surface.tolerance, torch.as_tensor(linear, device=device), stages.views(len(SLOT_NAMES)),
         )
         summary = {"size": texture_size, "charts": atlas.charts, "atlas_utilization": round(atlas.utilization, 3)}
-    if seen_share < 1.0 - UNSEEN_WARNING_SHARE:
-        warnings.append(f"{100 * (1 - seen_share):.0f}% of the surface is seen by no view; it took the colour of "
+    if filled_share > UNSEEN_WARNING_SHARE:
+        warnings.append(f"{100 * filled_share:.0f}% of the surface is seen by no view; it took the colour of "
                         "the nearest seen part")
-    return _Appearance(linear, atlas, texture, summary, warnings)
+    return _Appearance(linear, atlas, texture, summary, warnings, filled_share)

@@ -72,11 +72,11 @@ def _initial_appearance(inputs: ReconInputs, vertices: torch.Tensor, faces: torc
     normals = vertex_normals(vertices, faces)
     linear, seen = vertex_colours(vertices, normals, inputs.rig.cameras, *views, tolerance,
                                   lambda views_done: on_progress(0.3 * views_done / len(SLOT_NAMES)))
-    filled = fill_unseen(vertices.cpu().numpy(), linear.cpu().numpy(), seen.cpu().numpy())
+    faces_np = faces.cpu().numpy()
+    filled, _ = fill_unseen(vertices.cpu().numpy(), faces_np, linear.cpu().numpy(), seen.cpu().numpy())
     colours = torch.as_tensor(quantised(filled), device=device)
     if not texture_size:
         return Appearance(colours=colours), []
-    faces_np = faces.cpu().numpy()
     atlas = build_atlas(vertices.cpu().numpy().astype(np.float64), faces_np, texture_size)
     if atlas is None:
         return Appearance(colours=colours), [NO_ATLAS_WARNING]

@@ -40,6 +40,7 @@ class ModelReport(TypedDict):
     views: list[ViewCheck]
     depth_bits: int
     depth_left_out: list[str]  # slots whose depth contradicted the others
+    colour_filled_share: NotRequired[float]  # of the surface, by area: what no view saw, coloured by filling
     warnings: list[str]
     grid: NotRequired[dict]
     refinement: NotRequired[dict]
