@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import trimesh
@@ -160,7 +160,8 @@ def cavity(rng: np.random.Generator) -> trimesh.Trimesh:
 
 def open_scan(rng: np.random.Generator) -> trimesh.Trimesh:
     """A closed blob with faces cut away, as a scan leaves it: an open base and a hole in its side."""
-    mesh = mesh_sdf(lambda p, seed=int(rng.integers(1 << 31)): blob(np.random.default_rng(seed), p))
+    seed = int(rng.integers(1 << 31))
+    mesh = mesh_sdf(lambda p: blob(np.random.default_rng(seed), p))
     centres = mesh.triangles_center
     lo, hi = mesh.bounds
     base = centres[:, 1] < lo[1] + rng.uniform(0.1, 0.25) * (hi[1] - lo[1])
@@ -228,7 +229,8 @@ def assembly(rng: np.random.Generator) -> trimesh.Trimesh:
 
 def fine_texture(rng: np.random.Generator) -> trimesh.Trimesh:
     """A blob whose vertex colours carry fine stripes and dots (a period of a few input pixels)."""
-    mesh = mesh_sdf(lambda p, seed=int(rng.integers(1 << 31)): blob(np.random.default_rng(seed), p), grid=160)
+    seed = int(rng.integers(1 << 31))
+    mesh = mesh_sdf(lambda p: blob(np.random.default_rng(seed), p), grid=160)
     direction, period = unit(rng), rng.uniform(0.04, 0.08)
     palette = rng.uniform(0.05, 0.95, (3, 3))
     p = mesh.vertices

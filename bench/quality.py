@@ -1,6 +1,7 @@
 """Quality benchmark: every available model and a screened-Poisson baseline against the ground-truth meshes.
 
-    python bench/quality.py [MESH ...] [--meshes-dir DIR] [--models fusion,nvdiffrec] [--res 512]
+    python bench/quality.py [MESH ...] [--meshes-dir DIR] [--corpus tuning|held-out|shared|all [--classes bore,...]]
+                            [--models fusion,nvdiffrec] [--res 512]
 
 For each mesh (those in --meshes-dir, plus any given), render_inputs writes the 12
 inputs at --res and reference.glb (the normalised mesh with its colours); each model
@@ -19,6 +20,10 @@ and the baseline reconstruct it, and are scored against the reference:
   colours (texture or vertex colours), sRGB, background black, PSNR over the union
   of both silhouettes; IoU of the silhouettes. Means over the 8 views.
 - wall: seconds of the whole run, PNG decoding included; stages as each model reports them.
+- black tx: texels inside the result's charts that are black where the reference is not (bench/texels.py);
+  filled: the share of the surface no view saw, coloured by filling (the model's report).
+With --corpus the objects come from bench/corpus.py (one per failure class and seed); after the rows come a
+per-class summary and the worst case of every metric.
 Needs the bench-only requirements (bench/requirements.txt: Open3D) for the baseline, P2S, F-scores and NC;
 without Open3D those are left out (n/a) and the rest is measured as usual.
 """
@@ -31,7 +36,7 @@ import math
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +51,9 @@ try:
 except ImportError:  # bench-only and 400 MB: machines without it (a GPU box, say) still get the other metrics
     o3d = None
 from worker.config import settings  # noqa: E402
+from bench.corpus import SPLITS, Specimen, corpus  # noqa: E402
+from bench.summary import BASELINE, Row, check_targets, class_summary, format_table, worst_cases  # noqa: E402
+from bench.texels import black_texels  # noqa: E402
 from worker.jobs.models import MODELS, availability  # noqa: E402
 from worker.recon.colour import linear_to_srgb  # noqa: E402
 from worker.recon.evaluate import point_chamfer  # noqa: E402
@@ -62,7 +70,6 @@ CHAMFER_DRAWS = 4
 HELD_OUT_RES = 512
 HELD_OUT_HALF_WIDTH = 1.4  # world units; the normalised mesh lies in [-0.8, 0.8]^3, whose widest shadow is 1.31
 F_THRESHOLDS = (0.005, 0.01)
-BASELINE = "poisson"
 
 
 @dataclass
@@ -74,14 +81,6 @@ class Coloured:
     vertex_srgb: np.ndarray | None = None  # (V, 3) in [0, 1]
     uv: np.ndarray | None = None  # (V, 2), trimesh convention (v up)
     texture: np.ndarray | None = None  # (H, W, 3) sRGB in [0, 1]
-
-
-@dataclass
-class Row:
-    mesh: str
-    model: str
-    metrics: dict = field(default_factory=dict)
-    timings: dict = field(default_factory=dict)
 
 
 def from_trimesh(mesh: trimesh.Trimesh, colour_is_linear: bool) -> Coloured:
@@ -210,95 +209,75 @@ def run_baseline(inputs_dir: Path) -> tuple[trimesh.Trimesh, Coloured, dict, flo
     return trimesh.Trimesh(vertices, faces, process=False), Coloured(vertices, faces, vertex_srgb=srgb), timings, wall
 
 
-def benchmark_mesh(path: Path, workdir: Path, models: list[str], device: str, res: int, samples: int,
+def _reference_srgb(reference: Coloured) -> np.ndarray:
+    """The reference's sRGB colour at each of its vertices (texture: the texel under the vertex's UV)."""
+    if reference.vertex_srgb is not None:
+        return reference.vertex_srgb
+    height, width = reference.texture.shape[:2]
+    cols = np.clip((reference.uv[:, 0] % 1.0 * width).astype(int), 0, width - 1)
+    rows = np.clip(((1.0 - reference.uv[:, 1] % 1.0) * height).astype(int), 0, height - 1)
+    return reference.texture[rows, cols]
+
+
+def _run(model: str, inputs_dir: Path, out_dir: Path, device: str) -> tuple:
+    """(model, mesh, coloured, timings, wall, watertight, extra metrics) of one model or the baseline."""
+    if model == BASELINE:
+        mesh, coloured, timings, wall = run_baseline(inputs_dir)
+        return model, mesh, coloured, timings, wall, is_watertight(np.asarray(mesh.faces)), {}
+    mesh, report, wall = run_model(model, inputs_dir, out_dir, device)
+    welded = mesh.copy()
+    welded.merge_vertices(merge_tex=True, merge_norm=True)
+    extra = {"filled_share": report.get("colour_filled_share")}
+    return (model, welded, from_trimesh(mesh, colour_is_linear=True), report["timings"], wall,
+            bool(report["mesh"]["watertight"]), extra | {"black_texels": black_texels(mesh, *_truth(inputs_dir))})
+
+
+def _truth(inputs_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+    reference = from_trimesh(trimesh.load(inputs_dir / "reference.glb", force="mesh", process=False), False)
+    return reference.vertices, _reference_srgb(reference)
+
+
+def benchmark_mesh(specimen: Specimen, workdir: Path, models: list[str], device: str, res: int, samples: int,
                    baseline: bool) -> list[Row]:
-    name = path.stem
+    """Render one object's inputs, run the baseline and every model on them and score each against it; a run
+    that fails becomes a row saying why (the baseline returning a mesh where a model fails is a finding)."""
+    name = specimen.name
     inputs_dir = workdir / name / "inputs"
     print(f"[{name}] rendering inputs at {res}x{res}", file=sys.stderr)
-    render_inputs(trimesh.load(path, force="mesh"), inputs_dir, res=res)
+    render_inputs(specimen.build(), inputs_dir, res=res)
     reference_mesh = trimesh.load(inputs_dir / "reference.glb", force="mesh", process=False)
     reference = from_trimesh(reference_mesh, colour_is_linear=False)
     cameras = held_out_cameras()
     reference_views = [render(camera, reference) for camera in cameras]
 
-    rows = [Row(name, "reference, resampled", geometry_metrics(reference_mesh, reference_mesh, samples, seed=10))]
+    def row(model: str, metrics: dict, timings: dict | None = None) -> Row:
+        return Row(name, model, metrics, timings or {}, specimen.kind, specimen.split)
+
+    rows = [row("reference, resampled", geometry_metrics(reference_mesh, reference_mesh, samples, seed=10))]
     rows[0].metrics.update(psnr_db=math.inf, iou=1.0, triangles=len(reference_mesh.faces),
                            watertight=bool(reference_mesh.is_watertight))
-    results: list[tuple[str, trimesh.Trimesh, Coloured, dict, float, bool]] = []
-    if baseline:
-        print(f"[{name}] {BASELINE} baseline", file=sys.stderr)
-        mesh, coloured, timings, wall = run_baseline(inputs_dir)
-        results.append((BASELINE, mesh, coloured, timings, wall, is_watertight(np.asarray(mesh.faces))))
-    for model in models:
+    for model in ([BASELINE] if baseline else []) + models:
         print(f"[{name}] {model}", file=sys.stderr)
-        mesh, report, wall = run_model(model, inputs_dir, workdir / name / model, device)
-        welded = mesh.copy()
-        welded.merge_vertices(merge_tex=True, merge_norm=True)
-        results.append((model, welded, from_trimesh(mesh, colour_is_linear=True), report["timings"], wall,
-                        bool(report["mesh"]["watertight"])))
-    for model, mesh, coloured, timings, wall, watertight in results:
-        row = Row(name, model, geometry_metrics(reference_mesh, mesh, samples, seed=0), timings)
-        row.metrics.update(view_metrics(reference_views, coloured, cameras))
-        row.metrics.update(triangles=len(mesh.faces), watertight=watertight, wall_s=wall)
-        rows.append(row)
+        try:
+            model, mesh, coloured, timings, wall, watertight, extra = _run(model, inputs_dir, workdir / name / model,
+                                                                           device)
+        except Exception as exc:  # noqa: BLE001 - a benchmark reports every failure and goes on
+            rows.append(row(model, {"failed": f"{type(exc).__name__}: {exc}"}))
+            continue
+        result = row(model, geometry_metrics(reference_mesh, mesh, samples, seed=0), timings)
+        result.metrics.update(view_metrics(reference_views, coloured, cameras))
+        result.metrics.update(triangles=len(mesh.faces), watertight=watertight, wall_s=wall, **extra)
+        rows.append(result)
     return rows
-
-
-def _cell(metrics: dict, key: str, spec: str) -> str:
-    return format(metrics[key], spec) if key in metrics else "n/a"
-
-
-def format_table(rows: list[Row]) -> str:
-    header = ("mesh", "model", "Chamfer%", "P2S%", "F@0.5%", "F@1%", "NC", "PSNR dB", "IoU", "tris", "closed",
-              "wall s", "stages (s)")
-    lines = [header]
-    for row in rows:
-        m = row.metrics
-        stages = " ".join(f"{k}={v:.2f}" for k, v in row.timings.items() if k != "total")
-        lines.append((
-            row.mesh, row.model, f"{m['chamfer_pct']:.4f}", _cell(m, "p2s_pct", ".4f"), _cell(m, "f@0.5%", ".4f"),
-            _cell(m, "f@1%", ".4f"), _cell(m, "normal_consistency", ".4f"), f"{m['psnr_db']:.2f}", f"{m['iou']:.4f}",
-            str(m["triangles"]),
-            "yes" if m["watertight"] else "no", f"{m['wall_s']:.2f}" if "wall_s" in m else "", stages,
-        ))
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    rendered = [" | ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip() for line in lines]
-    rendered.insert(1, "-+-".join("-" * width for width in widths))
-    return "\n".join(rendered)
-
-
-def check_targets(rows: list[Row]) -> list[str]:
-    """The issue's targets, one line per mesh and model: fusion vs the baseline, nvdiffrec vs fusion."""
-    verdicts = []
-    by_mesh: dict[str, dict[str, dict]] = {}
-    for row in rows:
-        by_mesh.setdefault(row.mesh, {})[row.model] = row.metrics
-    for mesh, found in by_mesh.items():
-        fusion, base, refined = found.get("fusion"), found.get(BASELINE), found.get("nvdiffrec")
-        if fusion and base:
-            checks = {
-                "Chamfer": fusion["chamfer_pct"] < base["chamfer_pct"],
-                "F@0.5%": fusion["f@0.5%"] > base["f@0.5%"],
-                "PSNR": fusion["psnr_db"] > base["psnr_db"],
-                "time<=1/3 baseline": fusion["wall_s"] <= base["wall_s"] / 3,
-                "time<5s": fusion["wall_s"] < 5.0,
-                "watertight": fusion["watertight"],
-                "<=200k tris": fusion["triangles"] <= 200_000,
-            }
-            verdicts.append(f"{mesh}: fusion vs {BASELINE}: " + ", ".join(
-                f"{name} {'ok' if passed else 'MISSED'}" for name, passed in checks.items()))
-        if refined and fusion:
-            checks = {"PSNR": refined["psnr_db"] > fusion["psnr_db"],
-                      "Chamfer": refined["chamfer_pct"] < fusion["chamfer_pct"]}
-            verdicts.append(f"{mesh}: nvdiffrec vs fusion: " + ", ".join(
-                f"{name} {'ok' if passed else 'MISSED'}" for name, passed in checks.items()))
-    return verdicts
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python bench/quality.py", description=__doc__.splitlines()[0])
     parser.add_argument("meshes", nargs="*", type=Path, help="extra mesh files (any format trimesh reads)")
     parser.add_argument("--meshes-dir", type=Path, help="every mesh in this folder is benchmarked too")
+    parser.add_argument("--corpus", choices=("all",) + SPLITS,
+                        help="benchmark bench/corpus.py's objects of this split (tuning, held-out, shared, all)")
+    parser.add_argument("--classes", default="", help="with --corpus: only these comma-separated classes")
     parser.add_argument("--models", default="fusion",
                         help="comma-separated models to run, of those available here (nvdiffrec takes ~2 min "
                              "per mesh on a CPU); default: fusion")
@@ -323,20 +302,26 @@ def main(argv: list[str] | None = None) -> int:
     models = [name for name in models if reasons[name] is None]
     paths = sorted(p for p in args.meshes_dir.glob("*") if p.suffix.lower() in MESH_SUFFIXES) \
         if args.meshes_dir and args.meshes_dir.is_dir() else []
-    paths += args.meshes
-    if not paths:
-        parser.error(f"no meshes: give mesh files or --meshes-dir DIR ({args.meshes_dir or 'none given'})")
+    specimens = [Specimen(path.stem, "", -1, "", lambda path=path: trimesh.load(path, force="mesh"))
+                 for path in paths + args.meshes]
+    if args.corpus:
+        specimens += corpus(args.corpus, tuple(kind for kind in args.classes.split(",") if kind))
+    if not specimens:
+        parser.error(f"no meshes: give mesh files, --meshes-dir DIR ({args.meshes_dir or 'none given'}) or --corpus")
 
     with tempfile.TemporaryDirectory(prefix="quality-") as scratch:
         workdir = args.workdir or Path(scratch)
         rows: list[Row] = []
-        for path in paths:
-            rows += benchmark_mesh(path, workdir, models, args.device, args.res, args.samples,
+        for specimen in specimens:
+            rows += benchmark_mesh(specimen, workdir, models, args.device, args.res, args.samples,
                                    not args.no_baseline and o3d is not None)
     print(f"device: {args.device} ({torch.cuda.get_device_name() if args.device.startswith('cuda') else 'CPU'}, "
           f"{torch.get_num_threads()} torch threads), inputs {args.res}x{args.res}, {args.samples} samples")
     print(format_table(rows))
-    for line in check_targets(rows):
+    print("\nper class:")
+    print(class_summary(rows))
+    print("\nworst cases:")
+    for line in worst_cases(rows) + check_targets(rows):
         print(line)
     if args.json:
         args.json.write_text(json.dumps([row.__dict__ for row in rows], indent=1, default=float))
