@@ -257,12 +257,13 @@ def _shared(name: str) -> Specimen:
     return Specimen(name, kind, -1, "shared", lambda: trimesh.load(MESHES / file, force="mesh"))
 
 
-def corpus(split: str = "all", kinds: tuple[str, ...] = ()) -> list[Specimen]:
-    """The specimens of one split (or all), optionally only those of the given classes."""
+def corpus(split: str = "all", kinds: tuple[str, ...] = (), names: tuple[str, ...] = ()) -> list[Specimen]:
+    """The specimens of one split (or all), optionally only those of the given classes or names."""
     specimens = [_generated(kind, seed, "tuning") for kind in GENERATORS for seed in TUNING_SEEDS]
     specimens += [_generated(kind, seed, "held-out") for kind in GENERATORS for seed in HELD_OUT_SEEDS]
     specimens += [_shared(name) for name in SHARED]
-    return [s for s in specimens if split in ("all", s.split) and (not kinds or s.kind in kinds)]
+    return [s for s in specimens if split in ("all", s.split) and (not kinds or s.kind in kinds)
+            and (not names or s.name in names)]
 
 
 def main(argv: list[str] | None = None) -> int:

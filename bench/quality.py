@@ -278,6 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--corpus", choices=("all",) + SPLITS,
                         help="benchmark bench/corpus.py's objects of this split (tuning, held-out, shared, all)")
     parser.add_argument("--classes", default="", help="with --corpus: only these comma-separated classes")
+    parser.add_argument("--objects", default="", help="with --corpus: only these comma-separated objects (bore-0)")
     parser.add_argument("--models", default="fusion",
                         help="comma-separated models to run, of those available here (nvdiffrec takes ~2 min "
                              "per mesh on a CPU); default: fusion")
@@ -305,7 +306,8 @@ def main(argv: list[str] | None = None) -> int:
     specimens = [Specimen(path.stem, "", -1, "", lambda path=path: trimesh.load(path, force="mesh"))
                  for path in paths + args.meshes]
     if args.corpus:
-        specimens += corpus(args.corpus, tuple(kind for kind in args.classes.split(",") if kind))
+        specimens += corpus(args.corpus, tuple(kind for kind in args.classes.split(",") if kind),
+                            tuple(name for name in args.objects.split(",") if name))
     if not specimens:
         parser.error(f"no meshes: give mesh files, --meshes-dir DIR ({args.meshes_dir or 'none given'}) or --corpus")
 

@@ -2,9 +2,9 @@
 
 Views are sRGB, glTF vertex colours (COLOR_0) are linear: averaging happens in
 linear light. A vertex takes colour only from the pixels around its projection
-whose depth agrees with its own (so neither an occluder nor the background bleeds
-in), from views that see it at least MIN_FACING frontally, weighted by how
-frontally. A point seen only at a grazing angle or by a sliver of a pixel has no
+whose depth agrees with its tangent plane's there (so neither an occluder nor the
+background bleeds in), from views that see it at least MIN_FACING frontally,
+weighted by how frontally. A point seen only at a grazing angle or by a sliver of a pixel has no
 trustworthy colour: it counts as unseen, and unseen vertices are filled across the
 mesh (from the nearest seen vertex along its edges), so the inside of a bore or a
 tunnel takes the colours of its own walls and rims, never those of a surface that
