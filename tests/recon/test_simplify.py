@@ -1,4 +1,4 @@
-"""Decimation: reaches the triangle budget, stays closed, oriented and manifold, keeps the shape and its genus."""
+"""Decimation: reaches the triangle budget or stops at an error bound, stays closed, oriented and manifold, keeps the shape and its genus."""
 
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ def noisy_sphere(subdivisions: int = 5, seed: int = 0) -> trimesh.Trimesh:
 def test_reaches_the_budget_and_stays_a_closed_manifold_sphere():
     sphere = noisy_sphere()
     calls = []
-    vertices, faces = simplify(sphere.vertices, sphere.faces, 2000, on_progress=calls.append)
+    vertices, faces, _ = simplify(sphere.vertices, sphere.faces, 2000, on_progress=calls.append)
     assert 1900 <= len(faces) <= 2000
     assert is_watertight(faces) and vertex_manifold(faces)
     assert euler_characteristic(vertices, faces) == 2
@@ -54,7 +54,7 @@ def test_reaches_the_budget_and_stays_a_closed_manifold_sphere():
 
 def test_a_torus_keeps_its_hole():
     torus = trimesh.creation.torus(major_radius=1.0, minor_radius=0.3, major_sections=128, minor_sections=64)
-    vertices, faces = simplify(torus.vertices, torus.faces, 1500)
+    vertices, faces, _ = simplify(torus.vertices, torus.faces, 1500)
     assert len(faces) <= 1500 and is_watertight(faces) and vertex_manifold(faces)
     assert euler_characteristic(vertices, faces) == 0
 
@@ -64,20 +64,20 @@ def test_every_component_survives_and_a_small_one_stays_closed():
     small = trimesh.creation.box((0.1, 0.1, 0.1))
     small.apply_translation((3, 0, 0))
     both = trimesh.util.concatenate([big, small])
-    vertices, faces = simplify(both.vertices, both.faces, 500)
+    vertices, faces, _ = simplify(both.vertices, both.faces, 500)
     assert is_watertight(faces) and vertex_manifold(faces)
     assert euler_characteristic(vertices, faces) == 4  # two spheres
     assert (vertices[:, 0] > 2.9).sum() >= 4  # the box is still there, at least a tetrahedron
 
 
 def test_an_impossible_budget_stops_at_the_smallest_valid_mesh():
-    vertices, faces = simplify(trimesh.creation.box().vertices, trimesh.creation.box().faces, 1)
+    vertices, faces, _ = simplify(trimesh.creation.box().vertices, trimesh.creation.box().faces, 1)
     assert len(faces) >= 4 and is_watertight(faces) and euler_characteristic(vertices, faces) == 2
 
 
 def test_a_mesh_under_budget_is_returned_as_it_is():
     sphere = noisy_sphere(2)
-    vertices, faces = simplify(sphere.vertices, sphere.faces, 10_000)
+    vertices, faces, _ = simplify(sphere.vertices, sphere.faces, 10_000)
     assert vertices is sphere.vertices and faces is sphere.faces
 
 
@@ -89,7 +89,50 @@ def test_an_open_mesh_is_refused():
 
 def test_flat_regions_keep_their_outline():
     box = trimesh.creation.box((2, 1, 1)).subdivide().subdivide().subdivide()
-    vertices, faces = simplify(box.vertices, box.faces, 100)
+    vertices, faces, _ = simplify(box.vertices, box.faces, 100)
     assert is_watertight(faces)
     np.testing.assert_allclose(trimesh.Trimesh(vertices, faces).bounds, box.bounds, atol=1e-6)
     assert abs(trimesh.Trimesh(vertices, faces).volume - 2.0) < 1e-6
+
+
+def bumpy_sphere(subdivisions: int = 5) -> trimesh.Trimesh:
+    """A unit sphere with 24 bumps around its equator, 5% high: detail an error bound must keep."""
+    sphere = trimesh.creation.icosphere(subdivisions=subdivisions, radius=1.0)
+    longitude = np.arctan2(sphere.vertices[:, 1], sphere.vertices[:, 0])
+    sphere.vertices *= (1 + 0.05 * np.sin(24 * longitude) * (1 - sphere.vertices[:, 2] ** 2))[:, None]
+    return sphere
+
+
+def test_an_error_bound_gives_a_smooth_shape_few_triangles_and_a_detailed_one_many():
+    smooth, bumpy = trimesh.creation.icosphere(subdivisions=5), bumpy_sphere()
+    bound = 0.002
+    smooth_faces = simplify(smooth.vertices, smooth.faces, max_error=bound).faces
+    bumpy_faces = simplify(bumpy.vertices, bumpy.faces, max_error=bound).faces
+    assert is_watertight(smooth_faces) and is_watertight(bumpy_faces)
+    assert len(smooth_faces) < len(smooth.faces) / 10
+    assert len(bumpy_faces) > 4 * len(smooth_faces)
+
+
+def test_the_error_reached_stays_within_the_bound_and_is_the_distance_moved():
+    sphere = trimesh.creation.icosphere(subdivisions=5)
+    bound = 0.002
+    result = simplify(sphere.vertices, sphere.faces, max_error=bound)
+    assert 0 < result.error <= bound
+    moved = np.abs(np.linalg.norm(result.vertices, axis=1) - 1)  # distance from the unit sphere
+    assert np.sqrt(np.mean(moved ** 2)) <= bound  # the bound is a root mean square...
+    assert moved.max() <= 2 * bound  # ...that no vertex exceeds by much
+    assert moved.max() > bound / 2  # it went as far as the bound allowed, not needlessly short of it
+
+
+def test_a_triangle_budget_caps_what_the_error_bound_would_keep():
+    bumpy = bumpy_sphere()
+    bounded = simplify(bumpy.vertices, bumpy.faces, max_error=0.002)
+    capped = simplify(bumpy.vertices, bumpy.faces, 1000, max_error=0.002)
+    assert len(capped.faces) <= 1000 < len(bounded.faces)
+    assert is_watertight(capped.faces)
+
+
+def test_with_neither_budget_nor_bound_nothing_collapses():
+    sphere = noisy_sphere(3)
+    result = simplify(sphere.vertices, sphere.faces)
+    assert result.faces is sphere.faces and result.error == 0.0

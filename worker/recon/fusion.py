@@ -66,20 +66,22 @@ def reconstruct_fusion(
     progress: Progress,
     *,
     grid_resolution: int = 224,
-    target_triangles: int = 200_000,
+    target_triangles: int = 500_000,
+    max_error_ppm: int = 500,
     texture_size: int = 1024,
     device: str | torch.device | None = None,
 ) -> ModelReport:
     """Write the mesh to `glb` and return the report; `progress(fraction, stage)` may raise JobCancelled.
 
-    `target_triangles` 0 keeps every triangle of marching cubes; `texture_size` 0 writes vertex colours
-    instead of a baked texture.
+    Simplification goes down to `target_triangles` (0 = no count), then on while a collapse moves the surface
+    by at most `max_error_ppm` millionths of the bounding-box diagonal (0 = no bound; simplify.Simplified says
+    how it is measured); both 0 keep every triangle of marching cubes. `texture_size` 0 writes vertex colours instead of a baked texture.
     """
     stages = Stages(progress, STAGES)
     stages.start("decode")
     start = begin(inputs, device, stages)
     given_depths = torch.as_tensor(start.given.depths, device=start.device)
-    surface = fused_surface(start, grid_resolution, stages, target_triangles)
+    surface = fused_surface(start, grid_resolution, stages, target_triangles, max_error_ppm / 1e6)
     vertices_np = surface.vertices.cpu().numpy().astype(np.float64)
     faces_np = surface.faces.cpu().numpy()
     appearance = _colour(start, surface, vertices_np, faces_np, texture_size, stages)
@@ -101,6 +103,7 @@ def reconstruct_fusion(
         "timings": stages.finish(),
         "mesh": {"vertices": len(vertices_np), "triangles": len(faces_np), "watertight": is_watertight(faces_np),
                  "extracted_triangles": surface.extracted_triangles,
+                 "simplify_error_pct": round(100 * surface.simplify_error, 4),
                  "snapped_to_depth": None if surface.snapped is None else round(surface.snapped, 4)},
         "texture": appearance.summary,
         "views": views,

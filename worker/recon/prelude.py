@@ -55,21 +55,27 @@ class FusedSurface:
     normals: torch.Tensor  # (V, 3)
     grid: SdfGrid
     extracted_triangles: int  # before simplification
+    simplify_error: float  # simplify.Simplified.error as a share of the bounding-box diagonal
     snapped: float | None  # share of vertices placed on the depth maps; None when depth is too coarse to fit
     tolerance: float  # how far a surface point may lie from a depth map and still count as seen there
 
 
-def fused_surface(start: Prelude, grid_resolution: int, stages: Stages, target_triangles: int = 0) -> FusedSurface:
-    """Runs the `fuse`, `extract`, `simplify` (with a `target_triangles`) and `snap` stages."""
+def fused_surface(start: Prelude, grid_resolution: int, stages: Stages, target_triangles: int = 0,
+                  max_error: float = 0.0) -> FusedSurface:
+    """Runs the `fuse`, `extract`, `simplify` (with a `target_triangles` or a `max_error`, a share of the
+    bounding-box diagonal) and `snap` stages."""
     inputs, device = start.inputs, start.device
     stages.start("fuse")
     grid = fuse_depth(inputs, grid_resolution, device, stages.within)
     stages.start("extract")
     vertices_np, faces_np = extract_surface(grid, stages.within)
     extracted = len(faces_np)
-    if target_triangles:
+    diagonal = float(np.linalg.norm(vertices_np.max(axis=0) - vertices_np.min(axis=0)))
+    error = 0.0
+    if target_triangles or max_error:
         stages.start("simplify")
-        vertices_np, faces_np = simplify(vertices_np, faces_np, target_triangles, stages.within)
+        vertices_np, faces_np, error = simplify(vertices_np, faces_np, target_triangles, max_error * diagonal,
+                                                stages.within)
     vertices = torch.as_tensor(np.asarray(vertices_np), dtype=torch.float32, device=device)
     faces = torch.as_tensor(np.asarray(faces_np), dtype=torch.int64, device=device)
     normals = vertex_normals(vertices, faces)
@@ -87,5 +93,5 @@ def fused_surface(start: Prelude, grid_resolution: int, stages: Stages, target_t
             fitted = torch.where(thin[:, None], vertices, fitted)
             normals = vertex_normals(fitted, faces)
         vertices = fitted
-    return FusedSurface(vertices, faces, normals, grid, extracted, snapped, tolerance)
+    return FusedSurface(vertices, faces, normals, grid, extracted, error / diagonal, snapped, tolerance)
 

@@ -20,6 +20,7 @@ class MeshSummary(TypedDict):
     triangles: int
     watertight: bool
     extracted_triangles: NotRequired[int]  # before simplification
+    simplify_error_pct: NotRequired[float]  # largest simplification error, % of the bounding-box diagonal
     snapped_to_depth: NotRequired[float | None]  # share of vertices placed on the depth maps
 
 

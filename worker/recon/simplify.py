@@ -25,6 +25,7 @@ FLIP_COS = 0.2  # a neighbouring face whose normal turns by more than ~78 degree
 CANDIDATE_SHARE = 0.5  # each pass considers the cheapest half of the edges
 MAX_ROUNDS = 6  # selection rounds per pass, each adding collapses away from those already chosen
 MAX_PASSES = 64
+STALL_SHARE = 0.005  # within the budget, a pass under the error bound removing fewer triangles than this ends it
 REGULARISATION = 1e-3  # pull toward the edge midpoint, relative to the mean vertex quadric (flat regions)
 NONE = np.iinfo(np.int64).max
 QUADRIC_ENTRIES = ((0, 0), (0, 1), (0, 2), (0, 3), (1, 1), (1, 2), (1, 3), (2, 2), (2, 3), (3, 3))
@@ -212,13 +213,24 @@ def _select(topology: _Topology, vertices: np.ndarray, faces: np.ndarray, points
     return np.concatenate(chosen) if chosen else candidates[:0]
 
 
-def simplify(vertices: np.ndarray, faces: np.ndarray, target: int,
-             on_progress: Callable[[float], None] = lambda done: None) -> tuple[np.ndarray, np.ndarray]:
-    """Collapse edges, cheapest quadric error first, until at most `target` triangles remain (or no collapse
-    that keeps the mesh manifold is left). The input must be closed and oriented (is_watertight), and so is
-    the output. `on_progress(done)` reports progress (0..1) between selection rounds and after each pass."""
-    if len(faces) <= target:
-        return vertices, faces
+class Simplified(NamedTuple):
+    """The decimated mesh and the largest error a collapse made: the root-mean-square distance, weighted by
+    area, of a merged vertex from the planes of the original faces it stands for (0 when nothing collapsed).
+    A root mean square, not a maximum: a vertex may lie somewhat farther (~1.5x on a sphere) from one plane."""
+
+    vertices: np.ndarray
+    faces: np.ndarray
+    error: float
+
+
+def simplify(vertices: np.ndarray, faces: np.ndarray, target: int = 0, max_error: float = 0.0,
+             on_progress: Callable[[float], None] = lambda done: None) -> Simplified:
+    """Collapse edges, cheapest quadric error first, down to `target` triangles (0 = no count), then on while a
+    collapse within `max_error` (a distance, see Simplified.error; 0 = no bound) is left; always only collapses
+    that keep the mesh manifold. With both 0 nothing collapses. The input must be closed and oriented (is_watertight), and so
+    is the output. `on_progress(done)` reports progress (0..1) between selection rounds and after each pass."""
+    if len(faces) <= target or not (target or max_error):
+        return Simplified(vertices, faces, 0.0)
     if not is_watertight(faces):
         raise ValueError("simplify needs a closed, consistently oriented mesh")
     verts = np.array(vertices, dtype=np.float64)
@@ -229,23 +241,32 @@ def simplify(vertices: np.ndarray, faces: np.ndarray, target: int,
     first = len(tris)
     priced: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # last pass's edge keys, points, errors
     moved = np.ones(count, dtype=bool)
+    reached = 0.0
     for _ in range(MAX_PASSES):
-        wanted = (len(tris) - target + 1) // 2
+        over_budget = target and len(tris) > target
+        wanted = (len(tris) - target + 1) // 2 if over_budget else (len(tris) + 1) // 2 if max_error else 0
         if wanted <= 0:
             break
         topology = _topology(tris, count)
         keys = topology.a * count + topology.b  # ascending: _topology sorts the edges by it
         points, error = _reprice(quadrics, verts, topology, keys, moved, priced, regularisation)
         priced = (keys, points, error)
-        share = min(len(error), max(int(CANDIDATE_SHARE * len(error)), 2 * wanted))
-        cheapest = np.argpartition(error, share - 1)[:share]
+        # The quadric's trace is the area it stands for: error / area is the mean squared distance to its planes.
+        area = quadrics[0] + quadrics[4] + quadrics[7]
+        mean_square = np.maximum(error, 0.0) / np.maximum(area[topology.a] + area[topology.b], 1e-30)
+        allowed = np.arange(len(error)) if over_budget else np.flatnonzero(mean_square <= max_error ** 2)
+        share = min(len(allowed), max(int(CANDIDATE_SHARE * len(error)), 2 * wanted))
+        if share == 0:
+            break
+        cheapest = allowed[np.argpartition(error[allowed], share - 1)[:share]]
         candidates = cheapest[np.argsort(error[cheapest])]
-        done = (first - len(tris)) / (first - target)
+        done = _done(first, len(tris), target)
         # Orientation checks compare signs of products of short edges: single precision is plenty, and faster.
         chosen = _select(topology, verts.astype(np.float32), tris, points.astype(np.float32), candidates, wanted,
                          lambda: on_progress(done))
-        if len(chosen) == 0:
+        if len(chosen) == 0 or (not over_budget and 2 * len(chosen) < STALL_SHARE * len(tris)):
             break
+        reached = max(reached, float(np.sqrt(mean_square[chosen].max())))
         a, b = topology.a[chosen], topology.b[chosen]
         verts[a] = points[chosen]
         quadrics[:, a] += quadrics[:, b]
@@ -257,8 +278,15 @@ def simplify(vertices: np.ndarray, faces: np.ndarray, target: int,
         dead[topology.face_ab[chosen]] = True
         dead[topology.face_ba[chosen]] = True
         tris = remap[tris[~dead]]
-        on_progress(min(1.0, (first - len(tris)) / (first - target)))
+        on_progress(_done(first, len(tris), target))
     used = np.zeros(count, dtype=bool)
     used[tris] = True
     index = np.cumsum(used) - 1
-    return verts[used], index[tris]
+    return Simplified(verts[used], index[tris], reached)
+
+
+def _done(first: int, now: int, target: int) -> float:
+    """Progress as the share of the triangles to remove; with no count target, of nine tenths of them (an error
+    bound stops at a share known only at the end)."""
+    goal = target if target else first // 10
+    return min(1.0, (first - now) / max(first - goal, 1))
