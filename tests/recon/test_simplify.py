@@ -1,4 +1,5 @@
-"""Decimation: reaches the triangle budget or stops at an error bound, stays closed, oriented and manifold, keeps the shape and its genus."""
+"""Decimation: reaches the triangle budget or stops at an error bound, stays closed, oriented and manifold, keeps
+the shape and its genus."""
 
 from __future__ import annotations
 
@@ -130,6 +131,8 @@ def test_a_triangle_budget_caps_what_the_error_bound_would_keep():
     capped = simplify(bumpy.vertices, bumpy.faces, 1000, max_error=0.002)
     assert len(capped.faces) <= 1000 < len(bounded.faces)
     assert is_watertight(capped.faces)
+    generous = simplify(bumpy.vertices, bumpy.faces, 10 * len(bumpy.faces), max_error=0.002)
+    assert len(generous.faces) == len(bounded.faces)  # a budget above the mesh leaves the bound to decide
 
 
 def test_with_neither_budget_nor_bound_nothing_collapses():

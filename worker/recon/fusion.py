@@ -75,7 +75,8 @@ def reconstruct_fusion(
 
     Simplification goes down to `target_triangles` (0 = no count), then on while a collapse moves the surface
     by at most `max_error_ppm` millionths of the bounding-box diagonal (0 = no bound; simplify.Simplified says
-    how it is measured); both 0 keep every triangle of marching cubes. `texture_size` 0 writes vertex colours instead of a baked texture.
+    how it is measured); both 0 keep every triangle of marching cubes. `texture_size` 0 writes vertex colours
+    instead of a baked texture.
     """
     stages = Stages(progress, STAGES)
     stages.start("decode")

@@ -227,9 +227,10 @@ def simplify(vertices: np.ndarray, faces: np.ndarray, target: int = 0, max_error
              on_progress: Callable[[float], None] = lambda done: None) -> Simplified:
     """Collapse edges, cheapest quadric error first, down to `target` triangles (0 = no count), then on while a
     collapse within `max_error` (a distance, see Simplified.error; 0 = no bound) is left; always only collapses
-    that keep the mesh manifold. With both 0 nothing collapses. The input must be closed and oriented (is_watertight), and so
-    is the output. `on_progress(done)` reports progress (0..1) between selection rounds and after each pass."""
-    if len(faces) <= target or not (target or max_error):
+    that keep the mesh manifold. With both 0 nothing collapses. The input must be closed and oriented
+    (is_watertight), and so is the output. `on_progress(done)` reports progress (0..1) between selection rounds
+    and after each pass."""
+    if not max_error and (len(faces) <= target or not target):
         return Simplified(vertices, faces, 0.0)
     if not is_watertight(faces):
         raise ValueError("simplify needs a closed, consistently oriented mesh")
