@@ -120,6 +120,19 @@ def test_simplification_keeps_the_mesh_closed_and_accurate(sphere_dir, reconstru
     assert "simplify" in result.report["timings"]
 
 
+def test_by_default_a_sphere_is_simplified_to_the_tolerance_and_the_report_gives_the_error(sphere_dir, reconstruct):
+    mesh = reconstruct(sphere_dir).report["mesh"]
+    assert mesh["triangles"] < mesh["extracted_triangles"] / 10  # a simple shape needs few triangles
+    assert 0 < mesh["simplify_error_pct"] <= 0.05  # the default tolerance, 500 millionths of the diagonal
+    assert relative_chamfer(reconstruct(sphere_dir), scenes.sphere()) < 0.01
+
+
+def test_a_triangle_budget_caps_below_what_the_tolerance_keeps(sphere_dir, reconstruct):
+    capped = reconstruct(sphere_dir, target_triangles=500).report["mesh"]
+    assert capped["triangles"] <= 500 < reconstruct(sphere_dir).report["mesh"]["triangles"]
+    assert capped["watertight"]
+
+
 def test_report_describes_mesh_views_and_timings(sphere_dir, reconstruct):
     report = reconstruct(sphere_dir).report
     assert report["model"] == "fusion" and report["depth_bits"] == 16 and report["warnings"] == []
