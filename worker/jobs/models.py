@@ -141,10 +141,10 @@ FUSION = ModelSpec(
     needs="nothing beyond the base install (CPU or CUDA)",
     options=(
         OptionSpec("grid_resolution", "Grid resolution", 224, 128, 512, "voxels along the object's longest side"),
-        OptionSpec("max_error_ppm", "Simplification tolerance", 500, 0, 100_000,
-                   "simplification stops before the surface would move by more than this many millionths of the "
-                   "object's bounding-box diagonal (500 = 0.05%): a simple shape gets few triangles, a detailed one "
-                   "keeps its detail; 0 = no tolerance, only the triangle budget"),
+        OptionSpec("max_error_ppm", "Simplification tolerance", 250, 0, 100_000,
+                   "simplification stops before a merged vertex would lie farther (root mean square) from the surface "
+                   "it replaces than this many millionths of the object's bounding-box diagonal (250 = 0.025%): a "
+                   "simple shape gets few triangles, a detailed one keeps its detail; 0 = only the triangle budget"),
         OptionSpec("target_triangles", "Triangle budget", 500_000, 0, 5_000_000,
                    "at most this many triangles, whatever the tolerance allows; 0 = no limit (with a tolerance of 0 "
                    "too, every triangle is kept; a CPU worker: at most 500,000)", cpu_maximum=500_000,

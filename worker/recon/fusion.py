@@ -67,7 +67,7 @@ def reconstruct_fusion(
     *,
     grid_resolution: int = 224,
     target_triangles: int = 500_000,
-    max_error_ppm: int = 500,
+    max_error_ppm: int = 250,
     texture_size: int = 1024,
     device: str | torch.device | None = None,
 ) -> ModelReport:
