@@ -112,7 +112,7 @@ def test_texture_is_a_valid_gltf_pbr_material(box_dir, reconstruct):
 
 
 def test_simplification_keeps_the_mesh_closed_and_accurate(sphere_dir, reconstruct):
-    result = reconstruct(sphere_dir, target_triangles=20_000)
+    result = reconstruct(sphere_dir, target_triangles=20_000, max_error_ppm=0)
     assert result.report["mesh"]["triangles"] <= 20_000 < result.report["mesh"]["extracted_triangles"]
     assert result.report["mesh"]["watertight"] and result.mesh.is_watertight and result.mesh.volume > 0
     assert relative_chamfer(result, scenes.sphere()) < 0.01
@@ -187,7 +187,7 @@ def test_without_an_atlas_the_mesh_falls_back_to_vertex_colours_and_says_so(box_
 
 
 def test_snapping_to_16_bit_depth_brings_the_surface_closer(sphere_dir, reconstruct):
-    snapped = reconstruct(sphere_dir)
+    snapped = reconstruct(sphere_dir, target_triangles=20_000, max_error_ppm=0)  # fine enough to measure the fit
     assert snapped.report["mesh"]["snapped_to_depth"] > 0.9  # share of vertices some view could place
     radius = np.linalg.norm(snapped.mesh.vertices, axis=1)
     assert np.abs(radius - 0.7).mean() < 0.0005  # a fiftieth of a voxel at grid 128
