@@ -29,7 +29,7 @@ from worker.jobs.models import MODELS  # noqa: E402
 TARGET_RSS_MB = 2048
 TARGET_WALL_S = 300
 HEAVIEST = {
-    "fusion": {"grid_resolution": 512, "target_triangles": 5_000_000, "texture_size": 4096},
+    "fusion": {"grid_resolution": 512, "target_triangles": 5_000_000, "max_error_ppm": 0, "texture_size": 4096},
     "nvdiffrec": {"iterations": 5000, "render_resolution": 2048, "texture_size": 4096},
 }
 

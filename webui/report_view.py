@@ -34,6 +34,7 @@ class ReportView:
     triangles: int | None
     vertices: int | None
     watertight: bool
+    simplify_error_pct: float | None  # RMS distance the simplification reached, % of the object's diagonal
     timings: dict[str, float]  # per stage, without the total
     views: list[Mapping]  # worker.recon.report.ViewCheck
     refinement: list[str]  # "IoU 0.980 → 0.990", ..., "120 iterations"; empty without a refinement
@@ -48,6 +49,7 @@ class ReportView:
             triangles=mesh.get("triangles"),
             vertices=mesh.get("vertices"),
             watertight=mesh.get("watertight") is True,
+            simplify_error_pct=mesh.get("simplify_error_pct"),
             timings={str(name): seconds for name, seconds in timings.items() if name != "total"},
             views=[view for view in report.get("views") or [] if isinstance(view, Mapping)],
             refinement=_refinement_changes(_mapping(report.get("refinement"))),
@@ -107,6 +109,8 @@ def summarize_report(report: Mapping) -> str:
         facts.append(f"{_number(view.vertices, 0)} vertices")
     if view.watertight:
         facts.append("watertight")
+    if view.simplify_error_pct:
+        facts.append(f"simplified within {_number(view.simplify_error_pct, 3)}% of its size")
     refinement = (f"<div class='report-refinement'><b>Refinement</b> {' · '.join(view.refinement)}</div>"
                   if view.refinement else "")
     items = "".join(f"<li>{escape(warning)}</li>" for warning in view.warnings)
