@@ -103,18 +103,23 @@ def test_baked_texels_take_the_colour_of_the_views_that_see_them_and_seams_are_p
     assert (srgb[distance > bake.PADDING_TEXELS + 1] == 0).all()
 
 
-def test_texels_no_view_sees_take_the_fallback_colour(colour_cube_dir):
-    inputs = scenes.load(colour_cube_dir)
-    cube = scenes.colour_cube().subdivide()
-    vertices = torch.tensor(cube.vertices, dtype=torch.float32)
-    faces = torch.tensor(cube.faces)
-    atlas = build_atlas(cube.vertices, cube.faces, SIZE)
+def bake_seen_by_no_view(mesh: trimesh.Trimesh, inputs_dir) -> tuple:
+    """(atlas, sRGB texture, filled share) of `mesh` baked with every silhouette empty and green as the fallback."""
+    inputs = scenes.load(inputs_dir)
+    vertices = torch.tensor(mesh.vertices, dtype=torch.float32)
+    faces = torch.tensor(mesh.faces)
+    atlas = build_atlas(mesh.vertices, mesh.faces, SIZE)
     fallback = torch.tensor([[0.0, 1.0, 0.0]]).expand(len(vertices), 3)
     no_views = torch.zeros(inputs.masks.shape, dtype=torch.bool)
     srgb, filled = bake_texture(
         vertices, vertex_normals(vertices, faces), atlas, SIZE, inputs.rig.cameras, torch.tensor(inputs.colors),
         no_views, torch.zeros(inputs.depths.shape), 0.01, fallback,
     )
+    return atlas, srgb, filled
+
+
+def test_texels_no_view_sees_take_the_fallback_colour(colour_cube_dir):
+    atlas, srgb, filled = bake_seen_by_no_view(scenes.colour_cube().subdivide(), colour_cube_dir)
     assert filled == pytest.approx(1.0)
     plane = np.column_stack((atlas.uv[:, 0], -atlas.uv[:, 1], -np.ones(len(atlas.uv))))
     covered = rasterize(texture_space_camera(SIZE), torch.tensor(plane, dtype=torch.float32),
@@ -125,17 +130,8 @@ def test_texels_no_view_sees_take_the_fallback_colour(colour_cube_dir):
 def test_slivers_that_hold_no_texel_centre_still_get_their_own_colour(colour_cube_dir):
     """A diagonal rod far thinner than a texel: its faces are slivers in the atlas that the rasterizer draws no
     texel of. The texture, read where each face lies, must show that face's colour, not empty black atlas."""
-    inputs = scenes.load(colour_cube_dir)
     rod = trimesh.creation.box((1.2, 1e-5, 1e-5), trimesh.transformations.rotation_matrix(0.7, (0, 0, 1)))
-    vertices = torch.tensor(rod.vertices, dtype=torch.float32)
-    faces = torch.tensor(rod.faces)
-    atlas = build_atlas(rod.vertices, rod.faces, SIZE)
-    fallback = torch.tensor([[0.0, 1.0, 0.0]]).expand(len(vertices), 3)
-    no_views = torch.zeros(inputs.masks.shape, dtype=torch.bool)
-    srgb, _ = bake_texture(
-        vertices, vertex_normals(vertices, faces), atlas, SIZE, inputs.rig.cameras, torch.tensor(inputs.colors),
-        no_views, torch.zeros(inputs.depths.shape), 0.01, fallback,
-    )
+    atlas, srgb, _ = bake_seen_by_no_view(rod, colour_cube_dir)
     along = np.linspace(0.05, 0.9, 50)
     weights = np.stack((along, 0.95 - along, np.full_like(along, 0.05)), axis=1)  # points along each face
     points = np.einsum("sk,fkc->fsc", weights, atlas.uv[atlas.faces]).reshape(-1, 2) * SIZE

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
 import httpx
 import pytest
+from playwright.sync_api import Page, expect, sync_playwright
 
 from tests.support.processes import service_env, start_web
-from tests.webui.live import SCREENSHOTS, STOP_TIMEOUT_S, LiveServer
+from tests.webui.live import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS, STOP_TIMEOUT_S, LiveServer
 
 
 @pytest.fixture(scope="module")
@@ -31,3 +33,30 @@ def live_server(request, tmp_path_factory):
 def screenshots() -> Path:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     return SCREENSHOTS
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's Chromium, headless, once per test module."""
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def open_page(browser, live_server):
+    """open_page(query="") -> a page of the live server, loaded; closed after the test."""
+    pages: list[Page] = []
+
+    def open_(query: str = "") -> Page:
+        page = browser.new_page(viewport={"width": 1440, "height": 1000}, accept_downloads=True)
+        page.goto(f"{live_server.url}/{query}")
+        page.wait_for_selector("#views")
+        expect(page.locator("#job-status")).to_contain_text(re.compile(r"No job yet|Job"))
+        pages.append(page)
+        return page
+
+    yield open_
+    for page in pages:
+        page.close()

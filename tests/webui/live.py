@@ -56,3 +56,10 @@ class LiveServer:
     def partial_output(self, job_id: str) -> Path:
         """The folder a worker writes into while it works on the job; it goes when the worker stops."""
         return JobFiles.of(self.data_dir / "jobs", job_id).partial
+
+
+CHROMIUM = "/usr/bin/chromium"  # Debian's; Playwright's own browser download does not work here
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync",
+]

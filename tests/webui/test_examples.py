@@ -17,7 +17,7 @@ from PIL import Image
 from playwright.sync_api import Page, expect
 
 from tests.support.processes import REPO, wait_until
-from tests.webui.test_page import browser, job_id_on_page, open_page  # noqa: F401 (fixtures)
+from tests.webui.test_page import job_id_on_page
 from webui.examples import ShippedExample, example_rows, shipped_examples
 
 SERVER_ENV = {"RECON_EMBEDDED_WORKERS": "1"}

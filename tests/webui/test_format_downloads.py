@@ -10,14 +10,13 @@ from playwright.sync_api import expect, sync_playwright
 from pxr import Usd, UsdGeom
 
 from tests.support.stack import input_files
-
-CHROMIUM = "/usr/bin/chromium"
+from tests.webui.live import CHROMIUM, CHROMIUM_ARGS
 
 
 @pytest.fixture(scope="module")
 def page(live_server):
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         yield browser.new_page(viewport={"width": 1440, "height": 1000}, accept_downloads=True)
         browser.close()
 

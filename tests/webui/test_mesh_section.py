@@ -10,24 +10,16 @@ from pathlib import Path
 
 import pytest
 import trimesh
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
 from tests.webui.live import SLOTS
-from tests.webui.test_page import CHROMIUM, CHROMIUM_ARGS, gallery_slots, job_id_on_page
+from tests.webui.test_page import gallery_slots, job_id_on_page
 from worker.recon.evaluate import chamfer_distance
 from worker.recon.render_inputs import NORMALIZED_SIZE, normalize_mesh
 
 MAX_TRIANGLES = 5_000
 SERVER_ENV = {"RECON_EMBEDDED_WORKERS": "1", "RECON_MAX_MESH_TRIANGLES": str(MAX_TRIANGLES)}
 CHAMFER_SHARE = 0.01  # of the normalised mesh's longest side
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture

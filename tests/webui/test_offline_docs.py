@@ -9,7 +9,8 @@ from urllib.parse import urljoin, urlsplit
 import pytest
 from playwright.sync_api import Route, expect, sync_playwright
 
-CHROMIUM = "/usr/bin/chromium"
+from tests.webui.live import CHROMIUM, CHROMIUM_ARGS
+
 OPERATIONS = 6  # submit, status, cancel, result, report, models
 # ReDoc's sidebar credit image: it hides itself when it cannot load (ReDoc has no setting to leave it out).
 REDOC_CREDIT = "https://cdn.redoc.ly/redoc/logo-mini.svg"
@@ -47,7 +48,7 @@ def offline_page(live_server):
             route.abort("internetdisconnected")
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         page = browser.new_page()
         page.route("**/*", only_local)
         yield page, refused

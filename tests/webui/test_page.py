@@ -11,9 +11,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pytest
 from PIL import Image
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
 from tests.support.processes import wait_until
 from tests.webui.live import EXAMPLE, SLOTS, SLOW_OPTIONS, depths_of, views_of
@@ -21,11 +20,6 @@ from worker.jobs.models import FUSION
 from worker.jobs.record import ACTIVE
 from worker.recon.previews import TURNTABLE_SIZE, sheet_size
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync",
-]
 LONG_JOB_BUDGET_S = 66  # nvdiffrec's refinement on a CPU: with its few seconds of fusion, a job of over a minute
 SERVER_ENV = {"RECON_EMBEDDED_WORKERS": "1", "RECON_NVDIFFREC_CPU_BUDGET_S": str(LONG_JOB_BUDGET_S)}
 PROGRESSBAR = "#job-status [role=progressbar]"
@@ -47,31 +41,6 @@ SAMPLE_PROGRESS = """() => {
 }"""
 
 LOADED_SIZE = "img => img.complete ? [img.naturalWidth, img.naturalHeight] : null"
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture
-def open_page(browser, live_server):
-    pages: list[Page] = []
-
-    def open_(query: str = "") -> Page:
-        page = browser.new_page(viewport={"width": 1440, "height": 1000}, accept_downloads=True)
-        page.goto(f"{live_server.url}/{query}")
-        page.wait_for_selector("#views")
-        expect(page.locator("#job-status")).to_contain_text(re.compile(r"No job yet|Job"))
-        pages.append(page)
-        return page
-
-    yield open_
-    for page in pages:
-        page.close()
 
 
 def gallery_slots(page: Page, gallery: str) -> list[tuple[str, str]]:
