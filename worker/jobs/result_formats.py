@@ -17,9 +17,10 @@ import uuid
 from pathlib import Path
 
 from ..errors import JobNotFoundError, ReconError, ServiceBusyError, StorageError
-from ..recon.exports import FORMATS, write_export
-from .files import JobFiles
+from .files import RESULT_NAMES, JobFiles
 from .limits import DiskBudget
+
+FORMATS = tuple(RESULT_NAMES)  # glb first: the default
 
 BUILDS_AT_ONCE = 2
 WAIT_FOR_BUILD_S = 60.0  # for a file another request is building: the slowest, OBJ of 200,000 triangles, takes 3-8 s
@@ -71,6 +72,8 @@ class ResultFormats:
         aside = target.with_name(f".{target.name}.{uuid.uuid4().hex}.partial")
         try:
             self.disk.reserve(SIZE_FACTOR * glb.stat().st_size)
+            from ..recon.exports import write_export  # trimesh and usd-core load only when a format is first asked for
+
             write_export(glb, fmt, aside)
             os.replace(aside, target)
         except FileNotFoundError:
