@@ -36,6 +36,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from .colour import linear_to_srgb
 from .inputs import ReconInputs
+from .ops import scaled_camera
 from .raster import interpolate, rasterize
 from .rig import ORTHO, SLOT_NAMES, Camera, look_at
 from .sampling import sample_masked
@@ -126,13 +127,6 @@ def sheet_size(width: int, height: int) -> tuple[int, int]:
     """The comparison sheet's (width, height) for inputs of width x height (see the module's docstring)."""
     tile_w, tile_h = tile_size(width, height)
     return MARGIN + 6 * (tile_w + GAP) + GAP, HEADER + 3 * (tile_h + GAP) + LEGEND
-
-
-def scaled_camera(camera: Camera, width: int, height: int) -> Camera:
-    """The same camera with an image of width x height: intrinsics scaled with the pixel grid."""
-    sx, sy = width / camera.width, height / camera.height
-    return Camera(camera.model, camera.cam_to_world, width, height, camera.fx * sx, camera.fy * sy,
-                  camera.cx * sx, camera.cy * sy)
 
 
 def object_size(inputs: ReconInputs) -> float:

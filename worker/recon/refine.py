@@ -200,9 +200,10 @@ def optimise(ctx: ops.RenderContext, targets: list[Target], vertices: torch.Tens
                                  lambda: None)
         return loss.item()
 
-    record = None if hold is None else HeldOut(targets[hold].slot, held_out_loss(), 0.0, 0)
-    if record is not None:
-        record.best_loss = record.start_loss
+    record = None
+    if hold is not None:
+        start_loss = held_out_loss()
+        record = HeldOut(targets[hold].slot, start_loss, start_loss, 0)
     best = (offsets.detach().clone(), colours.detach().clone())
     for iteration in range(iterations):
         if budget_s is not None and time.perf_counter() - began > budget_s:

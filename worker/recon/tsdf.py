@@ -167,7 +167,8 @@ def restore_lost_surfaces(dense: torch.Tensor, origin: torch.Tensor, voxel: floa
     coordinates = (points - origin) / voxel
     limit = torch.tensor(dense.shape, device=dense.device) - 1
     lost = lowest_around(dense, coordinates, 1) > 0
-    lost[lost.clone()] = ~seen_through(views, points[lost], truncation, tolerance)
+    candidates = lost.clone()
+    lost[candidates] = ~seen_through(views, points[candidates], truncation, tolerance)
     lost_at = coordinates[lost]
     if lost_at.shape[0] == 0:
         return 0
