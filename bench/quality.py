@@ -58,10 +58,10 @@ from worker.jobs.models import MODELS, availability  # noqa: E402
 from worker.recon.colour import linear_to_srgb  # noqa: E402
 from worker.recon.evaluate import point_chamfer  # noqa: E402
 from worker.recon.inputs import load_inputs  # noqa: E402
-from worker.recon.raster import interpolate, rasterize  # noqa: E402
+from worker.recon import previews  # noqa: E402
+from worker.recon.raster import rasterize  # noqa: E402
 from worker.recon.render_inputs import render_inputs  # noqa: E402
 from worker.recon.rig import ORTHO, SLOT_NAMES, Camera, look_at  # noqa: E402
-from worker.recon.sampling import sample_masked  # noqa: E402
 from worker.recon.surface import is_watertight  # noqa: E402
 
 MESH_SUFFIXES = (".obj", ".ply", ".glb", ".gltf", ".stl", ".off")
@@ -110,23 +110,14 @@ def held_out_cameras(res: int = HELD_OUT_RES) -> list[Camera]:
 
 
 def render(camera: Camera, mesh: Coloured) -> tuple[np.ndarray, np.ndarray]:
-    """sRGB image (H, W, 3), black background, and the silhouette."""
-    vertices = torch.as_tensor(mesh.vertices, dtype=torch.float32)
-    faces = torch.as_tensor(mesh.faces, dtype=torch.int64)
-    raster = rasterize(camera, vertices, faces)
-    covered = raster.tri_id >= 0
-    if mesh.texture is not None:
-        uv = interpolate(torch.as_tensor(mesh.uv, dtype=torch.float32), raster.tri_id, raster.bary, faces)
-        image = torch.as_tensor(mesh.texture)
-        height, width = image.shape[:2]
-        u = (uv[..., 0] % 1.0) * width
-        v = (1.0 - uv[..., 1] % 1.0) * height
-        colour, _ = sample_masked(image, torch.ones((height, width), dtype=torch.bool), u.reshape(-1), v.reshape(-1))
-        colour = colour.view(*covered.shape, 3)
-    else:
-        colour = interpolate(torch.as_tensor(mesh.vertex_srgb, dtype=torch.float32), raster.tri_id, raster.bary, faces)
-    colour = torch.where(covered[..., None], colour.clamp(0, 1), 0.0)
-    return colour.numpy(), covered.numpy()
+    """sRGB image (H, W, 3), black background, and the silhouette: drawn as the job's previews draw a result."""
+    def tensor(array: np.ndarray | None) -> torch.Tensor | None:
+        return None if array is None else torch.as_tensor(array, dtype=torch.float32)
+
+    drawn = previews.Coloured(tensor(mesh.vertices), torch.as_tensor(mesh.faces, dtype=torch.int64),
+                              tensor(mesh.vertex_srgb), tensor(mesh.uv), tensor(mesh.texture))
+    raster = rasterize(camera, drawn.vertices, drawn.faces)
+    return previews.surface_colour(drawn, raster.tri_id, raster.bary).numpy(), (raster.tri_id >= 0).numpy()
 
 
 def closest_on_surface(points: np.ndarray, mesh: trimesh.Trimesh) -> tuple[np.ndarray, np.ndarray]:
