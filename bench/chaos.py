@@ -34,7 +34,7 @@ from tests.support.stack import Stack, input_files  # noqa: E402
 
 TERMINAL = ("completed", "failed", "cancelled")
 SETTLE_DEADLINE_S = 60.0
-JOB_OPTIONS = {"grid_resolution": 128}
+JOB_OPTIONS = {"grid_resolution": 128, "texture_size": 0}
 
 
 @dataclass

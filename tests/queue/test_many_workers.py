@@ -21,7 +21,7 @@ def stack(tmp_path, clean_redis):
 def test_two_workers_share_the_jobs_without_running_any_twice(stack, sphere_inputs):
     stack.workers += [start_consumer(stack.env, stack.workdir / "worker-a.log", workers=2),
                       start_consumer(stack.env, stack.workdir / "worker-b.log", workers=1)]
-    job_ids = [stack.submit(sphere_inputs, grid_resolution=128)["job_id"] for _ in range(JOBS)]
+    job_ids = [stack.submit(sphere_inputs, grid_resolution=128, texture_size=0)["job_id"] for _ in range(JOBS)]
     for job_id in job_ids:
         assert stack.wait_for(job_id, ("completed",), timeout=120)["status"] == "completed"
     logs = {name: (stack.workdir / f"worker-{name}.log").read_text() for name in "ab"}

@@ -1,9 +1,8 @@
-"""Fixtures of the web UI tests: one live `python app.py` per test module, slow inputs once per session."""
+"""Fixtures of the web UI tests: live `python app.py` servers shared by the modules that need the same settings."""
 
 from __future__ import annotations
 
 import re
-import shutil
 from pathlib import Path
 
 import httpx
@@ -11,22 +10,36 @@ import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
 from tests.support.processes import service_env, start_web
-from tests.webui.live import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS, STOP_TIMEOUT_S, LiveServer
+from tests.webui.live import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS, SHARED_ENV, STOP_TIMEOUT_S, LiveServer
+
+
+@pytest.fixture(scope="session")
+def web_servers(tmp_path_factory):
+    """Live servers by their settings, started on first use and shared by every module that asks for the same."""
+    started: dict[tuple, LiveServer] = {}
+
+    def get(overrides: dict[str, str]) -> LiveServer:
+        key = tuple(sorted(overrides.items()))
+        if key not in started:
+            workdir = tmp_path_factory.mktemp("web")
+            env = service_env(workdir / "data", GRADIO_TEMP_DIR=str(workdir / "gradio"),
+                              GRADIO_ANALYTICS_ENABLED="False", RECON_TORCH_THREADS="1", **overrides)
+            process, url = start_web(env, workdir / "web.log")
+            started[key] = LiveServer(process, url, workdir / "data", workdir / "gradio",
+                                      httpx.Client(base_url=url, timeout=30))
+        return started[key]
+
+    yield get
+    for server in started.values():
+        server.http.close()
+        server.process.stop(timeout=STOP_TIMEOUT_S)
 
 
 @pytest.fixture(scope="module")
-def live_server(request, tmp_path_factory):
-    """`python app.py` on a free port with its own data folder and Gradio cache; a module's SERVER_ENV adds settings."""
-    workdir = tmp_path_factory.mktemp("web")
-    overrides = getattr(request.module, "SERVER_ENV", {})
-    env = service_env(workdir / "data", GRADIO_TEMP_DIR=str(workdir / "gradio"), GRADIO_ANALYTICS_ENABLED="False",
-                      RECON_TORCH_THREADS="1", **overrides)
-    process, url = start_web(env, workdir / "web.log")
-    server = LiveServer(process, url, workdir / "data", workdir / "gradio", httpx.Client(base_url=url, timeout=30))
-    yield server
-    server.http.close()
-    process.stop(timeout=STOP_TIMEOUT_S)
-    shutil.rmtree(workdir, ignore_errors=True)
+def live_server(request, web_servers) -> LiveServer:
+    """`python app.py` on a free port with its own data folder and Gradio cache: SHARED_ENV, or the module's
+    SERVER_ENV where it needs other settings."""
+    return web_servers(getattr(request.module, "SERVER_ENV", SHARED_ENV))
 
 
 @pytest.fixture(scope="session")

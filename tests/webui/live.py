@@ -16,6 +16,10 @@ EXAMPLE = REPO / "examples" / "spot"
 SCREENSHOTS = REPO / "test-output" / "webui"
 SLOW_OPTIONS = {"grid_resolution": 512}
 STOP_TIMEOUT_S = 3  # a gradio_client heartbeat stream keeps uvicorn's graceful shutdown waiting
+LONG_JOB_BUDGET_S = 66  # nvdiffrec's refinement on a CPU: with its few seconds of fusion, a job of over a minute
+MAX_MESH_TRIANGLES = 5_000  # a dropped mesh over this is refused (the page's mesh section)
+SHARED_ENV = {"RECON_EMBEDDED_WORKERS": "1", "RECON_NVDIFFREC_CPU_BUDGET_S": str(LONG_JOB_BUDGET_S),
+              "RECON_MAX_MESH_TRIANGLES": str(MAX_MESH_TRIANGLES)}  # the server of every module without its own
 
 
 def views_of(folder: Path) -> list[Path]:

@@ -20,7 +20,6 @@ from tests.support.processes import REPO, wait_until
 from tests.webui.test_page import job_id_on_page
 from webui.examples import ShippedExample, example_rows, shipped_examples
 
-SERVER_ENV = {"RECON_EMBEDDED_WORKERS": "1"}
 MIN_IOU = 0.97
 VIEWER_DRAWN_STD = 15.0  # grey levels: an empty viewer measured 4.5-5.0 (its badge and buttons), the cow 37.6
 THUMBNAILS_LOADED = """() => {

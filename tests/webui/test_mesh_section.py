@@ -12,13 +12,11 @@ import pytest
 import trimesh
 from playwright.sync_api import Page, expect
 
-from tests.webui.live import SLOTS
+from tests.webui.live import MAX_MESH_TRIANGLES, SLOTS
 from tests.webui.test_page import gallery_slots, job_id_on_page
 from worker.recon.evaluate import chamfer_distance
 from worker.recon.render_inputs import NORMALIZED_SIZE, normalize_mesh
 
-MAX_TRIANGLES = 5_000
-SERVER_ENV = {"RECON_EMBEDDED_WORKERS": "1", "RECON_MAX_MESH_TRIANGLES": str(MAX_TRIANGLES)}
 CHAMFER_SHARE = 0.01  # of the normalised mesh's longest side
 
 
@@ -46,7 +44,7 @@ def test_a_dropped_mesh_fills_both_galleries_and_those_inputs_reconstruct_it(pag
     source = trimesh.creation.capsule(height=0.8, radius=0.45, count=(24, 24))
     source.export(tmp_path / "capsule.glb")
     section = page.locator("#mesh-inputs")
-    expect(page.locator("#mesh-note")).to_contain_text(f"at most 20 MB and {MAX_TRIANGLES:,} triangles")
+    expect(page.locator("#mesh-note")).to_contain_text(f"at most 20 MB and {MAX_MESH_TRIANGLES:,} triangles")
     section.screenshot(path=screenshots / "mesh-01-section.png")
 
     render(page, tmp_path / "capsule.glb", "cube6", "256")

@@ -20,8 +20,6 @@ from worker.jobs.models import FUSION
 from worker.jobs.record import ACTIVE
 from worker.recon.previews import TURNTABLE_SIZE, sheet_size
 
-LONG_JOB_BUDGET_S = 66  # nvdiffrec's refinement on a CPU: with its few seconds of fusion, a job of over a minute
-SERVER_ENV = {"RECON_EMBEDDED_WORKERS": "1", "RECON_NVDIFFREC_CPU_BUDGET_S": str(LONG_JOB_BUDGET_S)}
 PROGRESSBAR = "#job-status [role=progressbar]"
 PROGRESS_SHOTS = {5: "09-progress-5s.png", 50: "10-progress-50s.png"}
 RECORD_PROGRESS = """() => {

@@ -117,6 +117,7 @@ def test_a_completed_job_cannot_be_cancelled(stack, sphere_inputs):
 def test_a_job_s_pictures_of_the_fit_are_answered_as_its_result_until_it_completes(stack, slow_inputs):
     submitted = stack.submit(slow_inputs, grid_resolution=512)
     job_id, token = submitted["job_id"], submitted["job_token"]
+    stack.wait_for(job_id, ("processing",), timeout=60)  # the answer names the status: one, not two between calls
     for picture in ("comparison.png", "turntable.webp"):
         early = stack.http.get(f"/jobs/{job_id}/{picture}")
         result = stack.http.get(f"/jobs/{job_id}/result")
