@@ -142,7 +142,8 @@ def test_solid_colour_images_are_reported_as_disagreeing_or_refused(tmp_path):
         a_sentence(outcome)
     else:
         report, _ = honest_mesh(outcome, tmp_path / "out")
-        assert mean(report, "depth_error") > 0.1 or mean(report, "silhouette_iou") < 0.8
+        said = any("depth renders contradict each other" in warning for warning in report["warnings"])
+        assert said or mean(report, "depth_error") > 0.1 or mean(report, "silhouette_iou") < 0.8
 
 
 @pytest.mark.parametrize("offset", [0.3, -0.3], ids=["farther", "nearer"])
@@ -209,4 +210,27 @@ def test_a_zero_thickness_sheet_comes_back_as_a_thin_closed_shell(tmp_path, tilt
     normal = sheet.face_normals[0]
     thickness = np.abs((mesh.vertices - sheet.vertices[0]) @ normal).max()
     assert thickness < 2.5 * report["grid"]["voxel_size"]
+    assert chamfer_distance(mesh, sheet, samples=20_000) < 0.02
+
+
+def wavy_sheet() -> trimesh.Trimesh:
+    """A zero-thickness sheet with waves, tipped so that every view sees some of it from one side or the other."""
+    u, v = np.meshgrid(np.linspace(-0.7, 0.7, 48), np.linspace(-0.5, 0.5, 48), indexing="ij")
+    vertices = np.column_stack((u.ravel(), v.ravel(), (0.1 * np.sin(4 * u) * np.cos(3 * v)).ravel()))
+    index = np.arange(48 * 48).reshape(48, 48)
+    a, b, c, d = index[:-1, :-1].ravel(), index[1:, :-1].ravel(), index[1:, 1:].ravel(), index[:-1, 1:].ravel()
+    sheet = trimesh.Trimesh(vertices, np.concatenate((np.column_stack((a, b, c)), np.column_stack((a, c, d)))))
+    sheet.apply_transform(trimesh.transformations.rotation_matrix(0.4, [1.0, 0.6, 0.2]))
+    sheet.visual.vertex_colors = np.tile([60, 160, 90, 255], (len(sheet.vertices), 1))
+    return sheet
+
+
+def test_a_wavy_sheet_seen_from_both_sides_by_several_views_comes_back_whole(tmp_path):
+    """Each view sees a wavy sheet from one side or the other, so the average leaves scattered specks of it: fusion
+    used to refuse it ("do not describe one object"). Depth that a view facing the other way sees at the same
+    place, from behind, is a sheet: it comes back as a thin shell wherever nothing solid lies around it."""
+    sheet = wavy_sheet()
+    render_inputs(sheet, tmp_path / "in", res=RES, normalize=False)
+    report, mesh = honest_mesh(run(scenes.load(tmp_path / "in"), tmp_path / "out"), tmp_path / "out")
+    assert min(view["silhouette_iou"] for view in report["views"] if view["slot"] in ("front", "back")) > 0.85
     assert chamfer_distance(mesh, sheet, samples=20_000) < 0.02

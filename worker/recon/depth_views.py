@@ -29,6 +29,7 @@ beyond which a voxel is simply far outside the silhouette.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -37,6 +38,7 @@ from scipy.ndimage import distance_transform_edt
 from .rig import Camera
 
 MIN_COS = 0.05
+MIN_FACING_COS = 0.25  # a view at more than about 75 degrees to a surface cannot tell whether it sees past it
 SILHOUETTE_SLACK_PX = 1.0
 UNOBSERVED_SLACK_PX = 0.5  # where no depth says anything, the silhouette's expected (not its safe) distance
 WELL_PIXELS = 9  # depth seen through gaps narrower than this (pixels) does not carve (odd: a centred window)
@@ -55,6 +57,7 @@ class DepthView:
     window: tuple[int, int, int, int]  # (top, left, bottom, right) texels of the image the table covers
     cells: torch.Tensor  # per-cell table of the window, see _cell_table, then the rows NO_DATA and FAR_OUTSIDE
     pixel: float  # world units per pixel (per unit of depth for PERSPECTIVE)
+    camera: Camera
 
     @property
     def cells_per_row(self) -> int:
@@ -72,10 +75,11 @@ def _shift(image: torch.Tensor, axis: int, offset: int) -> tuple[torch.Tensor, t
     return shifted, exists.view(shape)
 
 
-def surface_cosine(camera: Camera, depth: torch.Tensor, discontinuity: float, origin: tuple[int, int] = (0, 0)
-                   ) -> torch.Tensor:
-    """|cos| between the depth map's surface normal and the viewing ray per pixel, from (central) differences;
-    `depth` may be a window of the image whose first texel is (row, column) `origin`."""
+def depth_normals(camera: Camera, depth: torch.Tensor, discontinuity: float, origin: tuple[int, int] = (0, 0)
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The depth map's world points and (unnormalised) surface normals per pixel, (H, W, 3) each, from (central)
+    differences that do not cross a depth step over `discontinuity`; `depth` may be a window of the image whose
+    first texel is (row, column) `origin`."""
     points = camera.unproject_depth_map(depth, origin)
     valid = depth > 0
     tangents = []
@@ -87,7 +91,14 @@ def surface_cosine(camera: Camera, depth: torch.Tensor, discontinuity: float, or
         tangent = (torch.where(fwd[..., None], _shift(points, axis, 1)[0], points)
                    - torch.where(bwd[..., None], _shift(points, axis, -1)[0], points))
         tangents.append(tangent)
-    normal = torch.linalg.cross(tangents[0], tangents[1], dim=-1)
+    return points, torch.linalg.cross(tangents[0], tangents[1], dim=-1)
+
+
+def surface_cosine(camera: Camera, depth: torch.Tensor, discontinuity: float, origin: tuple[int, int] = (0, 0)
+                   ) -> torch.Tensor:
+    """|cos| between the depth map's surface normal and the viewing ray per pixel (see depth_normals)."""
+    points, normal = depth_normals(camera, depth, discontinuity, origin)
+    valid = depth > 0
     length = normal.norm(dim=-1)
     cosine = (normal * camera.view_dirs(points)).sum(dim=-1).abs() / length.clamp_min(1e-20)
     return torch.where(valid & (length > 0), cosine, torch.full_like(cosine, MIN_COS)).clamp(MIN_COS, 1.0)
@@ -121,11 +132,12 @@ def _window(mask: np.ndarray, depth: np.ndarray) -> tuple[int, int, int, int]:
             min(int(rows[-1]) + 1 + CROP_MARGIN_PX, height), min(int(cols[-1]) + 1 + CROP_MARGIN_PX, width))
 
 
-def _cell_table(camera: Camera, depth: torch.Tensor, mask: np.ndarray, truncation: float,
+def _cell_table(camera: Camera, depth: torch.Tensor, mask: np.ndarray, uncapped: torch.Tensor, truncation: float,
                 window: tuple[int, int, int, int]) -> torch.Tensor:
-    """Per 2x2 cell of the window (depth and mask are cut to it): depth coefficients (4), cosine weight (0 = no
-    depth), silhouette-bound coefficients (4), the nearest opened depth of its texels (see opened_depth), and 1
-    if its depth is bilinear (smooth); then the rows for no data and for far outside the silhouette."""
+    """Per 2x2 cell of the window (depth, mask and uncapped are cut to it): depth coefficients (4), cosine weight
+    (0 = no depth), silhouette-bound coefficients (4), the nearest opened depth of its texels (see opened_depth),
+    1 if its depth is bilinear (smooth), and where all its texels are a cap's (holes.py) the nearest depth seen
+    through the opening (0 elsewhere); then the rows for no data and for far outside the silhouette."""
     device = depth.device
     top, left, bottom, right = window
     cosine = surface_cosine(camera, depth, truncation, (top, left))
@@ -159,9 +171,12 @@ def _cell_table(camera: Camera, depth: torch.Tensor, mask: np.ndarray, truncatio
     bound = [torch.where(whole, bound[0], NO_BOUND)] + [torch.where(whole, c, 0.0) for c in bound[1:]]
 
     opened = torch.stack(corners(pad(opened_depth(depth), (1, 1, 1, 1), value=torch.inf)), dim=-1).amin(dim=-1)
-    table = torch.stack(depth_coef + [weight] + bound + [opened, smooth.float()], dim=-1).reshape(-1, 11)
+    capped = torch.stack(corners(pad(uncapped > depth, (1, 1, 1, 1))), dim=-1).all(dim=-1)
+    behind = torch.stack(corners(pad(uncapped, (1, 1, 1, 1))), dim=-1).amin(dim=-1)
+    table = torch.stack(depth_coef + [weight] + bound + [opened, smooth.float(), torch.where(capped, behind, 0.0)],
+                        dim=-1).reshape(-1, 12)
     far_outside = (CROP_MARGIN_PX - SILHOUETTE_SLACK_PX) * px_to_world
-    extra = torch.tensor([[0.0] * 5 + [lower, 0.0, 0.0, 0.0, torch.inf, 0.0] for lower in (NO_BOUND, far_outside)],
+    extra = torch.tensor([[0.0] * 5 + [lower, 0.0, 0.0, 0.0, torch.inf, 0.0, 0.0] for lower in (NO_BOUND, far_outside)],
                          device=device)
     return torch.cat((table, extra))
 
@@ -177,20 +192,33 @@ def _pixel_transform(camera: Camera) -> np.ndarray:
     return intrinsic @ camera.world_to_cam
 
 
-def prepare_view(camera: Camera, depth: np.ndarray, mask: np.ndarray, truncation: float, device: torch.device) -> DepthView:
+def prepare_view(camera: Camera, depth: np.ndarray, mask: np.ndarray, truncation: float, device: torch.device,
+                 uncapped: np.ndarray | None = None) -> DepthView:
+    """`uncapped` is the depth before holes.py capped its openings: what lies between a cap and the depth seen
+    through its opening is inside."""
     window = _window(mask, depth)
     top, left, bottom, right = window
     depth_t = torch.as_tensor(depth[top:bottom, left:right], dtype=torch.float32, device=device)
+    uncapped_t = depth_t if uncapped is None else \
+        torch.as_tensor(uncapped[top:bottom, left:right], dtype=torch.float32, device=device)
     transform = torch.as_tensor(_pixel_transform(camera), dtype=torch.float32, device=device)
-    table = _cell_table(camera, depth_t, mask[top:bottom, left:right], truncation, window)
+    table = _cell_table(camera, depth_t, mask[top:bottom, left:right], uncapped_t, truncation, window)
     return DepthView(transform, not camera.is_ortho, camera.width, camera.height, window, table,
-                 1.0 / max(camera.fx, camera.fy))
+                     1.0 / max(camera.fx, camera.fy), camera)
 
 
-def view_terms(view: DepthView, points: torch.Tensor, truncation: float
-                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """One view's (signed distance * weight, weight, the weight of smooth-depth observations, silhouette lower
-    bound, the bound with UNOBSERVED_SLACK_PX) at world points (N, 3)."""
+class Terms(NamedTuple):
+    """What one view says about world points (N,): each tensor (N,)."""
+
+    weighted: torch.Tensor  # signed distance * weight
+    weight: torch.Tensor
+    smooth: torch.Tensor  # the weight of smooth-depth observations
+    bound: torch.Tensor  # silhouette lower bound
+    relaxed: torch.Tensor  # the bound with UNOBSERVED_SLACK_PX
+    ceiling: torch.Tensor  # upper bound between a cap and what its opening shows (holes.py); else +inf
+
+
+def view_terms(view: DepthView, points: torch.Tensor, truncation: float) -> Terms:
     projected = torch.addmm(view.transform[:, 3], points, view.transform[:, :3].T)
     depth = projected[:, 2]
     xy = projected[:, :2]
@@ -209,7 +237,7 @@ def view_terms(view: DepthView, points: torch.Tensor, truncation: float
     no_data = view.cells.shape[0] - 2
     index = torch.where(in_window, row * view.cells_per_row + column, no_data + 1)
     index = torch.where(in_image, index, no_data)
-    a, b, c, d, weight, e, f, g, h, opened, smooth = view.cells.index_select(0, index).unbind(dim=-1)
+    a, b, c, d, weight, e, f, g, h, opened, smooth, behind = view.cells.index_select(0, index).unbind(dim=-1)
     surface = a + b * tx + (c + d * tx) * ty
     distance = (surface - depth) * weight
     # More than the truncation along the ray behind the opened depth (a gap's rim, or a surface seen at a grazing
@@ -221,7 +249,8 @@ def view_terms(view: DepthView, points: torch.Tensor, truncation: float
     if view.perspective:
         bound = torch.where(depth > 0, bound * depth, NO_BOUND)
         relief = relief * depth
-    return distance.clamp_max(truncation) * weight, weight, weight * smooth, bound, bound + relief
+    ceiling = torch.where((depth > surface) & (depth < behind), surface - depth, torch.inf)
+    return Terms(distance.clamp_max(truncation) * weight, weight, weight * smooth, bound, bound + relief, ceiling)
 
 
 def evaluate_sdf(views: list[DepthView], points: torch.Tensor, truncation: float) -> torch.Tensor:
@@ -236,22 +265,28 @@ def evaluate_sdf(views: list[DepthView], points: torch.Tensor, truncation: float
     bound = torch.full_like(total, NO_BOUND)
     relaxed = torch.full_like(total, NO_BOUND)
     smooth = torch.zeros_like(total)
+    ceiling = torch.full_like(total, torch.inf)
     for view in views:
-        weighted, w, s, b, r = view_terms(view, points, truncation)
-        total += weighted
-        weight += w
-        smooth += s
-        bound = torch.maximum(bound, b)
-        relaxed = torch.maximum(relaxed, r)
-    fused = torch.where(weight > 0, total / weight.clamp_min(1e-12), -truncation)
+        terms = view_terms(view, points, truncation)
+        total += terms.weighted
+        weight += terms.weight
+        smooth += terms.smooth
+        bound = torch.maximum(bound, terms.bound)
+        relaxed = torch.maximum(relaxed, terms.relaxed)
+        ceiling = torch.minimum(ceiling, terms.ceiling)
+    fused = torch.minimum(torch.where(weight > 0, total / weight.clamp_min(1e-12), -truncation), ceiling)
     return torch.maximum(fused, torch.where(smooth > 0, bound, relaxed)).clamp(-truncation, truncation)
 
 
-def seen_through(views: list[DepthView], points: torch.Tensor, truncation: float, tolerance: float) -> torch.Tensor:
-    """(N,) bool: some view has the point in its free space (outside its silhouette, or in front of its depth)."""
+def seen_through(views: list[DepthView], points: torch.Tensor, normals: torch.Tensor, facing: torch.Tensor,
+                 truncation: float, tolerance: float) -> torch.Tensor:
+    """(N,) bool: some view has the point in its free space (outside its silhouette, or in front of its depth),
+    not counting views that see the point's surface (unit `normals`, (N, 3), where `facing` (N,) says they are
+    known) at a grazing angle: for them a sheet of no thickness falls between pixel centres, which see past it."""
     free = torch.zeros(points.shape[0], dtype=torch.bool, device=points.device)
     for view in views:
-        weighted, weight, _, bound, _ = view_terms(view, points, truncation)
-        in_front = (weight > 0) & (weighted > tolerance * weight)
-        free |= in_front | (bound > tolerance)
+        terms = view_terms(view, points, truncation)
+        in_front = (terms.weight > 0) & (terms.weighted > tolerance * terms.weight)
+        grazing = facing & ((normals * view.camera.view_dirs(points)).sum(dim=-1).abs() < MIN_FACING_COS)
+        free |= ~grazing & (in_front | (terms.bound > tolerance))
     return free

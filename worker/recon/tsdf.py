@@ -7,6 +7,9 @@ observes but every silhouette contains are inside.
 Only blocks near the back-projected depth points (or whose corner signs differ on a
 coarse pass) are evaluated at full resolution; the rest take the sign of their corners.
 
+Openings that a view looks through into the object (an open scan) are capped
+first (holes.py), so they do not carve a tunnel through it.
+
 The average cancels a surface seen from both sides (a sheet of zero thickness is
 outside for each of its views; so is a rod thinner than a voxel for the views
 around it): such depth points are found afterwards and put back as thin closed
@@ -22,7 +25,8 @@ import numpy as np
 import torch
 
 from ..errors import ReconstructionFailed
-from .depth_views import DepthView, evaluate_sdf, prepare_view, seen_through
+from .depth_views import MIN_FACING_COS, DepthView, depth_normals, evaluate_sdf, prepare_view, seen_through
+from .holes import close_openings, two_sided
 from .inputs import ReconInputs
 from .stages import Done
 
@@ -32,6 +36,7 @@ TRUNCATION_VOXELS = 3.0
 BAND_VOXELS = 2.5
 CHUNK_VOXELS = 1 << 18
 SHELL_RADIUS_VOXELS = 0.9  # such points come back as a shell this far around them (> sqrt(3)/2: never a gap)
+SHEET_INSIDE_VOXELS = 0.5  # a point seen from both sides with nothing this deep inside around it is a sheet
 THIN_VOXELS = 1.5  # a part with no voxel this deep inside is thin: its two sides are close
 
 
@@ -44,6 +49,7 @@ class SdfGrid:
     voxel_size: float
     truncation: float
     restored: int = 0  # depth points whose surface the average lost, restored as thin shells (a sheet, a rod)
+    openings: tuple[int, ...] = ()  # per view, the openings it looked through that were closed (holes.py)
 
     def thin_at(self, points: torch.Tensor) -> torch.Tensor:
         """(N,) bool: where the object is under about THIN_VOXELS * 2 voxels thick around the world points (no
@@ -65,12 +71,21 @@ def _grid_geometry(points: torch.Tensor, resolution: int) -> tuple[np.ndarray, f
     return origin, voxel, tuple(int(b) for b in blocks)
 
 
-def _depth_points(inputs: ReconInputs, device: torch.device) -> torch.Tensor:
-    points = []
-    for camera, depth in zip(inputs.rig.cameras, inputs.depths):
+def _depth_points(cameras: list, depths: list[np.ndarray], device: torch.device, discontinuity: float = 0.0
+                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The depth maps' world points (N, 3), their unit surface normals (N, 3) from differences that do not cross
+    a depth step over `discontinuity`, and whether their own view faces them (N,) (not at a grazing angle, where
+    a point may lie half a pixel off its surface)."""
+    points, normals, facing = [], [], []
+    for camera, depth in zip(cameras, depths):
         depth_t = torch.as_tensor(depth, device=device)
-        points.append(camera.unproject_depth_map(depth_t)[depth_t > 0])
-    return torch.cat(points)
+        at, normal = depth_normals(camera, depth_t, discontinuity)
+        at, normal = at[depth_t > 0], normal[depth_t > 0]
+        normal = normal / normal.norm(dim=-1, keepdim=True).clamp_min(1e-20)
+        points.append(at)
+        normals.append(normal)
+        facing.append((normal * camera.view_dirs(at)).sum(dim=-1).abs() >= MIN_FACING_COS)
+    return torch.cat(points), torch.cat(normals), torch.cat(facing)
 
 
 def _band_blocks(points: torch.Tensor, origin: torch.Tensor, voxel: float, blocks: tuple[int, int, int],
@@ -106,7 +121,7 @@ def fuse_depth(
         """`done` of the part of the work that is `share` of this stage."""
         on_progress(share[0] + (share[1] - share[0]) * done)
 
-    points = _depth_points(inputs, device)
+    points, _, _ = _depth_points(inputs.rig.cameras, inputs.depths, device)
     if points.shape[0] == 0:
         raise ReconstructionFailed(
             "The depth renders have no depth inside the silhouettes, so there is no surface to fuse; "
@@ -115,10 +130,16 @@ def fuse_depth(
     origin, voxel, blocks = _grid_geometry(points, grid_resolution)
     step = inputs.rig.depth.step(inputs.depth_bits)
     truncation = max(TRUNCATION_VOXELS * voxel, 2.0 * step)
+    openings = close_openings(inputs, truncation)
+    # With the caps (surfaces too: the band of evaluated blocks must follow them), and the normals of all.
+    points, normals, facing = _depth_points(inputs.rig.cameras, openings.depths, device, truncation)
+    sheet = facing & torch.as_tensor(np.concatenate([two_sided(inputs.rig.cameras, openings.depths, index, truncation)
+                                                     for index in range(len(openings.depths))]), device=device)
     views = []
-    for index, (camera, depth, mask) in enumerate(zip(inputs.rig.cameras, inputs.depths, inputs.masks)):
+    for index, (camera, depth, mask, uncapped) in enumerate(zip(inputs.rig.cameras, openings.depths, inputs.masks,
+                                                               inputs.depths)):
         if mask.any():
-            views.append(prepare_view(camera, depth, mask, truncation, device))
+            views.append(prepare_view(camera, depth, mask, truncation, device, uncapped))
         report((index + 1) / len(inputs.depths), (0.0, 0.1))
     origin_t = torch.as_tensor(origin, dtype=torch.float32, device=device)
     active = _band_blocks(points, origin_t, voxel, blocks, lambda done: report(done, (0.1, 0.15)))
@@ -147,15 +168,17 @@ def fuse_depth(
         values[chunk[:, 0], chunk[:, 1], chunk[:, 2]] = sdf.view(-1, BLOCK, BLOCK, BLOCK)
         report((first + chunk.shape[0]) / block_ids.shape[0], (0.2, 1.0))
 
-    restored = restore_lost_surfaces(dense, origin_t, voxel, points, views, truncation, max(voxel, 2.0 * step))
+    restored = restore_lost_surfaces(dense, origin_t, voxel, points, normals, facing, sheet, views, truncation,
+                                     max(voxel, 2.0 * step))
     dense[[0, -1]] = truncation
     dense[:, [0, -1]] = truncation
     dense[:, :, [0, -1]] = truncation
-    return SdfGrid(dense, origin, voxel, truncation, restored)
+    return SdfGrid(dense, origin, voxel, truncation, restored, tuple(openings.counts))
 
 
 def restore_lost_surfaces(dense: torch.Tensor, origin: torch.Tensor, voxel: float, points: torch.Tensor,
-                          views: list[DepthView], truncation: float, tolerance: float) -> int:
+                          normals: torch.Tensor, facing: torch.Tensor, sheet: torch.Tensor, views: list[DepthView],
+                          truncation: float, tolerance: float) -> int:
     """Put back, as thin closed shells, surfaces that the views' average cancelled: a sheet of zero thickness is
     outside for the view on each side of it, a rod thinner than a voxel for the views around it.
 
@@ -166,9 +189,11 @@ def restore_lost_surfaces(dense: torch.Tensor, origin: torch.Tensor, voxel: floa
     many points."""
     coordinates = (points - origin) / voxel
     limit = torch.tensor(dense.shape, device=dense.device) - 1
-    lost = lowest_around(dense, coordinates, 1) > 0
+    lowest = lowest_around(dense, coordinates, 1)
+    lost = (lowest > 0) | (sheet & (lowest > -SHEET_INSIDE_VOXELS * voxel))
     candidates = lost.clone()
-    lost[candidates] = ~seen_through(views, points[candidates], truncation, tolerance)
+    lost[candidates] = ~seen_through(views, points[candidates], normals[candidates], facing[candidates], truncation,
+                                     tolerance)
     lost_at = coordinates[lost]
     if lost_at.shape[0] == 0:
         return 0

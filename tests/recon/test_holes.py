@@ -1,0 +1,90 @@
+"""Openings a view looks through into an object (an open scan) are capped, not carved; a cup keeps its hollow."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import trimesh
+from skimage.measure import marching_cubes
+
+from worker.recon.holes import wells
+from worker.recon.render_inputs import render_inputs
+from worker.recon.rig import SLOT_NAMES
+from worker.recon.surface import extract_surface
+from worker.recon.tsdf import fuse_depth
+
+from . import scenes
+
+BOTTOM = SLOT_NAMES.index("bottom")
+TOP = SLOT_NAMES.index("top")
+CUT = -0.25  # the open scan lacks every face below this height
+
+
+def open_scan() -> trimesh.Trimesh:
+    """A sphere of radius 0.5 scanned without its base: a shell of no thickness, open below."""
+    sphere = trimesh.creation.icosphere(subdivisions=4, radius=0.5)
+    sphere.update_faces(sphere.triangles_center[:, 1] > CUT)
+    sphere.remove_unreferenced_vertices()
+    return sphere
+
+
+def capped_sphere_volume(radius: float, cut: float) -> float:
+    """The solid sphere above the plane y = cut."""
+    height = radius - cut
+    return np.pi * height**2 * (3 * radius - height) / 3
+
+
+def cup() -> trimesh.Trimesh:
+    """A cup opening upwards: walls and a floor 0.15 thick around a hollow 0.7 wide and 0.6 deep."""
+    axis = np.linspace(-1, 1, 97)
+    x, y, z = np.meshgrid(axis, axis, axis, indexing="ij")
+    outer = np.maximum.reduce([np.abs(x) - 0.5, np.abs(y) - 0.4, np.abs(z) - 0.5])
+    hollow = np.maximum.reduce([np.abs(x) - 0.35, np.abs(y - 0.3) - 0.55, np.abs(z) - 0.35])
+    vertices, faces, _, _ = marching_cubes(np.maximum(outer, -hollow), 0.0, spacing=(2 / 96,) * 3)
+    return trimesh.Trimesh(vertices - 1.0, faces, process=True)
+
+
+def fused_mesh(mesh: trimesh.Trimesh, directory) -> tuple[trimesh.Trimesh, tuple[int, ...]]:
+    render_inputs(mesh, directory, res=160, normalize=False)
+    grid = fuse_depth(scenes.load(directory), 112, torch.device("cpu"))
+    vertices, faces = extract_surface(grid)
+    return trimesh.Trimesh(vertices, faces), grid.openings
+
+
+def test_a_well_is_depth_that_every_way_out_meets_nearer_depth():
+    depth = np.zeros((40, 40), np.float32)
+    depth[5:35, 5:35] = 1.0  # a rim...
+    depth[10:30, 10:30] = 3.0  # ...around a far floor
+    depth[18:22, 30:33] = 3.0  # a slot from the floor into the rim, not through it
+    assert wells(depth, 0.5)[10:30, 10:30].all() and wells(depth, 0.5).sum() == 20 * 20 + 4 * 3
+    depth[18:22, 30:40] = 3.0  # now the floor reaches the background: a valley, no well
+    assert not wells(depth, 0.5).any()
+    shallow = np.where(depth == 3.0, 1.2, depth)
+    assert not wells(shallow, 0.5).any()  # a floor within the tolerance of its rim is no well
+
+
+def test_an_open_scan_is_closed_as_the_solid_it_was_cut_from(tmp_path):
+    mesh, openings = fused_mesh(open_scan(), tmp_path)
+    assert openings[BOTTOM] == 1 and sum(openings) == 1
+    assert mesh.is_watertight
+    solid = capped_sphere_volume(0.5, CUT)
+    assert mesh.volume == pytest.approx(solid, rel=0.1)  # carved through, it was a shell of a few per cent of that
+
+
+def test_a_cup_whose_floor_has_thickness_keeps_its_hollow(tmp_path):
+    truth = cup()
+    mesh, openings = fused_mesh(truth, tmp_path)
+    assert sum(openings) == 0
+    assert mesh.volume == pytest.approx(truth.volume, rel=0.1)
+    assert mesh.volume < 0.7 * truth.convex_hull.volume  # filled, it would be all of it
+
+
+def test_a_box_without_a_floor_is_closed_though_its_walls_are_edge_on_from_below(tmp_path):
+    """From below the walls of a box without a floor leave no pixel: the views that face them place its rim."""
+    box = trimesh.creation.box((0.9, 0.5, 0.7))
+    box.update_faces(box.face_normals[:, 1] > -0.5)
+    mesh, openings = fused_mesh(box, tmp_path)
+    assert openings[BOTTOM] == 1 and sum(openings) == 1
+    assert mesh.is_watertight
+    assert mesh.volume == pytest.approx(0.9 * 0.5 * 0.7, rel=0.1)

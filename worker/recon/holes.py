@@ -1,0 +1,147 @@
+"""Openings in a surface that a view looks through: close them as a solid object would be closed.
+
+An open scan (a blob without its base, a car body without a floor) shows, through its
+opening, the inside of its far wall. Taken as it is, that depth says the whole volume
+between the opening and the far wall is empty, and fusion carves a tunnel through
+the object. Such a region gives itself away twice: it is a well in its depth map
+(every way out of it crosses nearer depth, the opening's rim, which other views place
+where this one sees it edge-on), and the surface it shows is seen from the other side
+too, by a view facing the opposite way, at the same place (a wall of no thickness).
+A bowl or a bore shows a well as well, but the floor it shows has a real thickness
+behind it, so it is carved as before.
+
+The same test, that a view facing the other way sees a depth point at the same place
+from behind, finds sheets of no thickness for tsdf.py (two_sided).
+
+A closed well gets the depth of a cap spanning its rim (linear across the rim's
+points), and fusion takes what lies behind a cap as inside, whatever other views
+glimpse through the opening at a grazing angle: the opening is closed where the
+scan stops.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from scipy.interpolate import griddata
+from scipy.ndimage import binary_dilation, binary_erosion, label
+from skimage.morphology import reconstruction
+
+from .inputs import ReconInputs
+from .rig import Camera
+
+OPPOSITE_COS = -0.5  # a view whose direction is at least 120 degrees from another's sees its surfaces from behind
+TWO_SIDED_SHARE = 0.3  # a well is an opening when this share of what it shows is seen from behind too (a car body
+# without a floor shows its roof, seen from behind by the top view, and the underside of a cabin inside it, which is not)
+MIN_WELL_PIXELS = 16
+EDGE_PIXELS = 2
+CAP_INSET = 1 / 3  # of the tolerance (about a voxel): where the side views' silhouettes end (at the rim), the
+# surface they bound zigzags between voxel layers; a cap a little inside the rim is shaped by its own view alone
+
+
+def wells(depth: np.ndarray, tolerance: float) -> np.ndarray:
+    """(H, W) bool: depth more than `tolerance` farther than the rim it is seen through; no depth counts as
+    infinitely far, so a region that reaches the background or the image's edge is no well."""
+    far = np.where(depth > 0, depth, np.inf)
+    ceiling = float(depth.max()) * 2 + 1
+    far = np.minimum(far, ceiling)
+    seed = np.full_like(far, far.min())
+    seed[[0, -1], :] = far[[0, -1], :]
+    seed[:, [0, -1]] = far[:, [0, -1]]
+    spill = reconstruction(seed, far, method="dilation")
+    return (depth > 0) & (far > spill + tolerance)
+
+
+def seen_from_behind(camera: Camera, depth: np.ndarray, region: np.ndarray, others: list[tuple[Camera, np.ndarray]],
+                     tolerance: float) -> np.ndarray:
+    """(N,) bool for the N pixels of `region`: a view facing the other way sees their point within `tolerance`
+    of its own depth there, so the surface they show has no thickness behind it."""
+    rows, cols = np.nonzero(region)
+    u = torch.as_tensor(cols + 0.5, dtype=torch.float64)
+    v = torch.as_tensor(rows + 0.5, dtype=torch.float64)
+    points = camera.unproject(u, v, torch.as_tensor(depth[rows, cols], dtype=torch.float64))
+    behind = np.zeros(len(rows), dtype=bool)
+    for other, other_depth in others:
+        if float(np.dot(camera.forward, other.forward)) > OPPOSITE_COS:
+            continue
+        projected = other.project(points).numpy()
+        column = np.floor(projected[:, 0]).astype(np.int64)
+        row = np.floor(projected[:, 1]).astype(np.int64)
+        inside = (column >= 0) & (column < other_depth.shape[1]) & (row >= 0) & (row < other_depth.shape[0])
+        there = np.zeros(len(rows))
+        there[inside] = other_depth[row[inside], column[inside]]
+        behind |= (there > 0) & (np.abs(projected[:, 2] - there) <= tolerance)
+    return behind
+
+
+def two_sided(cameras: list[Camera], depths: list[np.ndarray], index: int, tolerance: float) -> np.ndarray:
+    """(N,) bool for the N pixels with depth of view `index`, in row-major order: seen_from_behind, and more than
+    EDGE_PIXELS inside the depth's outline (a sheet seen edge-on is a line of pixels half a pixel off it)."""
+    others = [(other, depth) for j, (other, depth) in enumerate(zip(cameras, depths)) if j != index]
+    depth = depths[index]
+    inner = binary_erosion(depth > 0, np.ones((3, 3), bool), iterations=EDGE_PIXELS)
+    result = np.zeros(depth.shape, bool)
+    result[inner] = seen_from_behind(cameras[index], depth, inner, others, tolerance)
+    return result[depth > 0]
+
+
+def with_edges(camera: Camera, depth: np.ndarray, others: list[tuple[Camera, np.ndarray]]) -> np.ndarray:
+    """The depth map with the nearest of the other views' depth points that fall on each pixel, wherever they are
+    nearer: surfaces this view sees edge-on (the walls of a box without a floor, seen from below) leave no pixel
+    of their own, but the views that face them place them, and they are the rim of what this view looks into."""
+    nearest = np.full(depth.shape, np.inf)
+    for other, other_depth in others:
+        rows, cols = np.nonzero(other_depth > 0)
+        u = torch.as_tensor(cols + 0.5, dtype=torch.float64)
+        v = torch.as_tensor(rows + 0.5, dtype=torch.float64)
+        points = other.unproject(u, v, torch.as_tensor(other_depth[rows, cols], dtype=torch.float64))
+        projected = camera.project(points).numpy()
+        column, row = np.floor(projected[:, 0]).astype(np.int64), np.floor(projected[:, 1]).astype(np.int64)
+        keep = (column >= 0) & (column < depth.shape[1]) & (row >= 0) & (row < depth.shape[0]) & (projected[:, 2] > 0)
+        np.minimum.at(nearest, (row[keep], column[keep]), projected[keep, 2])
+    seen = np.where(depth > 0, depth, np.inf)
+    combined = np.minimum(seen, nearest)
+    return np.where(np.isfinite(combined), combined, 0.0)
+
+
+def _cap(depth: np.ndarray, well: np.ndarray) -> np.ndarray:
+    """Depth across the well, linear between the points of its rim (never farther than the depth itself)."""
+    rim = binary_dilation(well, np.ones((3, 3), bool)) & ~well & (depth > 0)
+    rim_rows, rim_cols = np.nonzero(rim)
+    rows, cols = np.nonzero(well)
+    if len(rim_rows) < 3:
+        return depth[rows, cols]
+    cap = griddata((rim_rows, rim_cols), depth[rim_rows, rim_cols], (rows, cols), method="linear")
+    nearest = griddata((rim_rows, rim_cols), depth[rim_rows, rim_cols], (rows, cols), method="nearest")
+    return np.minimum(np.where(np.isnan(cap), nearest, cap), depth[rows, cols])
+
+
+@dataclass
+class Openings:
+    """The depth maps with every opening capped, and per view how many openings."""
+
+    depths: list[np.ndarray]
+    counts: list[int]
+
+
+def close_openings(inputs: ReconInputs, tolerance: float) -> Openings:
+    """Cap every well that a view facing the other way sees from behind (within `tolerance`, world units)."""
+    cameras, depths = inputs.rig.cameras, inputs.depths
+    result = Openings([], [])
+    for index, (camera, depth) in enumerate(zip(cameras, depths)):
+        others = [(other, other_depth) for j, (other, other_depth) in enumerate(zip(cameras, depths)) if j != index]
+        edged = with_edges(camera, depth, others)
+        labels, count = label(wells(edged, tolerance) & (depth > 0), np.ones((3, 3), bool))
+        closed, openings = depth.copy(), 0
+        for number in range(1, count + 1):
+            well = labels == number
+            if well.sum() < MIN_WELL_PIXELS:
+                continue
+            if seen_from_behind(camera, depth, well, others, tolerance).mean() >= TWO_SIDED_SHARE:
+                closed[well] = np.minimum(_cap(edged, well) + CAP_INSET * tolerance, depth[well])
+                openings += 1
+        result.depths.append(closed)
+        result.counts.append(openings)
+    return result
