@@ -71,21 +71,39 @@ def _grid_geometry(points: torch.Tensor, resolution: int) -> tuple[np.ndarray, f
     return origin, voxel, tuple(int(b) for b in blocks)
 
 
-def _depth_points(cameras: list, depths: list[np.ndarray], device: torch.device, discontinuity: float = 0.0
-                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The depth maps' world points (N, 3), their unit surface normals (N, 3) from differences that do not cross
-    a depth step over `discontinuity`, and whether their own view faces them (N,) (not at a grazing angle, where
-    a point may lie half a pixel off its surface)."""
-    points, normals, facing = [], [], []
+def _depth_points(cameras: list, depths: np.ndarray, device: torch.device) -> torch.Tensor:
+    """The depth maps' world points (N, 3)."""
+    points = []
     for camera, depth in zip(cameras, depths):
         depth_t = torch.as_tensor(depth, device=device)
-        at, normal = depth_normals(camera, depth_t, discontinuity)
+        points.append(camera.unproject_depth_map(depth_t)[depth_t > 0])
+    return torch.cat(points)
+
+
+@dataclass
+class _Points:
+    """The depth maps' world points, their unit surface normals and what sheets and grazing views tell of them."""
+
+    at: torch.Tensor  # (N, 3)
+    normals: torch.Tensor  # (N, 3), from differences that do not cross a depth step over the truncation
+    facing: torch.Tensor  # (N,) bool: their own view faces them (not grazing, where a point may be half a pixel off)
+    sheet: torch.Tensor  # (N,) bool: facing, and a view facing the other way sees them from behind (holes.two_sided)
+
+
+def _oriented_points(cameras: list, depths: list[np.ndarray], truncation: float, device: torch.device,
+                     on_view: Done) -> _Points:
+    parts: list[list[torch.Tensor]] = [[], [], [], []]
+    for index, (camera, depth) in enumerate(zip(cameras, depths)):
+        depth_t = torch.as_tensor(depth, device=device)
+        at, normal = depth_normals(camera, depth_t, truncation)
         at, normal = at[depth_t > 0], normal[depth_t > 0]
         normal = normal / normal.norm(dim=-1, keepdim=True).clamp_min(1e-20)
-        points.append(at)
-        normals.append(normal)
-        facing.append((normal * camera.view_dirs(at)).sum(dim=-1).abs() >= MIN_FACING_COS)
-    return torch.cat(points), torch.cat(normals), torch.cat(facing)
+        facing = (normal * camera.view_dirs(at)).sum(dim=-1).abs() >= MIN_FACING_COS
+        sheet = facing & torch.as_tensor(two_sided(cameras, depths, index, truncation), device=device)
+        for part, value in zip(parts, (at, normal, facing, sheet)):
+            part.append(value)
+        on_view((index + 1) / len(depths))
+    return _Points(*(torch.cat(part) for part in parts))
 
 
 def _band_blocks(points: torch.Tensor, origin: torch.Tensor, voxel: float, blocks: tuple[int, int, int],
@@ -121,7 +139,7 @@ def fuse_depth(
         """`done` of the part of the work that is `share` of this stage."""
         on_progress(share[0] + (share[1] - share[0]) * done)
 
-    points, _, _ = _depth_points(inputs.rig.cameras, inputs.depths, device)
+    points = _depth_points(inputs.rig.cameras, inputs.depths, device)
     if points.shape[0] == 0:
         raise ReconstructionFailed(
             "The depth renders have no depth inside the silhouettes, so there is no surface to fuse; "
@@ -130,19 +148,18 @@ def fuse_depth(
     origin, voxel, blocks = _grid_geometry(points, grid_resolution)
     step = inputs.rig.depth.step(inputs.depth_bits)
     truncation = max(TRUNCATION_VOXELS * voxel, 2.0 * step)
-    openings = close_openings(inputs, truncation)
-    # With the caps (surfaces too: the band of evaluated blocks must follow them), and the normals of all.
-    points, normals, facing = _depth_points(inputs.rig.cameras, openings.depths, device, truncation)
-    sheet = facing & torch.as_tensor(np.concatenate([two_sided(inputs.rig.cameras, openings.depths, index, truncation)
-                                                     for index in range(len(openings.depths))]), device=device)
+    openings = close_openings(inputs, truncation, lambda done: report(done, (0.0, 0.04)))
+    # With the caps (surfaces too: the band of evaluated blocks must follow them).
+    oriented = _oriented_points(inputs.rig.cameras, openings.depths, truncation, device,
+                                lambda done: report(done, (0.04, 0.07)))
     views = []
     for index, (camera, depth, mask, uncapped) in enumerate(zip(inputs.rig.cameras, openings.depths, inputs.masks,
                                                                inputs.depths)):
         if mask.any():
             views.append(prepare_view(camera, depth, mask, truncation, device, uncapped))
-        report((index + 1) / len(inputs.depths), (0.0, 0.1))
+        report((index + 1) / len(inputs.depths), (0.07, 0.1))
     origin_t = torch.as_tensor(origin, dtype=torch.float32, device=device)
-    active = _band_blocks(points, origin_t, voxel, blocks, lambda done: report(done, (0.1, 0.15)))
+    active = _band_blocks(oriented.at, origin_t, voxel, blocks, lambda done: report(done, (0.1, 0.15)))
 
     # Coarse pass on the block corners: the sign of every block that is not evaluated voxel by voxel.
     lattice = torch.meshgrid(*[torch.arange(n + 1, device=device) for n in blocks], indexing="ij")
@@ -168,32 +185,31 @@ def fuse_depth(
         values[chunk[:, 0], chunk[:, 1], chunk[:, 2]] = sdf.view(-1, BLOCK, BLOCK, BLOCK)
         report((first + chunk.shape[0]) / block_ids.shape[0], (0.2, 1.0))
 
-    restored = restore_lost_surfaces(dense, origin_t, voxel, points, normals, facing, sheet, views, truncation,
-                                     max(voxel, 2.0 * step))
+    restored = restore_lost_surfaces(dense, origin_t, voxel, oriented, views, truncation, max(voxel, 2.0 * step))
     dense[[0, -1]] = truncation
     dense[:, [0, -1]] = truncation
     dense[:, :, [0, -1]] = truncation
     return SdfGrid(dense, origin, voxel, truncation, restored, tuple(openings.counts))
 
 
-def restore_lost_surfaces(dense: torch.Tensor, origin: torch.Tensor, voxel: float, points: torch.Tensor,
-                          normals: torch.Tensor, facing: torch.Tensor, sheet: torch.Tensor, views: list[DepthView],
-                          truncation: float, tolerance: float) -> int:
+def restore_lost_surfaces(dense: torch.Tensor, origin: torch.Tensor, voxel: float, points: _Points,
+                          views: list[DepthView], truncation: float, tolerance: float) -> int:
     """Put back, as thin closed shells, surfaces that the views' average cancelled: a sheet of zero thickness is
     outside for the view on each side of it, a rod thinner than a voxel for the views around it.
 
     A depth point with no inside voxel among the 27 around it is such a surface (a fused surface passes within a
-    voxel of every point it explains), unless some view sees through it: it lies outside that view's silhouette,
-    or more than `tolerance` in front of that view's depth (inputs that contradict each other are not made
-    into shells). The grid is lowered to the distance from each such point less SHELL_RADIUS_VOXELS. Returns how
-    many points."""
-    coordinates = (points - origin) / voxel
+    voxel of every point it explains), and so is a point of a sheet with nothing SHEET_INSIDE_VOXELS deep there
+    (the views on its two sides leave specks of it), unless some view sees through it: it lies outside that
+    view's silhouette, or more than `tolerance` in front of that view's depth (inputs that contradict each other
+    are not made into shells). The grid is lowered to the distance from each such point less
+    SHELL_RADIUS_VOXELS. Returns how many points."""
+    coordinates = (points.at - origin) / voxel
     limit = torch.tensor(dense.shape, device=dense.device) - 1
     lowest = lowest_around(dense, coordinates, 1)
-    lost = (lowest > 0) | (sheet & (lowest > -SHEET_INSIDE_VOXELS * voxel))
+    lost = (lowest > 0) | (points.sheet & (lowest > -SHEET_INSIDE_VOXELS * voxel))
     candidates = lost.clone()
-    lost[candidates] = ~seen_through(views, points[candidates], normals[candidates], facing[candidates], truncation,
-                                     tolerance)
+    lost[candidates] = ~seen_through(views, points.at[candidates], points.normals[candidates],
+                                     points.facing[candidates], truncation, tolerance)
     lost_at = coordinates[lost]
     if lost_at.shape[0] == 0:
         return 0
