@@ -1,17 +1,20 @@
 """Openings in a surface that a view looks through: close them as a solid object would be closed.
 
-An open scan (a blob without its base, a car body without a floor) shows, through its
+An open scan (a blob without its base) shows, through its
 opening, the inside of its far wall. Taken as it is, that depth says the whole volume
 between the opening and the far wall is empty, and fusion carves a tunnel through
 the object. Such a region gives itself away twice: it is a well in its depth map
-(every way out of it crosses nearer depth, the opening's rim, which other views place
-where this one sees it edge-on), and the surface it shows is seen from the other side
-too, by a view facing the opposite way, at the same place (a wall of no thickness).
+(every way out of it crosses nearer depth, the opening's rim), and the surface it
+shows is seen from the other side too, by a view facing the opposite way, at the same
+place (a wall of no thickness).
 A bowl or a bore shows a well as well, but the floor it shows has a real thickness
 behind it, so it is carved as before.
 
 The same test, that a view facing the other way sees a depth point at the same place
-from behind, finds sheets of no thickness for tsdf.py (two_sided).
+from behind, finds sheets of no thickness for tsdf.py (two_sided). Open panels whose
+rim a view sees only edge-on (a car body without a floor, seen from below) show no
+well: their panels come back as such sheets, the visible surface, and the body stays
+open as it was modelled (closing it measured 4x the Chamfer distance of the panels).
 
 A closed well gets the depth of a cap spanning its rim (linear across the rim's
 points), and fusion takes what lies behind a cap as inside, whatever other views
@@ -34,8 +37,7 @@ from .rig import Camera
 from .stages import Done
 
 OPPOSITE_COS = -0.5  # a view whose direction is at least 120 degrees from another's sees its surfaces from behind
-TWO_SIDED_SHARE = 0.3  # a well is an opening when this share of what it shows is seen from behind too (a car body
-# without a floor shows its roof, seen from behind by the top view, and the underside of a cabin inside it, which is not)
+TWO_SIDED_SHARE = 0.5  # a well is an opening when at least this share of what it shows is seen from behind too
 MIN_WELL_PIXELS = 16
 WELL_GRID_PIXELS = 512  # larger depth maps look for wells on a coarser grid (the spill level costs 0.5 s at 1024)
 EDGE_PIXELS = 2
@@ -95,20 +97,6 @@ def two_sided(cameras: list[Camera], depths: list[np.ndarray], index: int, toler
     return result[depth > 0]
 
 
-def with_edges(camera: Camera, depth: np.ndarray, others: list[torch.Tensor]) -> np.ndarray:
-    """The depth map with the nearest of the other views' depth points (world, (N, 3) each) that fall on each
-    pixel, wherever they are nearer: surfaces this view sees edge-on (the walls of a box without a floor, seen
-    from below) leave no pixel of their own, but the views that face them place them, and they are the rim of
-    what this view looks into."""
-    height, width = depth.shape
-    projected = camera.project(torch.cat(others))
-    column, row = torch.floor(projected[:, 0]).long(), torch.floor(projected[:, 1]).long()
-    keep = (column >= 0) & (column < width) & (row >= 0) & (row < height) & (projected[:, 2] > 0)
-    seen = torch.as_tensor(np.where(depth > 0, depth, np.inf), dtype=projected.dtype).reshape(-1)
-    nearest = seen.scatter_reduce(0, (row * width + column)[keep], projected[keep, 2], reduce="amin")
-    return torch.where(torch.isfinite(nearest), nearest, 0.0).reshape(height, width).numpy()
-
-
 def _cap(depth: np.ndarray, well: np.ndarray) -> np.ndarray:
     """Depth across the well, linear between the points of its rim (never farther than the depth itself)."""
     rim = binary_dilation(well, np.ones((3, 3), bool)) & ~well & (depth > 0)
@@ -133,13 +121,10 @@ def close_openings(inputs: ReconInputs, tolerance: float, on_view: Done = lambda
     """Cap every well that a view facing the other way sees from behind (within `tolerance`, world units);
     `on_view(done)` after each view (0..1)."""
     cameras, depths = inputs.rig.cameras, inputs.depths
-    points = [camera.unproject_depth_map(torch.as_tensor(depth, dtype=torch.float64))[torch.as_tensor(depth > 0)]
-              for camera, depth in zip(cameras, depths)]
     result = Openings([], [])
     for index, (camera, depth) in enumerate(zip(cameras, depths)):
         others = [(other, other_depth) for j, (other, other_depth) in enumerate(zip(cameras, depths)) if j != index]
-        edged = with_edges(camera, depth, [at for j, at in enumerate(points) if j != index])
-        labels, count = label(wells(edged, tolerance) & (depth > 0), np.ones((3, 3), bool))
+        labels, count = label(wells(depth, tolerance), np.ones((3, 3), bool))
         closed = depth.copy()
         sizes = np.bincount(labels.ravel(), minlength=count + 1)
         behind = seen_from_behind(camera, depth, labels > 0, others, tolerance)
@@ -150,7 +135,7 @@ def close_openings(inputs: ReconInputs, tolerance: float, on_view: Done = lambda
         for number in opening:
             box = tuple(slice(max(part.start - 1, 0), part.stop + 1) for part in boxes[number - 1])  # and its rim
             well = labels[box] == number
-            closed[box][well] = np.minimum(_cap(edged[box], well) + CAP_INSET * tolerance, depth[box][well])
+            closed[box][well] = np.minimum(_cap(depth[box], well) + CAP_INSET * tolerance, depth[box][well])
         result.depths.append(closed)
         result.counts.append(len(opening))
         on_view((index + 1) / len(depths))
