@@ -12,8 +12,11 @@ first (holes.py), so they do not carve a tunnel through it.
 
 The average cancels a surface seen from both sides (a sheet of zero thickness is
 outside for each of its views; so is a rod thinner than a voxel for the views
-around it): such depth points are found afterwards and put back as thin closed
-shells (restore_lost_surfaces), unless some view sees through them.
+around it, and a wavy sheet that views see from either side is left in specks):
+such depth points, those without an inside voxel next to them and those a view
+facing the other way sees from behind (holes.two_sided), are found afterwards and
+put back as thin closed shells (restore_lost_surfaces), unless some view sees
+through them.
 """
 
 from __future__ import annotations
