@@ -128,7 +128,9 @@ def view_loss(ctx: ops.RenderContext, target: Target, vertices: torch.Tensor, fa
     colour_and_alpha = torch.cat((appearance.shade(ctx, rast, faces), covered[..., None].to(vertices.dtype)), dim=-1)
     shaded = ops.antialias(ctx, colour_and_alpha, rast, faces, topology)
     pixels = ((target.coverage > 0) | covered).sum().clamp_min(1)
-    colour_loss = (shaded[..., :3] - target.colour).abs().sum() / pixels
+    # Colour only where the view shows the object: where it shows background, the silhouette term moves the
+    # surface, and a colour term would paint the texels there black.
+    colour_loss = ((shaded[..., :3] - target.colour).abs() * (target.coverage > 0)[..., None]).sum() / pixels
     silhouette_loss = ((shaded[..., 3] - target.coverage) ** 2).sum() / pixels
     both = covered & target.depth_valid
     residual = (rast.depth - target.depth)[both] / target.pixel_world
