@@ -64,6 +64,11 @@ def wells(depth: np.ndarray, tolerance: float) -> np.ndarray:
     return (depth > 0) & (far > spill + tolerance)
 
 
+def _others(cameras: list[Camera], depths: list[np.ndarray], index: int) -> list[tuple[Camera, np.ndarray]]:
+    """Every view but `index`, with its depth map."""
+    return [(camera, depth) for j, (camera, depth) in enumerate(zip(cameras, depths)) if j != index]
+
+
 def seen_from_behind(camera: Camera, depth: np.ndarray, region: np.ndarray, others: list[tuple[Camera, np.ndarray]],
                      tolerance: float) -> np.ndarray:
     """(N,) bool for the N pixels of `region`: a view facing the other way sees their point within `tolerance`
@@ -89,11 +94,10 @@ def seen_from_behind(camera: Camera, depth: np.ndarray, region: np.ndarray, othe
 def two_sided(cameras: list[Camera], depths: list[np.ndarray], index: int, tolerance: float) -> np.ndarray:
     """(N,) bool for the N pixels with depth of view `index`, in row-major order: seen_from_behind, and more than
     EDGE_PIXELS inside the depth's outline (a sheet seen edge-on is a line of pixels half a pixel off it)."""
-    others = [(other, depth) for j, (other, depth) in enumerate(zip(cameras, depths)) if j != index]
     depth = depths[index]
     inner = binary_erosion(depth > 0, np.ones((3, 3), bool), iterations=EDGE_PIXELS)
     result = np.zeros(depth.shape, bool)
-    result[inner] = seen_from_behind(cameras[index], depth, inner, others, tolerance)
+    result[inner] = seen_from_behind(cameras[index], depth, inner, _others(cameras, depths, index), tolerance)
     return result[depth > 0]
 
 
@@ -123,11 +127,10 @@ def close_openings(inputs: ReconInputs, tolerance: float, on_view: Done = lambda
     cameras, depths = inputs.rig.cameras, inputs.depths
     result = Openings([], [])
     for index, (camera, depth) in enumerate(zip(cameras, depths)):
-        others = [(other, other_depth) for j, (other, other_depth) in enumerate(zip(cameras, depths)) if j != index]
         labels, count = label(wells(depth, tolerance), np.ones((3, 3), bool))
         closed = depth.copy()
         sizes = np.bincount(labels.ravel(), minlength=count + 1)
-        behind = seen_from_behind(camera, depth, labels > 0, others, tolerance)
+        behind = seen_from_behind(camera, depth, labels > 0, _others(cameras, depths, index), tolerance)
         shares = np.bincount(labels[labels > 0], weights=behind, minlength=count + 1) / np.maximum(sizes, 1)
         opening = [number for number in range(1, count + 1)
                    if sizes[number] >= MIN_WELL_PIXELS and shares[number] >= TWO_SIDED_SHARE]
