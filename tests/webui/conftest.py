@@ -12,6 +12,10 @@ from playwright.sync_api import Page, expect, sync_playwright
 from tests.support.processes import service_env, start_web
 from tests.webui.live import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS, SHARED_ENV, STOP_TIMEOUT_S, LiveServer
 
+# A page update is a round trip through the server, which shares two cores with the browser and a running job in
+# CI: Playwright's 5 s default failed there once (an example's note came late). Only a failing wait gets longer.
+expect.set_options(timeout=15_000)
+
 
 @pytest.fixture(scope="session")
 def web_servers(tmp_path_factory):
