@@ -56,14 +56,15 @@ class FusedSurface:
     grid: SdfGrid
     extracted_triangles: int  # before simplification
     simplify_error: float  # simplify.Simplified.error as a share of the bounding-box diagonal
-    snapped: float | None  # share of vertices placed on the depth maps; None when depth is too coarse to fit
+    snapped: float | None  # share of vertices fitted to the depth maps (thin parts); None: depth too coarse
     tolerance: float  # how far a surface point may lie from a depth map and still count as seen there
 
 
 def fused_surface(start: Prelude, grid_resolution: int, stages: Stages, target_triangles: int = 0,
                   max_error: float = 0.0) -> FusedSurface:
-    """Runs the `fuse`, `extract`, `simplify` (with a `target_triangles` or a `max_error`, a share of the
-    bounding-box diagonal) and `snap` stages."""
+    """Runs the `fuse`, `extract`, `snap` (on marching cubes' fine triangles, before simplification moves them
+    off the surface) and `simplify` (with a `target_triangles` or a `max_error`, a share of the bounding-box
+    diagonal) stages."""
     inputs, device = start.inputs, start.device
     stages.start("fuse")
     grid = fuse_depth(inputs, grid_resolution, device, stages.within)
@@ -73,6 +74,16 @@ def fused_surface(start: Prelude, grid_resolution: int, stages: Stages, target_t
     vertices_np, faces_np = extract_surface(grid, stages.within)
     extracted = len(faces_np)
     diagonal = float(np.linalg.norm(vertices_np.max(axis=0) - vertices_np.min(axis=0)))
+    step = inputs.rig.depth.step(inputs.depth_bits)
+    tolerance = max(SNAP_TOLERANCE_VOXELS * grid.voxel_size, step)
+    snapped = None
+    if fits_depth(step, grid.voxel_size):
+        stages.start("snap")
+        vertices = torch.as_tensor(vertices_np, device=device)
+        depths = torch.as_tensor(inputs.depths, dtype=vertices.dtype, device=device)
+        fitted, _, snapped = fit_to_depth(vertices, torch.as_tensor(faces_np, device=device), inputs.rig.cameras,
+                                          depths, tolerance, grid.voxel_size, stages.within)
+        vertices_np = fitted.cpu().numpy()
     error = 0.0
     if target_triangles or max_error:
         stages.start("simplify")
@@ -81,19 +92,5 @@ def fused_surface(start: Prelude, grid_resolution: int, stages: Stages, target_t
     vertices = torch.as_tensor(np.asarray(vertices_np), dtype=torch.float32, device=device)
     faces = torch.as_tensor(np.asarray(faces_np), dtype=torch.int64, device=device)
     normals = vertex_normals(vertices, faces)
-    step = inputs.rig.depth.step(inputs.depth_bits)
-    tolerance = max(SNAP_TOLERANCE_VOXELS * grid.voxel_size, step)
-    snapped = None
-    if fits_depth(step, grid.voxel_size):
-        stages.start("snap")
-        depths = torch.as_tensor(inputs.depths, device=device)
-        fitted, normals, snapped = fit_to_depth(vertices, faces, inputs.rig.cameras, depths, tolerance,
-                                                grid.voxel_size, stages.within)
-        # Where the object is thin both of its sides see nearly the same depth: fitting would fold them together.
-        thin = grid.thin_at(vertices)
-        if thin.any():
-            fitted = torch.where(thin[:, None], vertices, fitted)
-            normals = vertex_normals(fitted, faces)
-        vertices = fitted
     return FusedSurface(vertices, faces, normals, grid, extracted, error / diagonal, snapped, tolerance)
 

@@ -28,6 +28,8 @@ from .rig import SLOT_NAMES, Rig, cube6_rig, parse_cameras_json, rig_to_cameras_
 from .sampling import sample_masked
 
 NORMALIZED_SIZE = 1.6
+REFERENCE_EDGE = 0.02  # the procedural albedo changes little over this (its hue turns about twice across the cube)
+REFERENCE_SPLITS = 7  # halvings enough to bring an edge of the whole normalised size under REFERENCE_EDGE
 
 
 def normalize_mesh(mesh: trimesh.Trimesh) -> trimesh.Trimesh:
@@ -93,10 +95,15 @@ def _shade(mesh: trimesh.Trimesh, texture: np.ndarray | None, faces: torch.Tenso
 
 
 def _reference(mesh: trimesh.Trimesh) -> trimesh.Trimesh:
-    """The mesh as evaluated: procedural colours baked into vertex colours when it has none of its own."""
+    """The mesh as evaluated: procedural colours baked into vertex colours when it has none of its own.
+
+    The views evaluate the albedo at every pixel, vertex colours only at the corners: a long face (a rod, the
+    side of a box) would blend its ends' colours where the views show the hues between them, so the faces are
+    split to REFERENCE_EDGE first."""
     if mesh.visual.kind is None:
-        reference = mesh.copy()
-        srgb = procedural_albedo(mesh.vertices)
+        reference = mesh.subdivide_to_size(REFERENCE_EDGE, max_iter=REFERENCE_SPLITS)
+        reference.merge_vertices()
+        srgb = procedural_albedo(reference.vertices)
         reference.visual = trimesh.visual.ColorVisuals(reference, vertex_colors=np.round(srgb * 255).astype(np.uint8))
         return reference
     return mesh
