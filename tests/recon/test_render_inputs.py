@@ -10,7 +10,7 @@ import pytest
 import trimesh
 from PIL import Image
 
-from worker.recon.render_inputs import main, normalize_mesh, procedural_albedo, render_inputs
+from worker.recon.render_inputs import REFERENCE_EDGE, main, normalize_mesh, procedural_albedo, render_inputs
 from worker.recon.rig import SLOT_NAMES, cube6_rig, parse_cameras_json
 
 from . import scenes
@@ -95,6 +95,16 @@ def test_untextured_meshes_get_a_smooth_saturated_position_dependent_albedo(box_
     directory, _ = box_16
     front = np.asarray(Image.open(directory / "view_0_front.png"))
     assert len(np.unique(front[front[..., 3] > 0][:, :3], axis=0)) > 50
+
+
+def test_the_reference_carries_the_albedo_the_views_show_even_on_long_faces(box_16):
+    """A box side is two triangles: its corner colours alone would blend across it where the views show the
+    hues between, and every novel-view score against the reference would count that as the model's error."""
+    directory, _ = box_16
+    reference = trimesh.load(directory / "reference.glb", force="mesh", process=False)
+    assert reference.edges_unique_length.max() <= REFERENCE_EDGE
+    np.testing.assert_allclose(reference.visual.vertex_colors[:, :3] / 255.0, procedural_albedo(reference.vertices),
+                               atol=1 / 255)
 
 
 def _half_black_half_white_obj(folder: Path) -> Path:
