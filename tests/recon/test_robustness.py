@@ -208,8 +208,9 @@ def test_a_zero_thickness_sheet_comes_back_as_a_thin_closed_shell(tmp_path, tilt
     front_back = [view["silhouette_iou"] for view in report["views"] if view["slot"] in ("front", "back")]
     assert min(front_back) > 0.85  # at 96 pixels the shell's rim adds about a pixel around the outline
     normal = sheet.face_normals[0]
-    thickness = np.abs((mesh.vertices - sheet.vertices[0]) @ normal).max()
-    assert thickness < 2.5 * report["grid"]["voxel_size"]
+    across = np.abs((mesh.vertices - sheet.vertices[0]) @ normal)
+    assert across.max() < 2.5 * report["grid"]["voxel_size"]  # the rim
+    assert np.median(across) < 0.2 * report["grid"]["voxel_size"]  # each side fitted to its views, close to the sheet
     assert chamfer_distance(mesh, sheet, samples=20_000) < 0.02
 
 

@@ -35,7 +35,7 @@ ROUNDS = 2  # the second round starts from the normals the first one left
 MAX_STEP_VOXELS = 0.5
 MAX_DEPTH_STEP_VOXELS = 0.05  # coarser (8-bit) depth would print its steps into the surface
 MIN_TURN_COS = 0.5  # no face may turn by more than 60 degrees
-MIN_GAP_VOXELS = 0.25  # how close a vertex may come to the far surface of a thin part
+MIN_GAP_VOXELS = 0.1  # how close a vertex may come to the far surface of a thin part (a sheet: its shell)
 THIN_VOXELS = 3.0  # a part whose far side lies within this of a vertex is thin there
 FOLD_HALVINGS = 3
 
