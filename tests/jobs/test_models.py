@@ -11,14 +11,14 @@ from worker.jobs.models import FUSION, MODELS, NVDIFFREC, availability, require_
 def test_a_cpu_worker_lowers_options_past_its_ceilings_and_says_so():
     asked = FUSION.resolve_options({"grid_resolution": 512, "target_triangles": 0, "texture_size": 4096})
     fitted, notes = FUSION.fit_to_device(asked, "cpu")
-    assert fitted == {"grid_resolution": 512, "max_error_ppm": 250, "target_triangles": 500_000, "texture_size": 2048}
+    assert fitted == {"grid_resolution": 512, "max_error_ppm": 25, "target_triangles": 500_000, "texture_size": 2048}
     assert notes == ["target_triangles 0 (no limit) is more than a CPU worker runs; it used 500000",
                      "texture_size 4096 is more than a CPU worker runs; it used 2048"]
 
 
 def test_fusion_simplifies_to_a_tolerance_by_default_within_the_cpu_ceiling():
     defaults = FUSION.resolve_options({})
-    assert defaults["max_error_ppm"] == 250 and defaults["target_triangles"] == 500_000
+    assert defaults["max_error_ppm"] == 25 and defaults["target_triangles"] == 500_000
     assert FUSION.fit_to_device(defaults, "cpu") == (defaults, [])
 
 

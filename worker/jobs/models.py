@@ -141,9 +141,9 @@ FUSION = ModelSpec(
     needs="nothing beyond the base install (CPU or CUDA)",
     options=(
         OptionSpec("grid_resolution", "Grid resolution", 224, 128, 512, "voxels along the object's longest side"),
-        OptionSpec("max_error_ppm", "Simplification tolerance", 250, 0, 100_000,
+        OptionSpec("max_error_ppm", "Simplification tolerance", 25, 0, 100_000,
                    "simplification stops before a merged vertex would lie farther (root mean square) from the surface "
-                   "it replaces than this many millionths of the object's bounding-box diagonal (250 = 0.025%): a "
+                   "it replaces than this many millionths of the object's bounding-box diagonal (25 = 0.0025%): a "
                    "simple shape gets few triangles, a detailed one keeps its detail; 0 = only the triangle budget"),
         OptionSpec("target_triangles", "Triangle budget", 500_000, 0, 5_000_000,
                    "at most this many triangles, whatever the tolerance allows; 0 = no limit (with a tolerance of 0 "

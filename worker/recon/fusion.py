@@ -34,7 +34,7 @@ STAGES = (
     Stage("agree", "checking that the depth renders agree", 0.03),
     Stage("fuse", "fusing depth", 0.35),
     Stage("extract", "extracting surface", 0.10),
-    Stage("snap", "fitting thin parts to the depth maps", 0.04),
+    Stage("snap", "fitting the surface to the depth maps", 0.04),
     Stage("simplify", "simplifying", 0.08),
     Stage("colour", "colouring", 0.08),
     Stage("atlas", "building UV atlas", 0.07),
@@ -67,7 +67,7 @@ def reconstruct_fusion(
     *,
     grid_resolution: int = 224,
     target_triangles: int = 500_000,
-    max_error_ppm: int = 250,
+    max_error_ppm: int = 25,
     texture_size: int = 1024,
     device: str | torch.device | None = None,
 ) -> ModelReport:

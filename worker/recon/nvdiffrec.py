@@ -50,7 +50,7 @@ STAGES = (
     Stage("agree", "checking that the depth renders agree", 0.01),
     Stage("fuse", "fusing depth", 0.18),
     Stage("extract", "extracting surface", 0.01),
-    Stage("snap", "fitting thin parts to the depth maps", 0.01),
+    Stage("snap", "fitting the surface to the depth maps", 0.01),
     Stage("colour", "colouring the starting mesh", 0.03),
     Stage("check_before", "checking the starting mesh", 0.05),
     Stage("targets", "preparing targets", 0.02),

@@ -56,7 +56,7 @@ class FusedSurface:
     grid: SdfGrid
     extracted_triangles: int  # before simplification
     simplify_error: float  # simplify.Simplified.error as a share of the bounding-box diagonal
-    snapped: float | None  # share of vertices fitted to the depth maps (thin parts); None: depth too coarse
+    snapped: float | None  # share of vertices fitted to the depth maps; None when depth is too coarse to fit
     tolerance: float  # how far a surface point may lie from a depth map and still count as seen there
 
 

@@ -21,7 +21,7 @@ class MeshSummary(TypedDict):
     watertight: bool
     extracted_triangles: NotRequired[int]  # before simplification
     simplify_error_pct: NotRequired[float]  # largest simplification error, % of the bounding-box diagonal
-    snapped_to_depth: NotRequired[float | None]  # share of vertices fitted to the depth maps (thin parts)
+    snapped_to_depth: NotRequired[float | None]  # share of vertices fitted to the depth maps
 
 
 class TextureSummary(TypedDict):

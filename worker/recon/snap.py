@@ -1,20 +1,20 @@
-"""Fit thin parts of a mesh to the depth maps, along their normals.
+"""Fit a mesh to the depth maps, along its normals, before simplification.
 
-Fusion averages the views and truncates: where a part is thinner than a couple of
-voxels (a plate, a rod, a panel, a sheet put back as a shell) its sides come out
-a fraction of a voxel to a voxel too far apart, while a 16-bit depth map says where
-each side is to far less. So a vertex there asks the views that face it where their
-depth surface lies along its normal (the 2x2 texels around it, as points on one
-tangent plane) and moves by the facing-weighted mean. A view facing the other way
-sees the far side within reach, which is what makes the part thin here, and the
-vertex stops MIN_GAP_VOXELS short of it: the two sides come to their own depths,
-and a sheet of no thickness stays a thin closed shell instead of folding its sides
-through each other.
+Fusion averages the views and truncates, and marching cubes interpolates linearly:
+surfaces come out a fraction of a voxel off, and a part thinner than a couple of
+voxels (a plate, a rod, a panel, a sheet put back as a shell) a voxel too thick,
+while a 16-bit depth map says where each surface is to far less. So each vertex of
+marching cubes' fine mesh asks the views that face it where their depth surface lies
+along its normal (the 2x2 texels around it, as points on one plane) and moves by the
+facing-weighted mean. Where a view facing the other way sees the far side of a thin
+part within reach, the vertex stops MIN_GAP_VOXELS short of it: the two sides come
+to their own depths, and a sheet of no thickness stays a thin closed shell instead of
+folding its sides through each other. Only vertices move, so the mesh stays closed.
 
-Thick parts are left as fusion made them. Fitted there too, the vertices lie on the
-surface and simplification's larger triangles then cut inside it (measured on the
-corpus: silhouettes shrink, novel views lose up to 1 dB); fusion's own surface does
-not. Only vertices move, so the mesh stays closed.
+The fit comes before simplification and wants a tight simplification tolerance:
+measured on the corpus, a fitted mesh simplified to 25 millionths of its diagonal
+gains 1.5-6 dB novel-view PSNR, while at 250 its larger triangles cut inside the
+surface (fitting after simplification, or before it at 250, lost up to 3 dB).
 """
 
 from __future__ import annotations
@@ -54,8 +54,8 @@ def fit_to_depth(
     voxel_size: float,
     on_progress: Callable[[float], None] = lambda done: None,
 ) -> tuple[torch.Tensor, torch.Tensor, float]:
-    """ROUNDS of snap_to_depth: vertices, their normals, and the share of vertices fitted (those of thin parts
-    that a view could place). `on_progress(done)` reports 0..1."""
+    """ROUNDS of snap_to_depth: vertices, their normals, and the share of vertices some view could place.
+    `on_progress(done)` reports 0..1."""
     normals = vertex_normals(vertices, faces)
     fitted = torch.zeros(vertices.shape[0], dtype=torch.bool, device=vertices.device)
     for round_ in range(ROUNDS):
@@ -84,8 +84,8 @@ def snap_to_depth(
     sees a plane there when all four lie within PLANE_SPREAD_VOXELS of one plane that turns by less than
     arccos(MIN_PLANE_COS) from the vertex's tangent plane (no depth edge, no other part, among them), at the
     distance along the vertex's normal where that normal meets it. A vertex moves where a view facing it sees such a
-    plane within `tolerance` and a view facing away sees one less than THIN_VOXELS inward (the far side of a thin
-    part).
+    plane within `tolerance`; where a view facing away sees one less than THIN_VOXELS inward (the far side of a thin
+    part), it stops MIN_GAP_VOXELS short of it.
     """
     shift = torch.zeros(vertices.shape[0], dtype=vertices.dtype, device=vertices.device)
     weight = torch.zeros_like(shift)
@@ -118,7 +118,7 @@ def snap_to_depth(
             weight.index_add_(0, seen + first, w)
             far = usable & (facing < 0) & (-offset > 0) & (-offset <= THIN_VOXELS * voxel_size)
             room.scatter_reduce_(0, seen[far] + first, -offset[far], reduce="amin")
-    placed = (weight > 0) & (room < torch.inf)
+    placed = weight > 0
     max_step = MAX_STEP_VOXELS * voxel_size
     outward = torch.where(placed, shift / weight.clamp_min(1e-12), 0.0).clamp(-max_step, max_step)
     outward = torch.maximum(outward, -(room - MIN_GAP_VOXELS * voxel_size).clamp_min(0.0))
