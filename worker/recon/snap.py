@@ -53,19 +53,17 @@ def fit_to_depth(
     tolerance: float,
     voxel_size: float,
     on_progress: Callable[[float], None] = lambda done: None,
-) -> tuple[torch.Tensor, torch.Tensor, float]:
-    """ROUNDS of snap_to_depth: vertices, their normals, and the share of vertices some view could place.
-    `on_progress(done)` reports 0..1."""
-    normals = vertex_normals(vertices, faces)
+) -> tuple[torch.Tensor, float]:
+    """ROUNDS of snap_to_depth, each from the normals the last one left: the vertices, and the share of vertices
+    some view could place. `on_progress(done)` reports 0..1."""
     fitted = torch.zeros(vertices.shape[0], dtype=torch.bool, device=vertices.device)
     for round_ in range(ROUNDS):
         vertices, placed = snap_to_depth(
-            vertices, faces, normals, cameras, depths, tolerance, voxel_size,
+            vertices, faces, vertex_normals(vertices, faces), cameras, depths, tolerance, voxel_size,
             lambda views_done: on_progress((round_ + views_done / len(cameras)) / ROUNDS),
         )
         fitted |= placed
-        normals = vertex_normals(vertices, faces)
-    return vertices, normals, float(fitted.float().mean().item())
+    return vertices, float(fitted.float().mean().item())
 
 
 def snap_to_depth(
@@ -120,7 +118,7 @@ def snap_to_depth(
             room.scatter_reduce_(0, seen[far] + first, -offset[far], reduce="amin")
     placed = weight > 0
     max_step = MAX_STEP_VOXELS * voxel_size
-    outward = torch.where(placed, shift / weight.clamp_min(1e-12), 0.0).clamp(-max_step, max_step)
+    outward = (shift / weight.clamp_min(1e-12)).clamp(-max_step, max_step)  # 0 where no view placed it
     outward = torch.maximum(outward, -(room - MIN_GAP_VOXELS * voxel_size).clamp_min(0.0))
     step = normals * outward[:, None]
     return vertices + _without_folds(vertices, faces, step), placed

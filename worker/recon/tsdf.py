@@ -40,7 +40,6 @@ BAND_VOXELS = 2.5
 CHUNK_VOXELS = 1 << 18
 SHELL_RADIUS_VOXELS = 0.9  # such points come back as a shell this far around them (> sqrt(3)/2: never a gap)
 SHEET_INSIDE_VOXELS = 0.5  # a point seen from both sides with nothing this deep inside around it is a sheet
-THIN_VOXELS = 1.5  # a part with no voxel this deep inside is thin: its two sides are close
 
 
 @dataclass
@@ -53,13 +52,6 @@ class SdfGrid:
     truncation: float
     restored: int = 0  # depth points whose surface the average lost, restored as thin shells (a sheet, a rod)
     openings: tuple[int, ...] = ()  # per view, the openings it looked through that were closed (holes.py)
-
-    def thin_at(self, points: torch.Tensor) -> torch.Tensor:
-        """(N,) bool: where the object is under about THIN_VOXELS * 2 voxels thick around the world points (no
-        voxel within two of them is THIN_VOXELS deep inside): a sheet, a restored shell, a fin."""
-        origin = torch.as_tensor(self.origin, dtype=points.dtype, device=points.device)
-        deepest = lowest_around(self.values, (points - origin) / self.voxel_size, 2)
-        return deepest > -THIN_VOXELS * self.voxel_size
 
 
 def _grid_geometry(points: torch.Tensor, resolution: int) -> tuple[np.ndarray, float, tuple[int, int, int]]:
