@@ -9,10 +9,11 @@ not fatten thin parts such as legs and handles. The silhouettes add a lower
 bound: a voxel projecting outside a silhouette is at least that far from the object
 (less one pixel of slack, so the true surface is never carved; half a pixel where
 no smooth depth observes the voxel, so unobserved parts are not systematically
-fat). Voxels nobody observes but every silhouette contains are inside.
+fat). Voxels nobody observes but every silhouette contains are inside (outside when
+the input is a scanned surface, holes.py).
 
-A view says nothing about a voxel more than the truncation behind its depth along
-the ray (not only along the normal: behind a grazing surface the object may be
+A view says nothing about a voxel more than its reach (the truncation; less for a
+scanned surface) behind its depth along the ray (not only along the normal: behind a grazing surface the object may be
 thin), where the depth counts with every region narrower than WELL_PIXELS raised to
 its rim: depth seen through a gap (a lid's rim, a spout's mouth) does not carve, and
 a voxel behind the gap's rim is left to the other views, instead of a slot (or a
@@ -55,6 +56,7 @@ class DepthView:
     width: int
     height: int
     window: tuple[int, int, int, int]  # (top, left, bottom, right) texels of the image the table covers
+    reach: float  # how far behind its depth (along the ray) the view says anything
     cells: torch.Tensor  # per-cell table of the window, see _cell_table, then the rows NO_DATA and FAR_OUTSIDE
     pixel: float  # world units per pixel (per unit of depth for PERSPECTIVE)
     camera: Camera
@@ -132,12 +134,11 @@ def _window(mask: np.ndarray, depth: np.ndarray) -> tuple[int, int, int, int]:
             min(int(rows[-1]) + 1 + CROP_MARGIN_PX, height), min(int(cols[-1]) + 1 + CROP_MARGIN_PX, width))
 
 
-def _cell_table(camera: Camera, depth: torch.Tensor, mask: np.ndarray, uncapped: torch.Tensor, truncation: float,
+def _cell_table(camera: Camera, depth: torch.Tensor, mask: np.ndarray, truncation: float,
                 window: tuple[int, int, int, int]) -> torch.Tensor:
-    """Per 2x2 cell of the window (depth, mask and uncapped are cut to it): depth coefficients (4), cosine weight
-    (0 = no depth), silhouette-bound coefficients (4), the nearest opened depth of its texels (see opened_depth),
-    1 if its depth is bilinear (smooth), and where all its texels are a cap's (holes.py) the nearest depth seen
-    through the opening (0 elsewhere); then the rows for no data and for far outside the silhouette."""
+    """Per 2x2 cell of the window (depth and mask are cut to it): depth coefficients (4), cosine weight (0 = no
+    depth), silhouette-bound coefficients (4), the nearest opened depth of its texels (see opened_depth) and 1 if
+    its depth is bilinear (smooth); then the rows for no data and for far outside the silhouette."""
     device = depth.device
     top, left, bottom, right = window
     cosine = surface_cosine(camera, depth, truncation, (top, left))
@@ -171,12 +172,9 @@ def _cell_table(camera: Camera, depth: torch.Tensor, mask: np.ndarray, uncapped:
     bound = [torch.where(whole, bound[0], NO_BOUND)] + [torch.where(whole, c, 0.0) for c in bound[1:]]
 
     opened = torch.stack(corners(pad(opened_depth(depth), (1, 1, 1, 1), value=torch.inf)), dim=-1).amin(dim=-1)
-    capped = torch.stack(corners(pad(uncapped > depth, (1, 1, 1, 1))), dim=-1).all(dim=-1)
-    behind = torch.stack(corners(pad(uncapped, (1, 1, 1, 1))), dim=-1).amin(dim=-1)
-    table = torch.stack(depth_coef + [weight] + bound + [opened, smooth.float(), torch.where(capped, behind, 0.0)],
-                        dim=-1).reshape(-1, 12)
+    table = torch.stack(depth_coef + [weight] + bound + [opened, smooth.float()], dim=-1).reshape(-1, 11)
     far_outside = (CROP_MARGIN_PX - SILHOUETTE_SLACK_PX) * px_to_world
-    extra = torch.tensor([[0.0] * 5 + [lower, 0.0, 0.0, 0.0, torch.inf, 0.0, 0.0] for lower in (NO_BOUND, far_outside)],
+    extra = torch.tensor([[0.0] * 5 + [lower, 0.0, 0.0, 0.0, torch.inf, 0.0] for lower in (NO_BOUND, far_outside)],
                          device=device)
     return torch.cat((table, extra))
 
@@ -193,18 +191,16 @@ def _pixel_transform(camera: Camera) -> np.ndarray:
 
 
 def prepare_view(camera: Camera, depth: np.ndarray, mask: np.ndarray, truncation: float, device: torch.device,
-                 uncapped: np.ndarray | None = None) -> DepthView:
-    """`uncapped` is the depth before holes.py capped its openings: what lies between a cap and the depth seen
-    through its opening is inside."""
+                 reach: float | None = None) -> DepthView:
+    """`reach` (world units, the truncation unless given) is how far behind its depth the view says anything: a
+    scanned surface (holes.py) has nothing behind it but its own thin shell."""
     window = _window(mask, depth)
     top, left, bottom, right = window
     depth_t = torch.as_tensor(depth[top:bottom, left:right], dtype=torch.float32, device=device)
-    uncapped_t = depth_t if uncapped is None else \
-        torch.as_tensor(uncapped[top:bottom, left:right], dtype=torch.float32, device=device)
     transform = torch.as_tensor(_pixel_transform(camera), dtype=torch.float32, device=device)
-    table = _cell_table(camera, depth_t, mask[top:bottom, left:right], uncapped_t, truncation, window)
-    return DepthView(transform, not camera.is_ortho, camera.width, camera.height, window, table,
-                     1.0 / max(camera.fx, camera.fy), camera)
+    table = _cell_table(camera, depth_t, mask[top:bottom, left:right], truncation, window)
+    return DepthView(transform, not camera.is_ortho, camera.width, camera.height, window,
+                     truncation if reach is None else reach, table, 1.0 / max(camera.fx, camera.fy), camera)
 
 
 class Terms(NamedTuple):
@@ -215,7 +211,6 @@ class Terms(NamedTuple):
     smooth: torch.Tensor  # the weight of smooth-depth observations
     bound: torch.Tensor  # silhouette lower bound
     relaxed: torch.Tensor  # the bound with UNOBSERVED_SLACK_PX
-    ceiling: torch.Tensor  # upper bound between a cap and what its opening shows (holes.py); else +inf
 
 
 def view_terms(view: DepthView, points: torch.Tensor, truncation: float) -> Terms:
@@ -237,24 +232,25 @@ def view_terms(view: DepthView, points: torch.Tensor, truncation: float) -> Term
     no_data = view.cells.shape[0] - 2
     index = torch.where(in_window, row * view.cells_per_row + column, no_data + 1)
     index = torch.where(in_image, index, no_data)
-    a, b, c, d, weight, e, f, g, h, opened, smooth, behind = view.cells.index_select(0, index).unbind(dim=-1)
+    a, b, c, d, weight, e, f, g, h, opened, smooth = view.cells.index_select(0, index).unbind(dim=-1)
     surface = a + b * tx + (c + d * tx) * ty
     distance = (surface - depth) * weight
-    # More than the truncation along the ray behind the opened depth (a gap's rim, or a surface seen at a grazing
+    # More than its reach along the ray behind the opened depth (a gap's rim, or a surface seen at a grazing
     # angle) the view says nothing; closer behind its surface it says less and less.
-    hidden = depth > opened + truncation
-    weight = torch.where(hidden, 0.0, weight * (1.0 + distance / truncation).clamp(0.0, 1.0))
+    hidden = depth > opened + view.reach
+    weight = torch.where(hidden, 0.0, weight * (1.0 + distance / view.reach).clamp(0.0, 1.0))
     bound = e + f * tx + (g + h * tx) * ty
     relief = (SILHOUETTE_SLACK_PX - UNOBSERVED_SLACK_PX) * view.pixel
     if view.perspective:
         bound = torch.where(depth > 0, bound * depth, NO_BOUND)
         relief = relief * depth
-    ceiling = torch.where((depth > surface) & (depth < behind), surface - depth, torch.inf)
-    return Terms(distance.clamp_max(truncation) * weight, weight, weight * smooth, bound, bound + relief, ceiling)
+    return Terms(distance.clamp_max(truncation) * weight, weight, weight * smooth, bound, bound + relief)
 
 
-def evaluate_sdf(views: list[DepthView], points: torch.Tensor, truncation: float) -> torch.Tensor:
-    """The fused, truncated signed distance at world points (N, 3).
+def evaluate_sdf(views: list[DepthView], points: torch.Tensor, truncation: float, hollow: bool = False
+                 ) -> torch.Tensor:
+    """The fused, truncated signed distance at world points (N, 3); a point no view observes is inside, or outside
+    when the object is `hollow` (a scanned surface, holes.py).
 
     Where a smooth stretch of some depth map observes a point, the silhouettes bound it with their safe slack
     (they must not carve a surface the depth places exactly); elsewhere (unobserved, or only by the nearest depth
@@ -265,7 +261,6 @@ def evaluate_sdf(views: list[DepthView], points: torch.Tensor, truncation: float
     bound = torch.full_like(total, NO_BOUND)
     relaxed = torch.full_like(total, NO_BOUND)
     smooth = torch.zeros_like(total)
-    ceiling = torch.full_like(total, torch.inf)
     for view in views:
         terms = view_terms(view, points, truncation)
         total += terms.weighted
@@ -273,8 +268,7 @@ def evaluate_sdf(views: list[DepthView], points: torch.Tensor, truncation: float
         smooth += terms.smooth
         bound = torch.maximum(bound, terms.bound)
         relaxed = torch.maximum(relaxed, terms.relaxed)
-        ceiling = torch.minimum(ceiling, terms.ceiling)
-    fused = torch.minimum(torch.where(weight > 0, total / weight.clamp_min(1e-12), -truncation), ceiling)
+    fused = torch.where(weight > 0, total / weight.clamp_min(1e-12), truncation if hollow else -truncation)
     return torch.maximum(fused, torch.where(smooth > 0, bound, relaxed)).clamp(-truncation, truncation)
 
 

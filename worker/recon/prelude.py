@@ -68,8 +68,9 @@ def fused_surface(start: Prelude, grid_resolution: int, stages: Stages, target_t
     inputs, device = start.inputs, start.device
     stages.start("fuse")
     grid = fuse_depth(inputs, grid_resolution, device, stages.within)
-    start.warnings += [f"the {slot} view looks through an opening into the object (an open scan?): it was closed "
-                       "as a solid object would be" for slot, count in zip(SLOT_NAMES, grid.openings) if count]
+    start.warnings += [f"the {slot} view looks through an opening into the object (an open scan?): the object was "
+                       "built as the surface the views show, a thin closed shell" for slot, count
+                       in zip(SLOT_NAMES, grid.openings) if count]
     stages.start("extract")
     vertices_np, faces_np = extract_surface(grid, stages.within)
     extracted = len(faces_np)

@@ -7,8 +7,12 @@ observes but every silhouette contains are inside.
 Only blocks near the back-projected depth points (or whose corner signs differ on a
 coarse pass) are evaluated at full resolution; the rest take the sign of their corners.
 
-Openings that a view looks through into the object (an open scan) are capped
-first (holes.py), so they do not carve a tunnel through it.
+An opening that a view looks through into the object (holes.py) says the input is
+a scanned surface, not a solid: then nothing lies more than HOLLOW_REACH_VOXELS
+behind what a view sees, voxels nobody observes are outside, and every depth point
+is put back as a thin shell wherever no view sees the voxel in front of its depth:
+the object comes back as the surface the views show, a thin closed shell, open where
+the scan is open.
 
 The average cancels a surface seen from both sides (a sheet of zero thickness is
 outside for each of its views; so is a rod thinner than a voxel for the views
@@ -29,7 +33,7 @@ import torch
 
 from ..errors import ReconstructionFailed
 from .depth_views import MIN_FACING_COS, DepthView, depth_normals, evaluate_sdf, prepare_view, seen_through
-from .holes import close_openings, two_sided
+from .holes import count_openings, two_sided
 from .inputs import ReconInputs
 from .stages import Done
 
@@ -40,6 +44,7 @@ BAND_VOXELS = 2.5
 CHUNK_VOXELS = 1 << 18
 SHELL_RADIUS_VOXELS = 0.9  # such points come back as a shell this far around them (> sqrt(3)/2: never a gap)
 SHEET_INSIDE_VOXELS = 0.5  # a point seen from both sides with nothing this deep inside around it is a sheet
+HOLLOW_REACH_VOXELS = 1.5  # a scanned surface's views speak this far behind it (1-2 measured within 0.1% Chamfer)
 
 
 @dataclass
@@ -51,7 +56,7 @@ class SdfGrid:
     voxel_size: float
     truncation: float
     restored: int = 0  # depth points whose surface the average lost, restored as thin shells (a sheet, a rod)
-    openings: tuple[int, ...] = ()  # per view, the openings it looked through that were closed (holes.py)
+    openings: tuple[int, ...] = ()  # per view, the openings it looked through (holes.py): then it is a thin shell
 
 
 def _grid_geometry(points: torch.Tensor, resolution: int) -> tuple[np.ndarray, float, tuple[int, int, int]]:
@@ -115,12 +120,12 @@ def _band_blocks(points: torch.Tensor, origin: torch.Tensor, voxel: float, block
     return active
 
 
-def _evaluate_chunked(views: list[DepthView], points: torch.Tensor, truncation: float,
+def _evaluate_chunked(views: list[DepthView], points: torch.Tensor, truncation: float, hollow: bool,
                       on_chunk: Callable[[float], None]) -> torch.Tensor:
     """evaluate_sdf in chunks of CHUNK_VOXELS points, calling `on_chunk(done)` after each."""
     out = torch.empty(points.shape[0], dtype=points.dtype, device=points.device)
     for first in range(0, points.shape[0], CHUNK_VOXELS):
-        out[first : first + CHUNK_VOXELS] = evaluate_sdf(views, points[first : first + CHUNK_VOXELS], truncation)
+        out[first : first + CHUNK_VOXELS] = evaluate_sdf(views, points[first : first + CHUNK_VOXELS], truncation, hollow)
         on_chunk(min(1.0, (first + CHUNK_VOXELS) / points.shape[0]))
     return out
 
@@ -143,15 +148,15 @@ def fuse_depth(
     origin, voxel, blocks = _grid_geometry(points, grid_resolution)
     step = inputs.rig.depth.step(inputs.depth_bits)
     truncation = max(TRUNCATION_VOXELS * voxel, 2.0 * step)
-    openings = close_openings(inputs, truncation, lambda done: report(done, (0.0, 0.04)))
-    # With the caps (surfaces too: the band of evaluated blocks must follow them).
-    oriented = _oriented_points(inputs.rig.cameras, openings.depths, truncation, device,
+    openings = count_openings(inputs, truncation, lambda done: report(done, (0.0, 0.04)))
+    hollow = any(openings)
+    oriented = _oriented_points(inputs.rig.cameras, inputs.depths, truncation, device,
                                 lambda done: report(done, (0.04, 0.07)))
+    reach = HOLLOW_REACH_VOXELS * voxel if hollow else truncation
     views = []
-    for index, (camera, depth, mask, uncapped) in enumerate(zip(inputs.rig.cameras, openings.depths, inputs.masks,
-                                                               inputs.depths)):
+    for index, (camera, depth, mask) in enumerate(zip(inputs.rig.cameras, inputs.depths, inputs.masks)):
         if mask.any():
-            views.append(prepare_view(camera, depth, mask, truncation, device, uncapped))
+            views.append(prepare_view(camera, depth, mask, truncation, device, reach))
         report((index + 1) / len(inputs.depths), (0.07, 0.1))
     origin_t = torch.as_tensor(origin, dtype=torch.float32, device=device)
     active = _band_blocks(oriented.at, origin_t, voxel, blocks, lambda done: report(done, (0.1, 0.15)))
@@ -159,7 +164,7 @@ def fuse_depth(
     # Coarse pass on the block corners: the sign of every block that is not evaluated voxel by voxel.
     lattice = torch.meshgrid(*[torch.arange(n + 1, device=device) for n in blocks], indexing="ij")
     corner_points = origin_t + (torch.stack(lattice, dim=-1).reshape(-1, 3) * BLOCK - 0.5).float() * voxel
-    corner_sdf = _evaluate_chunked(views, corner_points, truncation, lambda done: report(done, (0.15, 0.2)))
+    corner_sdf = _evaluate_chunked(views, corner_points, truncation, hollow, lambda done: report(done, (0.15, 0.2)))
     inside = (corner_sdf < 0).float().view(*(n + 1 for n in blocks))
     bx, by, bz = blocks
     inside_share = sum(
@@ -176,19 +181,23 @@ def fuse_depth(
     for first in range(0, block_ids.shape[0], per_chunk):
         chunk = block_ids[first : first + per_chunk]
         voxels = (chunk[:, None, :] * BLOCK + local[None]).reshape(-1, 3)
-        sdf = evaluate_sdf(views, origin_t + voxels.float() * voxel, truncation)
+        sdf = evaluate_sdf(views, origin_t + voxels.float() * voxel, truncation, hollow)
         values[chunk[:, 0], chunk[:, 1], chunk[:, 2]] = sdf.view(-1, BLOCK, BLOCK, BLOCK)
         report((first + chunk.shape[0]) / block_ids.shape[0], (0.2, 1.0))
 
-    restored = restore_lost_surfaces(dense, origin_t, voxel, oriented, views, truncation, max(voxel, 2.0 * step))
+    # A scanned surface's shells stay out of what the views see in front of it (its silhouettes are exact).
+    free = (dense > 0) & (dense < truncation) if hollow else None
+    restored = restore_lost_surfaces(dense, origin_t, voxel, oriented, views, truncation, max(voxel, 2.0 * step),
+                                     free)
     dense[[0, -1]] = truncation
     dense[:, [0, -1]] = truncation
     dense[:, :, [0, -1]] = truncation
-    return SdfGrid(dense, origin, voxel, truncation, restored, tuple(openings.counts))
+    return SdfGrid(dense, origin, voxel, truncation, restored, openings)
 
 
 def restore_lost_surfaces(dense: torch.Tensor, origin: torch.Tensor, voxel: float, points: _Points,
-                          views: list[DepthView], truncation: float, tolerance: float) -> int:
+                          views: list[DepthView], truncation: float, tolerance: float,
+                          free: torch.Tensor | None = None) -> int:
     """Put back, as thin closed shells, surfaces that the views' average cancelled: a sheet of zero thickness is
     outside for the view on each side of it, a rod thinner than a voxel for the views around it.
 
@@ -197,27 +206,39 @@ def restore_lost_surfaces(dense: torch.Tensor, origin: torch.Tensor, voxel: floa
     (the views on its two sides leave specks of it), unless some view sees through it: it lies outside that
     view's silhouette, or more than `tolerance` in front of that view's depth (inputs that contradict each other
     are not made into shells). The grid is lowered to the distance from each such point less
-    SHELL_RADIUS_VOXELS. Returns how many points."""
+    SHELL_RADIUS_VOXELS. With `free` (the grid's shape, bool), the input is a scanned surface: every point is
+    put back, but only a sheet's shell reaches into the voxels `free` says the views see in front of their depth.
+    Returns how many points."""
     coordinates = (points.at - origin) / voxel
-    limit = torch.tensor(dense.shape, device=dense.device) - 1
     lowest = lowest_around(dense, coordinates, 1)
     lost = (lowest > 0) | (points.sheet & (lowest > -SHEET_INSIDE_VOXELS * voxel))
+    if free is not None:
+        lost[:] = True
     candidates = lost.clone()
     lost[candidates] = ~seen_through(views, points.at[candidates], points.normals[candidates],
                                      points.facing[candidates], truncation, tolerance)
-    lost_at = coordinates[lost]
-    if lost_at.shape[0] == 0:
+    if not lost.any():
         return 0
-    shell = torch.full((dense.numel(),), torch.inf, dtype=dense.dtype, device=dense.device)
-    base = torch.floor(lost_at).long()
-    strides = torch.tensor([dense.shape[1] * dense.shape[2], dense.shape[2], 1], device=dense.device)
-    for corner in torch.cartesian_prod(*[torch.tensor([0, 1], device=dense.device)] * 3):
-        index = (base + corner).clamp(torch.zeros_like(limit), limit)
-        distance = ((index - lost_at).norm(dim=1) - SHELL_RADIUS_VOXELS) * voxel
-        shell.scatter_reduce_(0, (index * strides).sum(dim=1), distance.to(dense.dtype), reduce="amin")
+    shell = _shells(dense.shape, coordinates[lost], voxel)
+    if free is not None:
+        shell = torch.where(free.view(-1), _shells(dense.shape, coordinates[lost & points.sheet], voxel), shell)
     flat = dense.view(-1)
-    torch.minimum(flat, shell, out=flat)
-    return int(lost_at.shape[0])
+    torch.minimum(flat, shell.to(dense.dtype), out=flat)
+    return int(lost.sum())
+
+
+def _shells(shape: torch.Size, centres: torch.Tensor, voxel: float) -> torch.Tensor:
+    """(X * Y * Z,) the distance from each voxel of a grid of `shape` to the nearest of the voxel coordinates
+    `centres` (N, 3) less SHELL_RADIUS_VOXELS, in world units, at the 8 voxels around each centre; inf elsewhere."""
+    shell = torch.full((shape[0] * shape[1] * shape[2],), torch.inf, dtype=centres.dtype, device=centres.device)
+    limit = torch.tensor(shape, device=centres.device) - 1
+    base = torch.floor(centres).long()
+    strides = torch.tensor([shape[1] * shape[2], shape[2], 1], device=centres.device)
+    for corner in torch.cartesian_prod(*[torch.tensor([0, 1], device=centres.device)] * 3):
+        index = (base + corner).clamp(torch.zeros_like(limit), limit)
+        distance = ((index - centres).norm(dim=1) - SHELL_RADIUS_VOXELS) * voxel
+        shell.scatter_reduce_(0, (index * strides).sum(dim=1), distance, reduce="amin")
+    return shell
 
 
 def lowest_around(grid: torch.Tensor, coordinates: torch.Tensor, reach: int) -> torch.Tensor:
