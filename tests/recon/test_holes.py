@@ -1,5 +1,5 @@
-"""An object a view looks into through an opening (an open scan) comes back as the surface it is, not carved
-through or capped; a cup, whose floor has thickness, keeps its hollow."""
+"""An object a view looks into through a broad opening (an open scan) comes back as the surface it is, not
+carved through or capped; a small opening is capped; a cup, whose floor has thickness, keeps its hollow."""
 
 from __future__ import annotations
 
@@ -23,12 +23,18 @@ TOP = SLOT_NAMES.index("top")
 CUT = -0.25  # the open scan lacks every face below this height
 
 
-def open_scan() -> trimesh.Trimesh:
-    """A sphere of radius 0.5 scanned without its base: a shell of no thickness, open below."""
+def open_scan(cut: float = CUT) -> trimesh.Trimesh:
+    """A sphere of radius 0.5 scanned without its base below `cut`: a shell of no thickness, open below."""
     sphere = trimesh.creation.icosphere(subdivisions=4, radius=0.5)
-    sphere.update_faces(sphere.triangles_center[:, 1] > CUT)
+    sphere.update_faces(sphere.triangles_center[:, 1] > cut)
     sphere.remove_unreferenced_vertices()
     return sphere
+
+
+def capped_sphere_volume(radius: float, cut: float) -> float:
+    """The solid sphere above the plane y = cut."""
+    height = radius - cut
+    return np.pi * height**2 * (3 * radius - height) / 3
 
 
 def cup() -> trimesh.Trimesh:
@@ -69,6 +75,15 @@ def test_an_open_scan_comes_back_as_the_surface_it_is_a_thin_closed_shell_open_w
     assert chamfer_distance(mesh, scan, samples=20_000) < 0.01  # closed as a solid, 0.02: the cap is far from it
     points = mesh.sample(20_000)
     assert not ((points[:, 1] < CUT + 0.05) & (np.hypot(points[:, 0], points[:, 2]) < 0.3)).any()  # no cap
+
+
+def test_a_small_opening_is_closed_as_the_solid_it_was_cut_from(tmp_path):
+    """An opening of a tenth of its view (a hole in a side, a spout) costs a cap less than the whole object as a
+    shell whose inner side no view sees."""
+    mesh, openings = fused_mesh(open_scan(cut=-0.47), tmp_path)
+    assert openings[BOTTOM] == 1 and sum(openings) == 1
+    assert mesh.is_watertight
+    assert mesh.volume == pytest.approx(capped_sphere_volume(0.5, -0.47), rel=0.1)  # a shell is a few per cent
 
 
 def test_a_cup_whose_floor_has_thickness_keeps_its_hollow(tmp_path):

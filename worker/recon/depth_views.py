@@ -45,6 +45,12 @@ UNOBSERVED_SLACK_PX = 0.5  # where no depth says anything, the silhouette's expe
 WELL_PIXELS = 9  # depth seen through gaps narrower than this (pixels) does not carve (odd: a centred window)
 NO_BOUND = -1e9
 CROP_MARGIN_PX = 8  # > WELL_PIXELS // 2, so that openings inside the window see all they would in the image
+MAX_DEPTH_STEP_VOXELS = 0.05  # coarser (8-bit) depth would print its steps into a surface fitted to it
+
+
+def fits_depth(depth_step: float, voxel_size: float) -> bool:
+    """Whether the depth maps are fine enough to fit a surface to (their quantisation well below a voxel)."""
+    return depth_step <= MAX_DEPTH_STEP_VOXELS * voxel_size
 
 
 @dataclass
@@ -134,11 +140,12 @@ def _window(mask: np.ndarray, depth: np.ndarray) -> tuple[int, int, int, int]:
             min(int(rows[-1]) + 1 + CROP_MARGIN_PX, height), min(int(cols[-1]) + 1 + CROP_MARGIN_PX, width))
 
 
-def _cell_table(camera: Camera, depth: torch.Tensor, mask: np.ndarray, truncation: float,
+def _cell_table(camera: Camera, depth: torch.Tensor, mask: np.ndarray, uncapped: torch.Tensor, truncation: float,
                 window: tuple[int, int, int, int]) -> torch.Tensor:
-    """Per 2x2 cell of the window (depth and mask are cut to it): depth coefficients (4), cosine weight (0 = no
-    depth), silhouette-bound coefficients (4), the nearest opened depth of its texels (see opened_depth) and 1 if
-    its depth is bilinear (smooth); then the rows for no data and for far outside the silhouette."""
+    """Per 2x2 cell of the window (depth, mask and uncapped are cut to it): depth coefficients (4), cosine weight
+    (0 = no depth), silhouette-bound coefficients (4), the nearest opened depth of its texels (see opened_depth),
+    1 if its depth is bilinear (smooth), and where all its texels are a cap's (holes.py) the nearest depth seen
+    through the opening (0 elsewhere); then the rows for no data and for far outside the silhouette."""
     device = depth.device
     top, left, bottom, right = window
     cosine = surface_cosine(camera, depth, truncation, (top, left))
@@ -172,9 +179,12 @@ def _cell_table(camera: Camera, depth: torch.Tensor, mask: np.ndarray, truncatio
     bound = [torch.where(whole, bound[0], NO_BOUND)] + [torch.where(whole, c, 0.0) for c in bound[1:]]
 
     opened = torch.stack(corners(pad(opened_depth(depth), (1, 1, 1, 1), value=torch.inf)), dim=-1).amin(dim=-1)
-    table = torch.stack(depth_coef + [weight] + bound + [opened, smooth.float()], dim=-1).reshape(-1, 11)
+    capped = torch.stack(corners(pad(uncapped > depth, (1, 1, 1, 1))), dim=-1).all(dim=-1)
+    behind = torch.stack(corners(pad(uncapped, (1, 1, 1, 1))), dim=-1).amin(dim=-1)
+    table = torch.stack(depth_coef + [weight] + bound + [opened, smooth.float(), torch.where(capped, behind, 0.0)],
+                        dim=-1).reshape(-1, 12)
     far_outside = (CROP_MARGIN_PX - SILHOUETTE_SLACK_PX) * px_to_world
-    extra = torch.tensor([[0.0] * 5 + [lower, 0.0, 0.0, 0.0, torch.inf, 0.0] for lower in (NO_BOUND, far_outside)],
+    extra = torch.tensor([[0.0] * 5 + [lower, 0.0, 0.0, 0.0, torch.inf, 0.0, 0.0] for lower in (NO_BOUND, far_outside)],
                          device=device)
     return torch.cat((table, extra))
 
@@ -191,14 +201,17 @@ def _pixel_transform(camera: Camera) -> np.ndarray:
 
 
 def prepare_view(camera: Camera, depth: np.ndarray, mask: np.ndarray, truncation: float, device: torch.device,
-                 reach: float | None = None) -> DepthView:
-    """`reach` (world units, the truncation unless given) is how far behind its depth the view says anything: a
-    scanned surface (holes.py) has nothing behind it but its own thin shell."""
+                 uncapped: np.ndarray | None = None, reach: float | None = None) -> DepthView:
+    """`uncapped` is the depth before holes.py capped its openings: what lies between a cap and the depth seen
+    through its opening is inside. `reach` (world units, the truncation unless given) is how far behind its depth
+    the view says anything: a scanned surface (holes.py) has nothing behind it but its own thin shell."""
     window = _window(mask, depth)
     top, left, bottom, right = window
     depth_t = torch.as_tensor(depth[top:bottom, left:right], dtype=torch.float32, device=device)
+    uncapped_t = depth_t if uncapped is None else \
+        torch.as_tensor(uncapped[top:bottom, left:right], dtype=torch.float32, device=device)
     transform = torch.as_tensor(_pixel_transform(camera), dtype=torch.float32, device=device)
-    table = _cell_table(camera, depth_t, mask[top:bottom, left:right], truncation, window)
+    table = _cell_table(camera, depth_t, mask[top:bottom, left:right], uncapped_t, truncation, window)
     return DepthView(transform, not camera.is_ortho, camera.width, camera.height, window,
                      truncation if reach is None else reach, table, 1.0 / max(camera.fx, camera.fy), camera)
 
@@ -211,6 +224,7 @@ class Terms(NamedTuple):
     smooth: torch.Tensor  # the weight of smooth-depth observations
     bound: torch.Tensor  # silhouette lower bound
     relaxed: torch.Tensor  # the bound with UNOBSERVED_SLACK_PX
+    ceiling: torch.Tensor  # upper bound between a cap and what its opening shows (holes.py); else +inf
 
 
 def view_terms(view: DepthView, points: torch.Tensor, truncation: float) -> Terms:
@@ -232,7 +246,7 @@ def view_terms(view: DepthView, points: torch.Tensor, truncation: float) -> Term
     no_data = view.cells.shape[0] - 2
     index = torch.where(in_window, row * view.cells_per_row + column, no_data + 1)
     index = torch.where(in_image, index, no_data)
-    a, b, c, d, weight, e, f, g, h, opened, smooth = view.cells.index_select(0, index).unbind(dim=-1)
+    a, b, c, d, weight, e, f, g, h, opened, smooth, behind = view.cells.index_select(0, index).unbind(dim=-1)
     surface = a + b * tx + (c + d * tx) * ty
     distance = (surface - depth) * weight
     # More than its reach along the ray behind the opened depth (a gap's rim, or a surface seen at a grazing
@@ -244,7 +258,8 @@ def view_terms(view: DepthView, points: torch.Tensor, truncation: float) -> Term
     if view.perspective:
         bound = torch.where(depth > 0, bound * depth, NO_BOUND)
         relief = relief * depth
-    return Terms(distance.clamp_max(truncation) * weight, weight, weight * smooth, bound, bound + relief)
+    ceiling = torch.where((depth > surface) & (depth < behind), surface - depth, torch.inf)
+    return Terms(distance.clamp_max(truncation) * weight, weight, weight * smooth, bound, bound + relief, ceiling)
 
 
 def evaluate_sdf(views: list[DepthView], points: torch.Tensor, truncation: float, hollow: bool = False
@@ -261,6 +276,7 @@ def evaluate_sdf(views: list[DepthView], points: torch.Tensor, truncation: float
     bound = torch.full_like(total, NO_BOUND)
     relaxed = torch.full_like(total, NO_BOUND)
     smooth = torch.zeros_like(total)
+    ceiling = torch.full_like(total, torch.inf)
     for view in views:
         terms = view_terms(view, points, truncation)
         total += terms.weighted
@@ -268,7 +284,9 @@ def evaluate_sdf(views: list[DepthView], points: torch.Tensor, truncation: float
         smooth += terms.smooth
         bound = torch.maximum(bound, terms.bound)
         relaxed = torch.maximum(relaxed, terms.relaxed)
-    fused = torch.where(weight > 0, total / weight.clamp_min(1e-12), truncation if hollow else -truncation)
+        ceiling = torch.minimum(ceiling, terms.ceiling)
+    unobserved = truncation if hollow else -truncation
+    fused = torch.minimum(torch.where(weight > 0, total / weight.clamp_min(1e-12), unobserved), ceiling)
     return torch.maximum(fused, torch.where(smooth > 0, bound, relaxed)).clamp(-truncation, truncation)
 
 

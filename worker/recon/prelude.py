@@ -15,7 +15,8 @@ from .devices import resolve_device
 from .inputs import ReconInputs, eight_bit_depth_warning
 from .rig import SLOT_NAMES
 from .simplify import simplify
-from .snap import fit_to_depth, fits_depth
+from .depth_views import fits_depth
+from .snap import fit_to_depth
 from .stages import Stages
 from .surface import extract_surface, vertex_normals
 from .tsdf import SdfGrid, fuse_depth
@@ -68,9 +69,10 @@ def fused_surface(start: Prelude, grid_resolution: int, stages: Stages, target_t
     inputs, device = start.inputs, start.device
     stages.start("fuse")
     grid = fuse_depth(inputs, grid_resolution, device, stages.within)
-    start.warnings += [f"the {slot} view looks through an opening into the object (an open scan?): the object was "
-                       "built as the surface the views show, a thin closed shell" for slot, count
-                       in zip(SLOT_NAMES, grid.openings) if count]
+    built = ("the object was built as the surface the views show, a thin closed shell" if grid.hollow
+             else "it was closed as a solid object would be")
+    start.warnings += [f"the {slot} view looks through an opening into the object (an open scan?): {built}"
+                       for slot, count in zip(SLOT_NAMES, grid.openings) if count]
     stages.start("extract")
     vertices_np, faces_np = extract_surface(grid, stages.within)
     extracted = len(faces_np)

@@ -33,16 +33,10 @@ MIN_PLANE_COS = 0.7  # which turns by less than 45 degrees from the vertex's tan
 CHUNK_VERTICES = 1 << 18
 ROUNDS = 2  # the second round starts from the normals the first one left
 MAX_STEP_VOXELS = 0.5
-MAX_DEPTH_STEP_VOXELS = 0.05  # coarser (8-bit) depth would print its steps into the surface
 MIN_TURN_COS = 0.5  # no face may turn by more than 60 degrees
 MIN_GAP_VOXELS = 0.1  # how close a vertex may come to the far surface of a thin part (a sheet: its shell)
 THIN_VOXELS = 3.0  # a part whose far side lies within this of a vertex is thin there
 FOLD_HALVINGS = 3
-
-
-def fits_depth(depth_step: float, voxel_size: float) -> bool:
-    """Whether the depth maps are fine enough to fit to (their quantisation well below a voxel)."""
-    return depth_step <= MAX_DEPTH_STEP_VOXELS * voxel_size
 
 
 def fit_to_depth(

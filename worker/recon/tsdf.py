@@ -7,12 +7,13 @@ observes but every silhouette contains are inside.
 Only blocks near the back-projected depth points (or whose corner signs differ on a
 coarse pass) are evaluated at full resolution; the rest take the sign of their corners.
 
-An opening that a view looks through into the object (holes.py) says the input is
-a scanned surface, not a solid: then nothing lies more than HOLLOW_REACH_VOXELS
+A broad opening that a view looks through into the object (holes.py) says the input
+is a scanned surface, not a solid: then nothing lies more than HOLLOW_REACH_VOXELS
 behind what a view sees, voxels nobody observes are outside, and every depth point
 is put back as a thin shell wherever no view sees the voxel in front of its depth:
 the object comes back as the surface the views show, a thin closed shell, open where
-the scan is open.
+the scan is open. Smaller openings, and any from depth too coarse to fit a shell to,
+are capped instead and the object fused as a solid.
 
 The average cancels a surface seen from both sides (a sheet of zero thickness is
 outside for each of its views; so is a rod thinner than a voxel for the views
@@ -32,8 +33,9 @@ import numpy as np
 import torch
 
 from ..errors import ReconstructionFailed
-from .depth_views import MIN_FACING_COS, DepthView, depth_normals, evaluate_sdf, prepare_view, seen_through
-from .holes import count_openings, two_sided
+from .depth_views import (MIN_FACING_COS, DepthView, depth_normals, evaluate_sdf, fits_depth, prepare_view,
+                          seen_through)
+from .holes import HOLLOW_OPENING_SHARE, close_openings, two_sided
 from .inputs import ReconInputs
 from .stages import Done
 
@@ -56,7 +58,8 @@ class SdfGrid:
     voxel_size: float
     truncation: float
     restored: int = 0  # depth points whose surface the average lost, restored as thin shells (a sheet, a rod)
-    openings: tuple[int, ...] = ()  # per view, the openings it looked through (holes.py): then it is a thin shell
+    openings: tuple[int, ...] = ()  # per view, the openings it looked through (holes.py)
+    hollow: bool = False  # built as a scanned surface, a thin shell (else any openings were capped)
 
 
 def _grid_geometry(points: torch.Tensor, resolution: int) -> tuple[np.ndarray, float, tuple[int, int, int]]:
@@ -148,15 +151,16 @@ def fuse_depth(
     origin, voxel, blocks = _grid_geometry(points, grid_resolution)
     step = inputs.rig.depth.step(inputs.depth_bits)
     truncation = max(TRUNCATION_VOXELS * voxel, 2.0 * step)
-    openings = count_openings(inputs, truncation, lambda done: report(done, (0.0, 0.04)))
-    hollow = any(openings)
-    oriented = _oriented_points(inputs.rig.cameras, inputs.depths, truncation, device,
-                                lambda done: report(done, (0.04, 0.07)))
+    openings = close_openings(inputs, truncation, lambda done: report(done, (0.0, 0.04)))
+    hollow = max(openings.shares) >= HOLLOW_OPENING_SHARE and fits_depth(step, voxel)
+    depths = inputs.depths if hollow else openings.depths  # with the caps (the evaluated band must follow them)
+    oriented = _oriented_points(inputs.rig.cameras, depths, truncation, device, lambda done: report(done, (0.04, 0.07)))
     reach = HOLLOW_REACH_VOXELS * voxel if hollow else truncation
     views = []
-    for index, (camera, depth, mask) in enumerate(zip(inputs.rig.cameras, inputs.depths, inputs.masks)):
+    for index, (camera, depth, mask, uncapped) in enumerate(zip(inputs.rig.cameras, depths, inputs.masks,
+                                                               inputs.depths)):
         if mask.any():
-            views.append(prepare_view(camera, depth, mask, truncation, device, reach))
+            views.append(prepare_view(camera, depth, mask, truncation, device, uncapped, reach))
         report((index + 1) / len(inputs.depths), (0.07, 0.1))
     origin_t = torch.as_tensor(origin, dtype=torch.float32, device=device)
     active = _band_blocks(oriented.at, origin_t, voxel, blocks, lambda done: report(done, (0.1, 0.15)))
@@ -192,7 +196,7 @@ def fuse_depth(
     dense[[0, -1]] = truncation
     dense[:, [0, -1]] = truncation
     dense[:, :, [0, -1]] = truncation
-    return SdfGrid(dense, origin, voxel, truncation, restored, openings)
+    return SdfGrid(dense, origin, voxel, truncation, restored, tuple(openings.counts), hollow)
 
 
 def restore_lost_surfaces(dense: torch.Tensor, origin: torch.Tensor, voxel: float, points: _Points,
