@@ -128,7 +128,8 @@ def _evaluate_chunked(views: list[DepthView], points: torch.Tensor, truncation: 
     """evaluate_sdf in chunks of CHUNK_VOXELS points, calling `on_chunk(done)` after each."""
     out = torch.empty(points.shape[0], dtype=points.dtype, device=points.device)
     for first in range(0, points.shape[0], CHUNK_VOXELS):
-        out[first : first + CHUNK_VOXELS] = evaluate_sdf(views, points[first : first + CHUNK_VOXELS], truncation, hollow)
+        chunk = points[first : first + CHUNK_VOXELS]
+        out[first : first + CHUNK_VOXELS] = evaluate_sdf(views, chunk, truncation, hollow)
         on_chunk(min(1.0, (first + CHUNK_VOXELS) / points.shape[0]))
     return out
 
