@@ -13,11 +13,12 @@ fat). Voxels nobody observes but every silhouette contains are inside (outside w
 the input is a scanned surface, holes.py).
 
 A view says nothing about a voxel more than its reach (the truncation; less for a
-scanned surface) behind its depth along the ray (not only along the normal: behind a grazing surface the object may be
-thin), where the depth counts with every region narrower than WELL_PIXELS raised to
-its rim: depth seen through a gap (a lid's rim, a spout's mouth) does not carve, and
-a voxel behind the gap's rim is left to the other views, instead of a slot (or a
-cavity above whatever the gap shows) being cut into the object.
+scanned surface) behind its depth along the ray (not only along the normal: behind a
+grazing surface the object may be thin), where the depth counts with every region
+narrower than WELL_PIXELS raised to its rim: depth seen through a gap (a lid's rim, a
+spout's mouth) does not carve, and a voxel behind the gap's rim is left to the other
+views, instead of a slot (or a cavity above whatever the gap shows) being cut into
+the object.
 
 The depth is bilinear only where the 2x2 texels around a voxel's projection form
 one continuous surface; at depth edges and silhouette edges the nearest of them is

@@ -123,34 +123,46 @@ def _cap(depth: np.ndarray, well: np.ndarray) -> np.ndarray:
 
 @dataclass
 class Openings:
-    """The depth maps with every opening capped, and per view how many openings and what share of its depth
-    pixels they cover."""
+    """Per view: its wells labelled 1, 2, ... (0 elsewhere), which of the labels are openings (wells that a view
+    facing the other way sees from behind), and what share of its depth pixels they cover."""
 
-    depths: list[np.ndarray]
-    counts: list[int]
+    labels: list[np.ndarray]
+    numbers: list[list[int]]
     shares: list[float]
 
+    @property
+    def counts(self) -> tuple[int, ...]:
+        return tuple(len(numbers) for numbers in self.numbers)
 
-def close_openings(inputs: ReconInputs, tolerance: float, on_view: Done = lambda done: None) -> Openings:
-    """Cap every well that a view facing the other way sees from behind (within `tolerance`, world units): its
-    openings; `on_view(done)` after each view (0..1)."""
+
+def find_openings(inputs: ReconInputs, tolerance: float, on_view: Done = lambda done: None) -> Openings:
+    """The wells of every view whose floor a view facing the other way sees from behind (within `tolerance`,
+    world units); `on_view(done)` after each view (0..1)."""
     cameras, depths = inputs.rig.cameras, inputs.depths
     result = Openings([], [], [])
     for index, (camera, depth) in enumerate(zip(cameras, depths)):
         labels, count = label(wells(depth, tolerance), np.ones((3, 3), bool))
-        closed = depth.copy()
         sizes = np.bincount(labels.ravel(), minlength=count + 1)
         behind = seen_from_behind(camera, depth, labels > 0, _others(cameras, depths, index), tolerance)
         shares = np.bincount(labels[labels > 0], weights=behind, minlength=count + 1) / np.maximum(sizes, 1)
         opening = [number for number in range(1, count + 1)
                    if sizes[number] >= MIN_WELL_PIXELS and shares[number] >= TWO_SIDED_SHARE]
-        boxes = find_objects(labels, max_label=count)
-        for number in opening:
+        result.labels.append(labels)
+        result.numbers.append(opening)
+        result.shares.append(float(sizes[opening].sum()) / max(int((depth > 0).sum()), 1))
+        on_view((index + 1) / len(depths))
+    return result
+
+
+def capped(depths: list[np.ndarray], openings: Openings, tolerance: float) -> list[np.ndarray]:
+    """The depth maps with every opening closed by a cap across its rim, CAP_INSET * `tolerance` inside it."""
+    result = []
+    for depth, labels, numbers in zip(depths, openings.labels, openings.numbers):
+        closed = depth.copy()
+        boxes = find_objects(labels, max_label=max(numbers, default=0))
+        for number in numbers:
             box = tuple(slice(max(part.start - 1, 0), part.stop + 1) for part in boxes[number - 1])  # and its rim
             well = labels[box] == number
             closed[box][well] = np.minimum(_cap(depth[box], well) + CAP_INSET * tolerance, depth[box][well])
-        result.depths.append(closed)
-        result.counts.append(len(opening))
-        result.shares.append(float(sizes[opening].sum()) / max(int((depth > 0).sum()), 1))
-        on_view((index + 1) / len(depths))
+        result.append(closed)
     return result

@@ -11,11 +11,11 @@ import torch
 
 from ..errors import ReconstructionFailed
 from .consistency import agreeing_inputs
+from .depth_views import fits_depth
 from .devices import resolve_device
 from .inputs import ReconInputs, eight_bit_depth_warning
 from .rig import SLOT_NAMES
 from .simplify import simplify
-from .depth_views import fits_depth
 from .snap import fit_to_depth
 from .stages import Stages
 from .surface import extract_surface, vertex_normals
