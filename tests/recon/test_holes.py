@@ -10,6 +10,7 @@ import trimesh
 from skimage.measure import marching_cubes
 
 from worker.recon.evaluate import chamfer_distance
+from worker.recon.fusion import reconstruct_fusion
 from worker.recon.holes import wells
 from worker.recon.render_inputs import render_inputs
 from worker.recon.rig import SLOT_NAMES
@@ -75,6 +76,14 @@ def test_an_open_scan_comes_back_as_the_surface_it_is_a_thin_closed_shell_open_w
     assert chamfer_distance(mesh, scan, samples=20_000) < 0.01  # closed as a solid, 0.02: the cap is far from it
     points = mesh.sample(20_000)
     assert not ((points[:, 1] < CUT + 0.05) & (np.hypot(points[:, 0], points[:, 2]) < 0.3)).any()  # no cap
+
+
+def test_the_report_says_once_which_views_look_through_an_opening_and_what_was_built(tmp_path):
+    render_inputs(open_scan(), tmp_path, res=160, normalize=False)
+    report = reconstruct_fusion(scenes.load(tmp_path), tmp_path / "model.glb", lambda f, s: None, grid_resolution=112)
+    said = [warning for warning in report["warnings"] if "opening" in warning]
+    assert said == ["the bottom view looks through an opening into the object (an open scan?): the object was built "
+                    "as the surface the views show, a thin closed shell"]
 
 
 def test_a_small_opening_is_closed_as_the_solid_it_was_cut_from(tmp_path):

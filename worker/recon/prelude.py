@@ -69,10 +69,12 @@ def fused_surface(start: Prelude, grid_resolution: int, stages: Stages, target_t
     inputs, device = start.inputs, start.device
     stages.start("fuse")
     grid = fuse_depth(inputs, grid_resolution, device, stages.within)
-    built = ("the object was built as the surface the views show, a thin closed shell" if grid.hollow
-             else "it was closed as a solid object would be")
-    start.warnings += [f"the {slot} view looks through an opening into the object (an open scan?): {built}"
-                       for slot, count in zip(SLOT_NAMES, grid.openings) if count]
+    looking = [slot for slot, count in zip(SLOT_NAMES, grid.openings) if count]
+    if looking:
+        built = ("the object was built as the surface the views show, a thin closed shell" if grid.hollow
+                 else "it was closed as a solid object would be")
+        views = f"{looking[0]} view looks" if len(looking) == 1 else f"{', '.join(looking)} views look"
+        start.warnings.append(f"the {views} through an opening into the object (an open scan?): {built}")
     stages.start("extract")
     vertices_np, faces_np = extract_surface(grid, stages.within)
     extracted = len(faces_np)
