@@ -24,7 +24,7 @@ from typing import Callable
 import torch
 
 from .rig import Camera
-from .sampling import neighbours_2x2
+from .sampling import Neighbours, neighbours_2x2, neighbours_4x4
 from .surface import vertex_normals
 
 MIN_FACING = 0.3  # grazing views have unreliable depth slopes
@@ -36,6 +36,8 @@ MAX_STEP_VOXELS = 0.5
 MIN_TURN_COS = 0.5  # no face may turn by more than 60 degrees
 MIN_GAP_VOXELS = 0.1  # how close a vertex may come to the far surface of a thin part (a sheet: its shell)
 THIN_VOXELS = 3.0  # a part whose far side lies within this of a vertex is thin there
+FOLD_AVERAGINGS = 4
+CUBIC_REACH_VOXELS = 0.25
 FOLD_HALVINGS = 3
 
 
@@ -100,7 +102,7 @@ def snap_to_depth(
                 torch.linalg.cross(texels[:, 3] - texels[:, 0], texels[:, 2] - texels[:, 1], dim=-1), dim=-1)
             twist = ((texels[:, 0] - texels[:, 1] - texels[:, 2] + texels[:, 3]) * plane).sum(dim=-1).abs() / 4
             along = (plane * chunk_normals).sum(dim=-1)  # the texels' plane against the vertex's tangent plane
-            surface = (texels * near.weights[..., None]).sum(dim=1) / near.weights.sum(dim=-1, keepdim=True).clamp_min(1e-12)
+            surface = camera.unproject(uvd[:, 0], uvd[:, 1], _depth_at(depth_map, has_depth, uvd, near, voxel_size))
             offset = ((surface - points) * plane).sum(dim=-1) / torch.where(along.abs() > 1e-6, along, 1e-6)
             usable = (has_depth[near.flat].all(dim=-1) & (near.weights.sum(dim=-1) > 0)
                       & (twist < PLANE_SPREAD_VOXELS * voxel_size) & (along.abs() > MIN_PLANE_COS))
@@ -118,21 +120,42 @@ def snap_to_depth(
     return vertices + _without_folds(vertices, faces, step), placed
 
 
+def _depth_at(depth_map: torch.Tensor, has_depth: torch.Tensor, uvd: torch.Tensor, near: Neighbours,
+              voxel_size: float) -> torch.Tensor:
+    """The depth at each projected vertex (N,): the Catmull-Rom cubic through the 4x4 texels around it where all
+    exist and it stays within CUBIC_REACH_VOXELS of the bilinear depth (no depth edge among them), else bilinear."""
+    bilinear = (near.values[..., 0] * near.weights).sum(dim=-1) / near.weights.sum(dim=-1).clamp_min(1e-12)
+    fine = neighbours_4x4(depth_map[..., None], uvd[:, 0], uvd[:, 1])
+    cubic = (fine.values[..., 0] * fine.weights).sum(dim=-1)
+    curved = has_depth[fine.flat].all(dim=-1) & ((cubic - bilinear).abs() < CUBIC_REACH_VOXELS * voxel_size)
+    return torch.where(curved, cubic, bilinear)
+
+
 def _face_normals(vertices: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
     corners = vertices[faces]
     return torch.linalg.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0], dim=-1)
 
 
 def _without_folds(vertices: torch.Tensor, faces: torch.Tensor, step: torch.Tensor) -> torch.Tensor:
-    """The steps, halved at the corners of every face they would turn by more than arccos(MIN_TURN_COS)
-    (thin triangles fold when their corners move apart), and dropped there if halving does not help."""
+    """The steps, made to agree at the corners of every face they would turn by more than arccos(MIN_TURN_COS):
+    first each such corner takes the mean step of its folding faces (marching cubes' slivers then move as one
+    instead of flipping: without it a fifth of a thin rod's vertices stayed half a voxel out), then the steps
+    there are halved, and dropped if halving does not help."""
     before = _face_normals(vertices, faces)
-    for attempt in range(FOLD_HALVINGS + 1):
+    ones = torch.ones(faces.shape[0] * 3, dtype=step.dtype, device=step.device)
+    for attempt in range(FOLD_AVERAGINGS + FOLD_HALVINGS + 1):
         after = _face_normals(vertices + step, faces)
         folded = (before * after).sum(dim=1) <= MIN_TURN_COS * before.norm(dim=1) * after.norm(dim=1)
         if not folded.any():
             break
-        corners = torch.zeros(vertices.shape[0], dtype=torch.bool, device=vertices.device)
-        corners[faces[folded].reshape(-1)] = True
-        step = torch.where(corners[:, None], step * (0.5 if attempt < FOLD_HALVINGS else 0.0), step)
+        corners = faces[folded].reshape(-1)
+        if attempt < FOLD_AVERAGINGS:
+            mean = step[faces[folded]].mean(dim=1).repeat_interleave(3, dim=0)
+            total = torch.zeros_like(step).index_add_(0, corners, mean)
+            count = torch.zeros_like(step[:, 0]).index_add_(0, corners, ones[: corners.shape[0]])
+            step = torch.where(count[:, None] > 0, total / count.clamp_min(1.0)[:, None], step)
+            continue
+        at_fold = torch.zeros(vertices.shape[0], dtype=torch.bool, device=vertices.device)
+        at_fold[corners] = True
+        step = torch.where(at_fold[:, None], step * (0.5 if attempt < FOLD_AVERAGINGS + FOLD_HALVINGS else 0.0), step)
     return step
