@@ -45,6 +45,20 @@ def test_unseen_vertices_take_the_colour_of_the_nearest_seen_vertex_along_the_me
     assert share == pytest.approx(1.0 - (0.5 + 0.1) / 2.0, abs=0.02)  # by area: 1.4 of the strip's 2.0 was filled
 
 
+def test_the_far_side_of_a_thin_part_takes_the_colour_seen_across_it():
+    """Within `across` in space, an unseen vertex is the other side of a thin wall (an open scan's shell): it takes
+    the colour of the seen side right behind it, however far the rim is along the mesh."""
+    vertices, faces, arc = hairpin()
+    seen = (arc <= 0.5) | (arc >= 1.9)
+    colours = np.zeros((len(vertices), 3), dtype=np.float32)
+    colours[arc <= 0.5] = RED
+    colours[arc >= 1.9] = BLUE
+    filled, share = fill_unseen(vertices, faces, colours, seen, across=0.06)  # the arms are 0.05 apart
+    assert (filled[(arc > 1.55) & (arc < 1.85)] == RED).all()  # arm two over arm one's red
+    assert (filled[(arc > 0.55) & (arc < 0.9)] == RED).all()
+    assert share == pytest.approx(1.0 - (0.5 + 0.1) / 2.0, abs=0.02)  # still counted as filled
+
+
 def test_where_two_fills_meet_the_colours_blend_instead_of_jumping():
     vertices, faces, arc = hairpin()
     seen = (arc <= 0.2) | (arc >= 1.8)

@@ -113,27 +113,36 @@ def vertex_areas(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
     return np.bincount(faces.reshape(-1), np.repeat(face_area / 3, 3), minlength=len(vertices))
 
 
-def fill_unseen(vertices: np.ndarray, faces: np.ndarray, colours: np.ndarray, seen: np.ndarray
+def fill_unseen(vertices: np.ndarray, faces: np.ndarray, colours: np.ndarray, seen: np.ndarray, across: float = 0.0
                 ) -> tuple[np.ndarray, float]:
     """Colours with every unseen vertex filled, and the share of the surface (by area) that was filled.
 
-    Filling follows the mesh: an unseen vertex takes the colour of the seen vertex nearest to it along the mesh's
-    edges (Dijkstra from all seen vertices at once), then SMOOTHING_ROUNDS neighbour averages among the unseen
-    soften the borders where two seen regions' colours meet. A part of the mesh no view sees at all, not even at
-    its border, takes the colour of the nearest seen vertex in space.
+    An unseen vertex within `across` of a seen one in space is the far side of a thin part (a wall of an open
+    scan, a sheet's shell) and takes that colour: along the mesh, that side is a rim away. Filling then follows the
+    mesh: every other unseen vertex takes the colour of the seen or far-side vertex nearest to it along the mesh's
+    edges (Dijkstra from all of them at once), then SMOOTHING_ROUNDS neighbour averages among the unseen soften
+    the borders where two seen regions' colours meet. A part of the mesh no view sees at all, not even at its
+    border, takes the colour of the nearest seen vertex in space.
     """
     area = vertex_areas(vertices, faces)
     share = float(area[~seen].sum() / max(area.sum(), 1e-30))
     if seen.all() or not seen.any():
         return colours, share
+    colours = colours.copy()
+    sources = seen.copy()
+    if across > 0:
+        unseen = np.flatnonzero(~seen)
+        distance, nearest = cKDTree(vertices[seen]).query(vertices[unseen], distance_upper_bound=across)
+        near = np.isfinite(distance)
+        colours[unseen[near]] = colours[seen][nearest[near]]
+        sources[unseen[near]] = True
     count = len(vertices)
     edges = np.concatenate((faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]))
     lengths = np.linalg.norm(vertices[edges[:, 0]] - vertices[edges[:, 1]], axis=1) + 1e-12
     graph = coo_matrix((lengths, (edges[:, 0], edges[:, 1])), shape=(count, count)).tocsr()
     graph = graph.maximum(graph.T)
-    _, _, source = dijkstra(graph, directed=False, indices=np.flatnonzero(seen), min_only=True,
+    _, _, source = dijkstra(graph, directed=False, indices=np.flatnonzero(sources), min_only=True,
                             return_predecessors=True)
-    colours = colours.copy()
     reached = source >= 0
     colours[reached] = colours[source[reached]]
     if not reached.all():
@@ -142,5 +151,5 @@ def fill_unseen(vertices: np.ndarray, faces: np.ndarray, colours: np.ndarray, se
     adjacency = (graph > 0).astype(colours.dtype)
     degree = np.asarray(adjacency.sum(axis=1)).ravel()[:, None]
     for _ in range(SMOOTHING_ROUNDS):
-        colours[~seen] = ((adjacency @ colours) / np.maximum(degree, 1))[~seen]
+        colours[~sources] = ((adjacency @ colours) / np.maximum(degree, 1))[~sources]
     return colours, share

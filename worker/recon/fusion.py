@@ -28,6 +28,7 @@ from .stages import Progress, Stage, Stages
 from .surface import is_watertight
 
 UNSEEN_WARNING_SHARE = 0.05
+FILL_ACROSS_VOXELS = 1.0  # an unseen vertex this close to a seen one is the far side of a thin part
 MIN_MEAN_SILHOUETTE_IOU = 0.5  # below this the inputs contradict each other: no mesh is better than this one
 STAGES = (
     Stage("decode", "decoding inputs", 0.02),
@@ -138,7 +139,8 @@ def _colour(start: Prelude, surface: FusedSurface, vertices_np: np.ndarray, face
     stages.start("colour")
     linear, seen = vertex_colours(surface.vertices, surface.normals, cameras, colors, masks, depths,
                                   surface.tolerance, on_view=stages.views(len(SLOT_NAMES)))
-    linear, filled_share = fill_unseen(vertices_np, faces_np, linear.cpu().numpy(), seen.cpu().numpy())
+    linear, filled_share = fill_unseen(vertices_np, faces_np, linear.cpu().numpy(), seen.cpu().numpy(),
+                                       FILL_ACROSS_VOXELS * surface.grid.voxel_size)
     warnings, atlas, texture, summary = [], None, None, None
     if texture_size:
         stages.start("atlas")

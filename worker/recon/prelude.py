@@ -87,7 +87,7 @@ def fused_surface(start: Prelude, grid_resolution: int, stages: Stages, target_t
         vertices = torch.as_tensor(vertices_np, device=device)
         depths = torch.as_tensor(inputs.depths, dtype=vertices.dtype, device=device)
         fitted, snapped = fit_to_depth(vertices, torch.as_tensor(faces_np, device=device), inputs.rig.cameras,
-                                       depths, tolerance, grid.voxel_size, stages.within)
+                                       depths, tolerance, grid.voxel_size, stages.within, grid.hollow)
         vertices_np = fitted.cpu().numpy()
     error = 0.0
     if target_triangles or max_error:

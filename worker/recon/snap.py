@@ -35,6 +35,7 @@ ROUNDS = 2  # the second round starts from the normals the first one left
 MAX_STEP_VOXELS = 0.5
 MIN_TURN_COS = 0.5  # no face may turn by more than 60 degrees
 MIN_GAP_VOXELS = 0.1  # how close a vertex may come to the far surface of a thin part (a sheet: its shell)
+HOLLOW_GAP_VOXELS = 0.02  # the same in a scanned surface's shell, whose unseen side is brought to its seen one
 THIN_VOXELS = 3.0  # a part whose far side lies within this of a vertex is thin there
 FOLD_AVERAGINGS = 4
 CUBIC_REACH_VOXELS = 0.25
@@ -49,6 +50,7 @@ def fit_to_depth(
     tolerance: float,
     voxel_size: float,
     on_progress: Callable[[float], None] = lambda done: None,
+    hollow: bool = False,
 ) -> tuple[torch.Tensor, float]:
     """ROUNDS of snap_to_depth, each from the normals the last one left: the vertices, and the share of vertices
     some view could place. `on_progress(done)` reports 0..1."""
@@ -56,7 +58,7 @@ def fit_to_depth(
     for round_ in range(ROUNDS):
         vertices, placed = snap_to_depth(
             vertices, faces, vertex_normals(vertices, faces), cameras, depths, tolerance, voxel_size,
-            lambda views_done: on_progress((round_ + views_done / len(cameras)) / ROUNDS),
+            lambda views_done: on_progress((round_ + views_done / len(cameras)) / ROUNDS), hollow,
         )
         fitted |= placed
     return vertices, float(fitted.float().mean().item())
@@ -71,6 +73,7 @@ def snap_to_depth(
     tolerance: float,
     voxel_size: float,
     on_view: Callable[[float], None] = lambda views_done: None,
+    hollow: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The moved vertices (steps of at most MAX_STEP_VOXELS) and which of them (N,) bool were placed.
 
@@ -115,7 +118,10 @@ def snap_to_depth(
     placed = weight > 0
     max_step = MAX_STEP_VOXELS * voxel_size
     outward = (shift / weight.clamp_min(1e-12)).clamp(-max_step, max_step)  # 0 where no view placed it
-    outward = torch.maximum(outward, -(room - MIN_GAP_VOXELS * voxel_size).clamp_min(0.0))
+    inward_room = (room - (HOLLOW_GAP_VOXELS if hollow else MIN_GAP_VOXELS) * voxel_size).clamp_min(0.0)
+    outward = torch.maximum(outward, -inward_room)
+    if hollow:  # a shell's far side that no view places comes to the side the views see
+        outward = torch.where(~placed & torch.isfinite(room), -inward_room.clamp_max(max_step), outward)
     step = normals * outward[:, None]
     return vertices + _without_folds(vertices, faces, step), placed
 

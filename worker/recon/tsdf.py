@@ -45,6 +45,9 @@ TRUNCATION_VOXELS = 3.0
 BAND_VOXELS = 2.5
 CHUNK_VOXELS = 1 << 18
 SHELL_RADIUS_VOXELS = 0.9  # such points come back as a shell this far around them (> sqrt(3)/2: never a gap)
+FREE_SHELL_RADIUS_VOXELS = 0.5
+SLAB_REACH_VOXELS = 0.7  # a scanned surface's slabs reach this far around their point, past the scan's rim too
+SLAB_REACH_PIXELS = 1.2  # and at least this many pixels: depth points a pixel apart, or more at a slant
 SHEET_INSIDE_VOXELS = 0.5  # a point seen from both sides with nothing this deep inside around it is a sheet
 HOLLOW_REACH_VOXELS = 1.5  # a scanned surface's views speak this far behind it (1-2 measured Chamfer 0.15-0.19%)
 
@@ -194,7 +197,7 @@ def fuse_depth(
     # A scanned surface's shells stay out of what the views see in front of it (its silhouettes are exact).
     free = (dense > 0) & (dense < truncation) if hollow else None
     restored = restore_lost_surfaces(dense, origin_t, voxel, oriented, views, truncation, max(voxel, 2.0 * step),
-                                     free)
+                                     free, max(SLAB_REACH_VOXELS, SLAB_REACH_PIXELS * _pixel_size(inputs) / voxel))
     dense[[0, -1]] = truncation
     dense[:, [0, -1]] = truncation
     dense[:, :, [0, -1]] = truncation
@@ -203,7 +206,7 @@ def fuse_depth(
 
 def restore_lost_surfaces(dense: torch.Tensor, origin: torch.Tensor, voxel: float, points: _Points,
                           views: list[DepthView], truncation: float, tolerance: float,
-                          free: torch.Tensor | None = None) -> int:
+                          free: torch.Tensor | None = None, slab_reach: float = SLAB_REACH_VOXELS) -> int:
     """Put back, as thin closed shells, surfaces that the views' average cancelled: a sheet of zero thickness is
     outside for the view on each side of it, a rod thinner than a voxel for the views around it.
 
@@ -213,8 +216,8 @@ def restore_lost_surfaces(dense: torch.Tensor, origin: torch.Tensor, voxel: floa
     view's silhouette, or more than `tolerance` in front of that view's depth (inputs that contradict each other
     are not made into shells). The grid is lowered to the distance from each such point less
     SHELL_RADIUS_VOXELS. With `free` (the grid's shape, bool), the input is a scanned surface: every point is
-    put back, but only a sheet's shell reaches into the voxels `free` says the views see in front of their depth.
-    Returns how many points."""
+    put back as a slab along its tangent plane, `slab_reach` voxels around it, and only a sheet's shell reaches
+    into the voxels `free` says the views see in front of their depth. Returns how many points."""
     coordinates = (points.at - origin) / voxel
     if free is None:
         lowest = lowest_around(dense, coordinates, 1)
@@ -228,7 +231,11 @@ def restore_lost_surfaces(dense: torch.Tensor, origin: torch.Tensor, voxel: floa
         return 0
     shell = _shells(dense.shape, coordinates[lost], voxel)
     if free is not None:
-        shell = torch.where(free.view(-1), _shells(dense.shape, coordinates[lost & points.sheet], voxel), shell)
+        slab = lost & points.facing
+        shell = torch.minimum(shell, _slabs(dense.shape, coordinates[slab], points.normals[slab], voxel, slab_reach))
+        sheets = _shells(dense.shape, coordinates[lost & points.sheet], voxel)
+        others = shell + (SHELL_RADIUS_VOXELS - FREE_SHELL_RADIUS_VOXELS) * voxel
+        shell = torch.where(free.view(-1), torch.minimum(sheets, others), shell)
     flat = dense.view(-1)
     torch.minimum(flat, shell.to(dense.dtype), out=flat)
     return int(lost.sum())
@@ -258,3 +265,32 @@ def lowest_around(grid: torch.Tensor, coordinates: torch.Tensor, reach: int) -> 
         index = (centre + offset).clamp(torch.zeros_like(limit), limit)
         torch.minimum(lowest, grid[index[:, 0], index[:, 1], index[:, 2]], out=lowest)
     return lowest
+
+
+def _pixel_size(inputs: ReconInputs) -> float:
+    """The largest footprint of a pixel on the object, in world units, over the views."""
+    sizes = []
+    for camera, depth in zip(inputs.rig.cameras, inputs.depths):
+        if (depth > 0).any():
+            sizes.append((1.0 if camera.is_ortho else float(np.median(depth[depth > 0]))) / camera.fx)
+    return max(sizes, default=0.0)
+
+
+def _slabs(shape: torch.Size, centres: torch.Tensor, normals: torch.Tensor, voxel: float, reach: float
+           ) -> torch.Tensor:
+    """Like _shells, but the distance to each centre's tangent plane, within `reach` voxels of it, at the 4x4x4
+    voxels around it: balls around depth points a voxel or more apart (a surface seen at a slant) leave voxels
+    touching only at their corners, which marching cubes opens into pinholes, while a slab 2 x SHELL_RADIUS_VOXELS
+    thick holds a face-connected layer of voxels at any slant (digital planes: thickness |nx| + |ny| + |nz|)."""
+    shell = torch.full((shape[0] * shape[1] * shape[2],), torch.inf, dtype=centres.dtype, device=centres.device)
+    limit = torch.tensor(shape, device=centres.device) - 1
+    base = torch.floor(centres).long()
+    strides = torch.tensor([shape[1] * shape[2], shape[2], 1], device=centres.device)
+    steps = torch.arange(-1, 3, device=centres.device)
+    for corner in torch.cartesian_prod(steps, steps, steps):
+        index = (base + corner).clamp(torch.zeros_like(limit), limit)
+        offset = index - centres
+        across = (offset * normals).sum(dim=1).abs() - SHELL_RADIUS_VOXELS
+        distance = torch.maximum(across, offset.norm(dim=1) - reach) * voxel
+        shell.scatter_reduce_(0, (index * strides).sum(dim=1), distance, reduce="amin")
+    return shell
