@@ -5,11 +5,14 @@ surfaces come out a fraction of a voxel off, and a part thinner than a couple of
 voxels (a plate, a rod, a panel, a sheet put back as a shell) a voxel too thick,
 while a 16-bit depth map says where each surface is to far less. So each vertex of
 marching cubes' fine mesh asks the views that face it where their depth surface lies
-along its normal (the 2x2 texels around it, as points on one plane) and moves by the
-facing-weighted mean. Where a view facing the other way sees the far side of a thin
-part within reach, the vertex stops MIN_GAP_VOXELS short of it: the two sides come
-to their own depths, and a sheet of no thickness stays a thin closed shell instead of
-folding its sides through each other. Only vertices move, so the mesh stays closed.
+along its normal (the plane of the 2x2 texels around it, at the depth of the cubic
+through the 4x4) and moves by the facing-weighted mean. Where a view facing the other
+way sees the far side of a thin part within reach, the vertex stops MIN_GAP_VOXELS
+short of it: the two sides come to their own depths, and a sheet of no thickness stays
+a thin closed shell instead of folding its sides through each other. In a scanned
+surface's shell (tsdf, hollow) a vertex no view places is the unseen side of the scan
+and comes to HOLLOW_GAP_VOXELS of the seen one. Only vertices move, so the mesh stays
+closed.
 
 The fit comes before simplification and wants a tight simplification tolerance:
 measured on the corpus, a fitted mesh simplified to 25 millionths of its diagonal
