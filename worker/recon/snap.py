@@ -108,15 +108,20 @@ def snap_to_depth(
                 torch.linalg.cross(texels[:, 3] - texels[:, 0], texels[:, 2] - texels[:, 1], dim=-1), dim=-1)
             twist = ((texels[:, 0] - texels[:, 1] - texels[:, 2] + texels[:, 3]) * plane).sum(dim=-1).abs() / 4
             along = (plane * chunk_normals).sum(dim=-1)  # the texels' plane against the vertex's tangent plane
-            surface = camera.unproject(uvd[:, 0], uvd[:, 1], _depth_at(depth_map, has_depth, uvd, near, voxel_size))
+            usable = torch.nonzero(has_depth[near.flat].all(dim=-1) & (near.weights.sum(dim=-1) > 0)
+                                   & (twist < PLANE_SPREAD_VOXELS * voxel_size)
+                                   & (along.abs() > MIN_PLANE_COS)).squeeze(1)
+            seen, facing, points, plane, along, uvd = (t[usable] for t in (seen, facing, points, plane, along, uvd))
+            near = Neighbours(*(t[usable] for t in near))
+            depth = (near.values[..., 0] * near.weights).sum(dim=-1) / near.weights.sum(dim=-1)
+            front = torch.nonzero(facing > 0).squeeze(1)  # behind, only the room to a far side is asked
+            depth[front] = _cubic_depth(depth_map, has_depth, uvd[front], depth[front], voxel_size)
+            surface = camera.unproject(uvd[:, 0], uvd[:, 1], depth)
             offset = ((surface - points) * plane).sum(dim=-1) / torch.where(along.abs() > 1e-6, along, 1e-6)
-            usable = (has_depth[near.flat].all(dim=-1) & (near.weights.sum(dim=-1) > 0)
-                      & (twist < PLANE_SPREAD_VOXELS * voxel_size) & (along.abs() > MIN_PLANE_COS))
-            own = usable & (facing > 0) & (offset.abs() <= tolerance)
-            w = torch.where(own, facing**2, 0.0)
+            w = torch.where((facing > 0) & (offset.abs() <= tolerance), facing**2, 0.0)
             shift.index_add_(0, seen + first, offset * w)
             weight.index_add_(0, seen + first, w)
-            far = usable & (facing < 0) & (-offset > 0) & (-offset <= THIN_VOXELS * voxel_size)
+            far = (facing < 0) & (-offset > 0) & (-offset <= THIN_VOXELS * voxel_size)
             room.scatter_reduce_(0, seen[far] + first, -offset[far], reduce="amin")
     placed = weight > 0
     max_step = MAX_STEP_VOXELS * voxel_size
@@ -129,11 +134,10 @@ def snap_to_depth(
     return vertices + _without_folds(vertices, faces, step), placed
 
 
-def _depth_at(depth_map: torch.Tensor, has_depth: torch.Tensor, uvd: torch.Tensor, near: Neighbours,
-              voxel_size: float) -> torch.Tensor:
+def _cubic_depth(depth_map: torch.Tensor, has_depth: torch.Tensor, uvd: torch.Tensor, bilinear: torch.Tensor,
+                 voxel_size: float) -> torch.Tensor:
     """The depth at each projected vertex (N,): the Catmull-Rom cubic through the 4x4 texels around it where all
-    exist and it stays within CUBIC_REACH_VOXELS of the bilinear depth (no depth edge among them), else bilinear."""
-    bilinear = (near.values[..., 0] * near.weights).sum(dim=-1) / near.weights.sum(dim=-1).clamp_min(1e-12)
+    exist and it stays within CUBIC_REACH_VOXELS of the `bilinear` depth (no depth edge among them), else that."""
     fine = neighbours_4x4(depth_map[..., None], uvd[:, 0], uvd[:, 1])
     cubic = (fine.values[..., 0] * fine.weights).sum(dim=-1)
     curved = has_depth[fine.flat].all(dim=-1) & ((cubic - bilinear).abs() < CUBIC_REACH_VOXELS * voxel_size)
