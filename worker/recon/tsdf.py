@@ -244,15 +244,7 @@ def restore_lost_surfaces(dense: torch.Tensor, origin: torch.Tensor, voxel: floa
 def _shells(shape: torch.Size, centres: torch.Tensor, voxel: float) -> torch.Tensor:
     """(X * Y * Z,) the distance from each voxel of a grid of `shape` to the nearest of the voxel coordinates
     `centres` (N, 3) less SHELL_RADIUS_VOXELS, in world units, at the 8 voxels around each centre; inf elsewhere."""
-    shell = torch.full((shape[0] * shape[1] * shape[2],), torch.inf, dtype=centres.dtype, device=centres.device)
-    limit = torch.tensor(shape, device=centres.device) - 1
-    base = torch.floor(centres).long()
-    strides = torch.tensor([shape[1] * shape[2], shape[2], 1], device=centres.device)
-    for corner in torch.cartesian_prod(*[torch.tensor([0, 1], device=centres.device)] * 3):
-        index = (base + corner).clamp(torch.zeros_like(limit), limit)
-        distance = ((index - centres).norm(dim=1) - SHELL_RADIUS_VOXELS) * voxel
-        shell.scatter_reduce_(0, (index * strides).sum(dim=1), distance, reduce="amin")
-    return shell
+    return _least_around(shape, centres, range(2), lambda offset: offset.norm(dim=1) - SHELL_RADIUS_VOXELS) * voxel
 
 
 def lowest_around(grid: torch.Tensor, coordinates: torch.Tensor, reach: int) -> torch.Tensor:
@@ -282,15 +274,23 @@ def _slabs(shape: torch.Size, centres: torch.Tensor, normals: torch.Tensor, voxe
     voxels around it: balls around depth points a voxel or more apart (a surface seen at a slant) leave voxels
     touching only at their corners, which marching cubes opens into pinholes, while a slab 2 x SHELL_RADIUS_VOXELS
     thick holds a face-connected layer of voxels at any slant (digital planes: thickness |nx| + |ny| + |nz|)."""
-    shell = torch.full((shape[0] * shape[1] * shape[2],), torch.inf, dtype=centres.dtype, device=centres.device)
+    def distance(offset: torch.Tensor) -> torch.Tensor:
+        across = (offset * normals).sum(dim=1).abs() - SHELL_RADIUS_VOXELS
+        return torch.maximum(across, offset.norm(dim=1) - reach)
+
+    return _least_around(shape, centres, range(-1, 3), distance) * voxel
+
+
+def _least_around(shape: torch.Size, centres: torch.Tensor, steps: range,
+                  distance: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    """(X * Y * Z,) per voxel of a grid of `shape`, the least `distance` (N, 3) -> (N,) of the offsets to it from the
+    voxel coordinates `centres` (N, 3) whose cell's corner it is `steps` away from along each axis; inf elsewhere."""
+    least = torch.full((shape[0] * shape[1] * shape[2],), torch.inf, dtype=centres.dtype, device=centres.device)
     limit = torch.tensor(shape, device=centres.device) - 1
     base = torch.floor(centres).long()
     strides = torch.tensor([shape[1] * shape[2], shape[2], 1], device=centres.device)
-    steps = torch.arange(-1, 3, device=centres.device)
-    for corner in torch.cartesian_prod(steps, steps, steps):
+    offsets = torch.tensor(list(steps), device=centres.device)
+    for corner in torch.cartesian_prod(offsets, offsets, offsets):
         index = (base + corner).clamp(torch.zeros_like(limit), limit)
-        offset = index - centres
-        across = (offset * normals).sum(dim=1).abs() - SHELL_RADIUS_VOXELS
-        distance = torch.maximum(across, offset.norm(dim=1) - reach) * voxel
-        shell.scatter_reduce_(0, (index * strides).sum(dim=1), distance, reduce="amin")
-    return shell
+        least.scatter_reduce_(0, (index * strides).sum(dim=1), distance(index - centres), reduce="amin")
+    return least
