@@ -37,6 +37,7 @@ from .depth_views import (MIN_FACING_COS, DepthView, depth_normals, evaluate_sdf
                           seen_through)
 from .holes import HOLLOW_OPENING_SHARE, capped, find_openings, two_sided
 from .inputs import ReconInputs
+from .ops import pixel_world
 from .stages import Done
 
 BLOCK = 4
@@ -195,9 +196,13 @@ def fuse_depth(
         report((first + chunk.shape[0]) / block_ids.shape[0], (0.2, 1.0))
 
     # A scanned surface's shells stay out of what the views see in front of it (its silhouettes are exact).
-    free = (dense > 0) & (dense < truncation) if hollow else None
+    free, slab_reach = None, SLAB_REACH_VOXELS
+    if hollow:
+        free = (dense > 0) & (dense < truncation)
+        pixel = max(pixel_world(camera, points) for camera in inputs.rig.cameras)
+        slab_reach = max(SLAB_REACH_VOXELS, SLAB_REACH_PIXELS * pixel / voxel)
     restored = restore_lost_surfaces(dense, origin_t, voxel, oriented, views, truncation, max(voxel, 2.0 * step),
-                                     free, max(SLAB_REACH_VOXELS, SLAB_REACH_PIXELS * _pixel_size(inputs) / voxel))
+                                     free, slab_reach)
     dense[[0, -1]] = truncation
     dense[:, [0, -1]] = truncation
     dense[:, :, [0, -1]] = truncation
@@ -257,15 +262,6 @@ def lowest_around(grid: torch.Tensor, coordinates: torch.Tensor, reach: int) -> 
         index = (centre + offset).clamp(torch.zeros_like(limit), limit)
         torch.minimum(lowest, grid[index[:, 0], index[:, 1], index[:, 2]], out=lowest)
     return lowest
-
-
-def _pixel_size(inputs: ReconInputs) -> float:
-    """The largest footprint of a pixel on the object, in world units, over the views."""
-    sizes = []
-    for camera, depth in zip(inputs.rig.cameras, inputs.depths):
-        if (depth > 0).any():
-            sizes.append((1.0 if camera.is_ortho else float(np.median(depth[depth > 0]))) / camera.fx)
-    return max(sizes, default=0.0)
 
 
 def _slabs(shape: torch.Size, centres: torch.Tensor, normals: torch.Tensor, voxel: float, reach: float
