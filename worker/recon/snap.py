@@ -40,8 +40,8 @@ MIN_TURN_COS = 0.5  # no face may turn by more than 60 degrees
 MIN_GAP_VOXELS = 0.1  # how close a vertex may come to the far surface of a thin part (a sheet: its shell)
 HOLLOW_GAP_VOXELS = 0.02  # the same in a scanned surface's shell, whose unseen side is brought to its seen one
 THIN_VOXELS = 3.0  # a part whose far side lies within this of a vertex is thin there
-FOLD_AVERAGINGS = 4
-CUBIC_REACH_VOXELS = 0.25
+FOLD_AVERAGINGS = 4  # rounds in which the corners of folding faces take their mean step
+CUBIC_REACH_VOXELS = 0.25  # a cubic further than this from the bilinear depth has a depth edge in its texels
 FOLD_HALVINGS = 3
 
 
@@ -85,7 +85,8 @@ def snap_to_depth(
     arccos(MIN_PLANE_COS) from the vertex's tangent plane (no depth edge, no other part, among them), at the
     distance along the vertex's normal where that normal meets it. A vertex moves where a view facing it sees such a
     plane within `tolerance`; where a view facing away sees one less than THIN_VOXELS inward (the far side of a thin
-    part), it stops MIN_GAP_VOXELS short of it.
+    part), it stops MIN_GAP_VOXELS short of it. In a `hollow` object (a scanned surface's shell) that gap is
+    HOLLOW_GAP_VOXELS, and a vertex no view places but with such a far side moves to it.
     """
     shift = torch.zeros(vertices.shape[0], dtype=vertices.dtype, device=vertices.device)
     weight = torch.zeros_like(shift)
