@@ -26,6 +26,7 @@ through them.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable
 
@@ -266,15 +267,16 @@ def lowest_around(grid: torch.Tensor, coordinates: torch.Tensor, reach: int) -> 
 
 def _slabs(shape: torch.Size, centres: torch.Tensor, normals: torch.Tensor, voxel: float, reach: float
            ) -> torch.Tensor:
-    """Like _shells, but the distance to each centre's tangent plane, within `reach` voxels of it, at the 4x4x4
-    voxels around it: balls around depth points a voxel or more apart (a surface seen at a slant) leave voxels
-    touching only at their corners, which marching cubes opens into pinholes, while a slab 2 x SHELL_RADIUS_VOXELS
-    thick holds a face-connected layer of voxels at any slant (digital planes: thickness |nx| + |ny| + |nz|)."""
+    """Like _shells, but the distance to each centre's tangent plane, at the voxels within `reach` voxels of it:
+    balls around depth points a voxel or more apart (a surface seen at a slant) leave voxels touching only at their
+    corners, which marching cubes opens into pinholes, while a slab 2 x SHELL_RADIUS_VOXELS thick holds a
+    face-connected layer of voxels at any slant (digital planes: thickness |nx| + |ny| + |nz|)."""
     def distance(offset: torch.Tensor) -> torch.Tensor:
         across = (offset * normals).sum(dim=1).abs() - SHELL_RADIUS_VOXELS
         return torch.maximum(across, offset.norm(dim=1) - reach)
 
-    return _least_around(shape, centres, range(-1, 3), distance) * voxel
+    extent = math.ceil(reach)
+    return _least_around(shape, centres, range(-extent, extent + 1), distance) * voxel
 
 
 def _least_around(shape: torch.Size, centres: torch.Tensor, steps: range,
