@@ -20,7 +20,6 @@ class Neighbours(NamedTuple):
 
 def neighbours_2x2(image: torch.Tensor, u: torch.Tensor, v: torch.Tensor) -> Neighbours:
     """The 2x2 texels around each (u, v) of an (H, W, C) map, with their bilinear weights."""
-    height, width = image.shape[:2]
     x, y = u - 0.5, v - 0.5
     x0, y0 = torch.floor(x), torch.floor(y)
     tx, ty = x - x0, y - y0
@@ -28,10 +27,7 @@ def neighbours_2x2(image: torch.Tensor, u: torch.Tensor, v: torch.Tensor) -> Nei
     xs = torch.stack((x0, x0 + 1, x0, x0 + 1), dim=-1)
     ys = torch.stack((y0, y0, y0 + 1, y0 + 1), dim=-1)
     weights = torch.stack(((1 - tx) * (1 - ty), tx * (1 - ty), (1 - tx) * ty, tx * ty), dim=-1)
-    inside = (xs >= 0) & (xs < width) & (ys >= 0) & (ys < height)
-    flat = ys.clamp(0, height - 1) * width + xs.clamp(0, width - 1)
-    values = image.reshape(height * width, -1)[flat]
-    return Neighbours(values, torch.where(inside, weights, torch.zeros_like(weights)), flat)
+    return _gathered(image, xs, ys, weights)
 
 
 def neighbours_4x4(image: torch.Tensor, u: torch.Tensor, v: torch.Tensor) -> Neighbours:
@@ -39,7 +35,6 @@ def neighbours_4x4(image: torch.Tensor, u: torch.Tensor, v: torch.Tensor) -> Nei
     cubic through the texels follows a curved surface where the 2x2 bilinear mean cuts a chord inside it (on a rod
     a few voxels thick, a fifth of a pixel). Weights of texels outside the image are 0 and the rest are not
     renormalised: callers use the result only where all 16 exist."""
-    height, width = image.shape[:2]
     x, y = u - 0.5, v - 0.5
     x0, y0 = torch.floor(x), torch.floor(y)
     wx, wy = _catmull_rom(x - x0), _catmull_rom(y - y0)
@@ -47,6 +42,12 @@ def neighbours_4x4(image: torch.Tensor, u: torch.Tensor, v: torch.Tensor) -> Nei
     xs = (x0.long()[:, None] + offsets)[:, None, :].expand(-1, 4, 4).reshape(-1, 16)
     ys = (y0.long()[:, None] + offsets)[:, :, None].expand(-1, 4, 4).reshape(-1, 16)
     weights = (wy[:, :, None] * wx[:, None, :]).reshape(-1, 16)
+    return _gathered(image, xs, ys, weights)
+
+
+def _gathered(image: torch.Tensor, xs: torch.Tensor, ys: torch.Tensor, weights: torch.Tensor) -> Neighbours:
+    """The texels at integer (xs, ys) (N, K) of an (H, W, C) map, with `weights` zeroed outside the image."""
+    height, width = image.shape[:2]
     inside = (xs >= 0) & (xs < width) & (ys >= 0) & (ys < height)
     flat = ys.clamp(0, height - 1) * width + xs.clamp(0, width - 1)
     values = image.reshape(height * width, -1)[flat]

@@ -156,17 +156,17 @@ def _without_folds(vertices: torch.Tensor, faces: torch.Tensor, step: torch.Tens
     instead of flipping: without it a fifth of a thin rod's vertices stayed half a voxel out), then the steps
     there are halved, and dropped if halving does not help."""
     before = _face_normals(vertices, faces)
-    ones = torch.ones(faces.shape[0] * 3, dtype=step.dtype, device=step.device)
     for attempt in range(FOLD_AVERAGINGS + FOLD_HALVINGS + 1):
         after = _face_normals(vertices + step, faces)
         folded = (before * after).sum(dim=1) <= MIN_TURN_COS * before.norm(dim=1) * after.norm(dim=1)
         if not folded.any():
             break
-        corners = faces[folded].reshape(-1)
+        folding = faces[folded]
+        corners = folding.reshape(-1)
         if attempt < FOLD_AVERAGINGS:
-            mean = step[faces[folded]].mean(dim=1).repeat_interleave(3, dim=0)
+            mean = step[folding].mean(dim=1).repeat_interleave(3, dim=0)
             total = torch.zeros_like(step).index_add_(0, corners, mean)
-            count = torch.zeros_like(step[:, 0]).index_add_(0, corners, ones[: corners.shape[0]])
+            count = torch.zeros_like(step[:, 0]).index_add_(0, corners, torch.ones_like(mean[:, 0]))
             step = torch.where(count[:, None] > 0, total / count.clamp_min(1.0)[:, None], step)
             continue
         at_fold = torch.zeros(vertices.shape[0], dtype=torch.bool, device=vertices.device)
