@@ -8,6 +8,7 @@ import pytest
 import torch
 import trimesh
 from scipy.ndimage import binary_fill_holes
+from scipy.spatial import cKDTree
 from skimage.measure import marching_cubes
 
 from worker.recon.evaluate import chamfer_distance
@@ -116,6 +117,22 @@ def test_a_box_without_a_floor_comes_back_as_its_panels_not_carved_away(tmp_path
     assert mesh.is_watertight
     assert mesh.area == pytest.approx(2 * box.area, rel=0.1)  # both sides of each panel
     assert chamfer_distance(mesh, box, samples=20_000) < 0.01
+
+
+def test_what_hides_inside_open_panels_comes_back_as_what_the_views_show_not_as_a_block(tmp_path):
+    """A crate inside a box without a floor hides the space above it from every view. Closed as a solid, that space
+    would be a block reaching up to the roof, its walls far from any surface of the object; open panels like these
+    make the object a surface the views show, so only the crate's underside, seen from below, comes back."""
+    box = trimesh.creation.box((0.9, 0.5, 0.7))
+    box.update_faces(box.face_normals[:, 1] > -0.5)
+    crate = trimesh.creation.box((0.2, 0.1, 0.2))
+    crate.apply_translation((0.2, -0.15, 0.0))
+    truth = trimesh.util.concatenate([box, crate])
+    mesh, openings = fused_mesh(truth, tmp_path)
+    assert sum(openings) == 0
+    assert mesh.is_watertight
+    distance, _ = cKDTree(truth.sample(200_000)).query(mesh.sample(20_000))
+    assert distance.max() < 0.03  # the block's walls stand up to 0.15 from the crate and the roof
 
 
 @pytest.fixture(scope="module")

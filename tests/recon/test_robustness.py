@@ -210,7 +210,8 @@ def test_a_zero_thickness_sheet_comes_back_as_a_thin_closed_shell(tmp_path, tilt
     normal = sheet.face_normals[0]
     across = np.abs((mesh.vertices - sheet.vertices[0]) @ normal)
     assert across.max() < 2.5 * report["grid"]["voxel_size"]  # the rim
-    assert np.median(across) < 0.2 * report["grid"]["voxel_size"]  # each side fitted to its views, close to the sheet
+    surface = np.abs((mesh.sample(20_000) - sheet.vertices[0]) @ normal)  # by area: the rim has many small triangles
+    assert np.median(surface) < 0.2 * report["grid"]["voxel_size"]  # each side fitted to its views, close to the sheet
     assert chamfer_distance(mesh, sheet, samples=20_000) < 0.02
 
 

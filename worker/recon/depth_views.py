@@ -263,8 +263,15 @@ def view_terms(view: DepthView, points: torch.Tensor, truncation: float) -> Term
     return Terms(distance.clamp_max(truncation) * weight, weight, weight * smooth, bound, bound + relief, ceiling)
 
 
-def evaluate_sdf(views: list[DepthView], points: torch.Tensor, truncation: float, hollow: bool = False
-                 ) -> torch.Tensor:
+class Fused(NamedTuple):
+    """What the views say together about world points (N,)."""
+
+    sdf: torch.Tensor  # the fused, truncated signed distance
+    within: torch.Tensor  # bool: some view has the point behind its depth and none has it within the truncation in
+    # front of its own: inside a surface, whatever views that see past it (a wall edge-on) say
+
+
+def evaluate_sdf(views: list[DepthView], points: torch.Tensor, truncation: float, hollow: bool = False) -> Fused:
     """The fused, truncated signed distance at world points (N, 3); a point no view observes is inside, or outside
     when the object is `hollow` (a scanned surface, holes.py).
 
@@ -278,8 +285,12 @@ def evaluate_sdf(views: list[DepthView], points: torch.Tensor, truncation: float
     relaxed = torch.full_like(total, NO_BOUND)
     smooth = torch.zeros_like(total)
     ceiling = torch.full_like(total, torch.inf)
+    behind = torch.zeros_like(total, dtype=torch.bool)
+    in_front = torch.zeros_like(behind)
     for view in views:
         terms = view_terms(view, points, truncation)
+        behind |= terms.weighted < 0
+        in_front |= (terms.weighted >= 0) & (terms.weighted < truncation * terms.weight)
         total += terms.weighted
         weight += terms.weight
         smooth += terms.smooth
@@ -288,7 +299,8 @@ def evaluate_sdf(views: list[DepthView], points: torch.Tensor, truncation: float
         ceiling = torch.minimum(ceiling, terms.ceiling)
     unobserved = truncation if hollow else -truncation
     fused = torch.minimum(torch.where(weight > 0, total / weight.clamp_min(1e-12), unobserved), ceiling)
-    return torch.maximum(fused, torch.where(smooth > 0, bound, relaxed)).clamp(-truncation, truncation)
+    bounded = torch.maximum(fused, torch.where(smooth > 0, bound, relaxed)).clamp(-truncation, truncation)
+    return Fused(bounded, behind & ~in_front)
 
 
 def seen_through(views: list[DepthView], points: torch.Tensor, normals: torch.Tensor, facing: torch.Tensor,

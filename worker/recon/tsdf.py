@@ -7,12 +7,12 @@ observes but every silhouette contains are inside.
 Only blocks near the back-projected depth points (or whose corner signs differ on a
 coarse pass) are evaluated at full resolution; the rest take the sign of their corners.
 
-A broad opening that a view looks through into the object (holes.py) says the input
-is a scanned surface, not a solid: then nothing lies more than HOLLOW_REACH_VOXELS
-behind what a view sees, voxels nobody observes are outside, and every depth point
-is put back as a thin shell wherever no view sees the voxel in front of its depth:
-the object comes back as the surface the views show, a thin closed shell, open where
-the scan is open. Smaller openings, and any from depth too coarse to fit a shell to,
+A broad opening that a view looks through into the object, or open panels that views
+see from both sides (holes.py), say the input is a scanned surface, not a solid: then
+nothing lies more than HOLLOW_REACH_VOXELS behind what a view sees, voxels nobody
+observes are outside, and every depth point is put back as a thin shell wherever no
+view sees the voxel in front of its depth: the object comes back as the surface the
+views show, a thin closed shell, open where the scan is open. Smaller openings, and any from depth too coarse to fit a shell to,
 are capped instead and the object fused as a solid.
 
 The average cancels a surface seen from both sides (a sheet of zero thickness is
@@ -36,7 +36,7 @@ import torch
 from ..errors import ReconstructionFailed
 from .depth_views import (MIN_FACING_COS, DepthView, depth_normals, evaluate_sdf, fits_depth, prepare_view,
                           seen_through)
-from .holes import HOLLOW_OPENING_SHARE, capped, find_openings, two_sided
+from .holes import HOLLOW_OPENING_SHARE, HOLLOW_PANEL_SHARE, capped, find_openings, two_sided
 from .inputs import ReconInputs
 from .ops import pixel_world
 from .stages import Done
@@ -98,16 +98,17 @@ class _Points:
     sheet: torch.Tensor  # (N,) bool: facing, and a view facing the other way sees them from behind (holes.two_sided)
 
 
-def _oriented_points(cameras: list, depths: list[np.ndarray], truncation: float, device: torch.device,
-                     on_view: Done) -> _Points:
+def _oriented_points(cameras: list, depths: list[np.ndarray], two_sides: list[np.ndarray], truncation: float,
+                     device: torch.device, on_view: Done) -> _Points:
+    """The points of `depths`, with what `two_sides` (holes.two_sided of each depth map) says of them."""
     parts: list[list[torch.Tensor]] = [[], [], [], []]
-    for index, (camera, depth) in enumerate(zip(cameras, depths)):
+    for index, (camera, depth, two_side) in enumerate(zip(cameras, depths, two_sides)):
         depth_t = torch.as_tensor(depth, device=device)
         at, normal = depth_normals(camera, depth_t, truncation)
         at, normal = at[depth_t > 0], normal[depth_t > 0]
         normal = normal / normal.norm(dim=-1, keepdim=True).clamp_min(1e-20)
         facing = (normal * camera.view_dirs(at)).sum(dim=-1).abs() >= MIN_FACING_COS
-        sheet = facing & torch.as_tensor(two_sided(cameras, depths, index, truncation), device=device)
+        sheet = facing & torch.as_tensor(two_side, device=device)
         for part, value in zip(parts, (at, normal, facing, sheet)):
             part.append(value)
         on_view((index + 1) / len(depths))
@@ -134,7 +135,7 @@ def _evaluate_chunked(views: list[DepthView], points: torch.Tensor, truncation: 
     out = torch.empty(points.shape[0], dtype=points.dtype, device=points.device)
     for first in range(0, points.shape[0], CHUNK_VOXELS):
         chunk = points[first : first + CHUNK_VOXELS]
-        out[first : first + CHUNK_VOXELS] = evaluate_sdf(views, chunk, truncation, hollow)
+        out[first : first + CHUNK_VOXELS] = evaluate_sdf(views, chunk, truncation, hollow).sdf
         on_chunk(min(1.0, (first + CHUNK_VOXELS) / points.shape[0]))
     return out
 
@@ -157,11 +158,18 @@ def fuse_depth(
     origin, voxel, blocks = _grid_geometry(points, grid_resolution)
     step = inputs.rig.depth.step(inputs.depth_bits)
     truncation = max(TRUNCATION_VOXELS * voxel, 2.0 * step)
-    openings = find_openings(inputs, truncation, lambda done: report(done, (0.0, 0.04)))
-    hollow = max(openings.shares) >= HOLLOW_OPENING_SHARE and fits_depth(step, voxel)
+    openings = find_openings(inputs, truncation, lambda done: report(done, (0.0, 0.03)))
+    cameras = inputs.rig.cameras
+    two_sides = [two_sided(cameras, inputs.depths, index, truncation) for index in range(len(cameras))]
+    panels = max(float(two_side.mean()) if two_side.size else 0.0 for two_side in two_sides)
+    looks_in = max(openings.shares) >= HOLLOW_OPENING_SHARE
+    hollow = (looks_in or panels >= HOLLOW_PANEL_SHARE) and fits_depth(step, voxel)
     # With the caps, if any (surfaces too: the band of evaluated blocks must follow them).
-    depths = inputs.depths if hollow else capped(inputs.depths, openings, truncation)
-    oriented = _oriented_points(inputs.rig.cameras, depths, truncation, device, lambda done: report(done, (0.04, 0.07)))
+    depths = inputs.depths
+    if not hollow and any(openings.counts):
+        depths = capped(inputs.depths, openings, truncation)
+        two_sides = [two_sided(cameras, depths, index, truncation) for index in range(len(cameras))]
+    oriented = _oriented_points(cameras, depths, two_sides, truncation, device, lambda done: report(done, (0.03, 0.07)))
     reach = HOLLOW_REACH_VOXELS * voxel if hollow else truncation
     views = []
     for index, (camera, depth, mask, uncapped) in enumerate(zip(inputs.rig.cameras, depths, inputs.masks,
@@ -185,6 +193,8 @@ def fuse_depth(
     dense = torch.empty(bx * BLOCK, by * BLOCK, bz * BLOCK, device=device)
     values = dense.view(bx, BLOCK, by, BLOCK, bz, BLOCK).permute(0, 2, 4, 1, 3, 5)  # per-block view of `dense`
     values[:] = torch.where(inside_share >= 0.5, -truncation, truncation)[..., None, None, None]
+    within = torch.zeros(dense.shape, dtype=torch.bool, device=device)  # evaluate_sdf's Fused.within
+    within_blocks = within.view(bx, BLOCK, by, BLOCK, bz, BLOCK).permute(0, 2, 4, 1, 3, 5)
 
     local = torch.stack(torch.meshgrid(*[torch.arange(BLOCK, device=device)] * 3, indexing="ij"), dim=-1).reshape(-1, 3)
     block_ids = torch.nonzero(active)
@@ -192,14 +202,18 @@ def fuse_depth(
     for first in range(0, block_ids.shape[0], per_chunk):
         chunk = block_ids[first : first + per_chunk]
         voxels = (chunk[:, None, :] * BLOCK + local[None]).reshape(-1, 3)
-        sdf = evaluate_sdf(views, origin_t + voxels.float() * voxel, truncation, hollow)
-        values[chunk[:, 0], chunk[:, 1], chunk[:, 2]] = sdf.view(-1, BLOCK, BLOCK, BLOCK)
+        fused = evaluate_sdf(views, origin_t + voxels.float() * voxel, truncation, hollow)
+        values[chunk[:, 0], chunk[:, 1], chunk[:, 2]] = fused.sdf.view(-1, BLOCK, BLOCK, BLOCK)
+        within_blocks[chunk[:, 0], chunk[:, 1], chunk[:, 2]] = fused.within.view(-1, BLOCK, BLOCK, BLOCK)
         report((first + chunk.shape[0]) / block_ids.shape[0], (0.2, 1.0))
 
-    # A scanned surface's shells stay out of what the views see in front of it (its silhouettes are exact).
+    # A scanned surface's shells stay out of what the views see in front of it (its silhouettes are exact). Open
+    # panels are also seen edge-on by views that look past them (a car body's walls from below): there only what no
+    # view has within its surface is free, or such a panel's shell would be thinned to nothing. Views that look in
+    # through an opening graze its rim, which that would thicken (0.5 dB on open-scan-1).
     free, slab_reach = None, SLAB_REACH_VOXELS
     if hollow:
-        free = (dense > 0) & (dense < truncation)
+        free = (dense > 0) & (dense < truncation) & (looks_in | ~within)
         pixel = max(pixel_world(camera, points) for camera in inputs.rig.cameras)
         slab_reach = max(SLAB_REACH_VOXELS, SLAB_REACH_PIXELS * pixel / voxel)
     restored = restore_lost_surfaces(dense, origin_t, voxel, oriented, views, truncation, max(voxel, 2.0 * step),
