@@ -119,6 +119,17 @@ def test_a_box_without_a_floor_comes_back_as_its_panels_not_carved_away(tmp_path
     assert chamfer_distance(mesh, box, samples=20_000) < 0.01
 
 
+def test_the_report_says_when_a_sheet_seen_from_both_sides_made_the_object_a_thin_shell(tmp_path):
+    sheet = trimesh.creation.box((1.0, 0.8, 0.1)).subdivide_to_size(0.1)
+    sheet.update_faces(sheet.face_normals[:, 2] > 0.5)  # the top of a box: a square of no thickness
+    sheet.apply_transform(trimesh.transformations.rotation_matrix(0.4, (1.0, 1.0, 0.0)))
+    render_inputs(sheet, tmp_path, res=160, normalize=False)
+    report = reconstruct_fusion(scenes.load(tmp_path), tmp_path / "model.glb", lambda f, s: None, grid_resolution=112)
+    said = [warning for warning in report["warnings"] if "thin closed shell" in warning]
+    assert said == ["views facing each other see the same surfaces from either side (open panels, or a sheet of no "
+                    "thickness): the object was built as the surface the views show, a thin closed shell"]
+
+
 def test_what_hides_inside_open_panels_comes_back_as_what_the_views_show_not_as_a_block(tmp_path):
     """A crate inside a box without a floor hides the space above it from every view. Closed as a solid, that space
     would be a block reaching up to the roof, its walls far from any surface of the object; open panels like these

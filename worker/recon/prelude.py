@@ -75,6 +75,10 @@ def fused_surface(start: Prelude, grid_resolution: int, stages: Stages, target_t
                  else "it was closed as a solid object would be")
         views = f"{looking[0]} view looks" if len(looking) == 1 else f"{', '.join(looking)} views look"
         start.warnings.append(f"the {views} through an opening into the object (an open scan?): {built}")
+    elif grid.hollow:
+        start.warnings.append("views facing each other see the same surfaces from either side (open panels, or a "
+                              "sheet of no thickness): the object was built as the surface the views show, a thin "
+                              "closed shell")
     stages.start("extract")
     vertices_np, faces_np = extract_surface(grid, stages.within)
     extracted = len(faces_np)

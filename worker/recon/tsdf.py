@@ -12,8 +12,9 @@ see from both sides (holes.py), say the input is a scanned surface, not a solid:
 nothing lies more than HOLLOW_REACH_VOXELS behind what a view sees, voxels nobody
 observes are outside, and every depth point is put back as a thin shell wherever no
 view sees the voxel in front of its depth: the object comes back as the surface the
-views show, a thin closed shell, open where the scan is open. Smaller openings, and any from depth too coarse to fit a shell to,
-are capped instead and the object fused as a solid.
+views show, a thin closed shell, open where the scan is open. Smaller openings, and
+any from depth too coarse to fit a shell to, are capped instead and the object fused
+as a solid.
 
 The average cancels a surface seen from both sides (a sheet of zero thickness is
 outside for each of its views; so is a rod thinner than a voxel for the views
