@@ -141,6 +141,12 @@ def _evaluate_chunked(views: list[DepthView], points: torch.Tensor, truncation: 
     return out
 
 
+def _per_block(grid: torch.Tensor) -> torch.Tensor:
+    """(bx, by, bz, BLOCK, BLOCK, BLOCK) view of a grid of whole blocks: writes to a block land in `grid`."""
+    x, y, z = (n // BLOCK for n in grid.shape)
+    return grid.view(x, BLOCK, y, BLOCK, z, BLOCK).permute(0, 2, 4, 1, 3, 5)
+
+
 def fuse_depth(
     inputs: ReconInputs, grid_resolution: int, device: torch.device, on_progress: Done = lambda done: None
 ) -> SdfGrid:
@@ -192,10 +198,10 @@ def fuse_depth(
     ) / 8.0
     active |= (inside_share > 0) & (inside_share < 1)
     dense = torch.empty(bx * BLOCK, by * BLOCK, bz * BLOCK, device=device)
-    values = dense.view(bx, BLOCK, by, BLOCK, bz, BLOCK).permute(0, 2, 4, 1, 3, 5)  # per-block view of `dense`
+    values = _per_block(dense)
     values[:] = torch.where(inside_share >= 0.5, -truncation, truncation)[..., None, None, None]
-    within = torch.zeros(dense.shape, dtype=torch.bool, device=device)  # evaluate_sdf's Fused.within
-    within_blocks = within.view(bx, BLOCK, by, BLOCK, bz, BLOCK).permute(0, 2, 4, 1, 3, 5)
+    # evaluate_sdf's Fused.within, where free space for open panels' shells needs it (see `free` below)
+    within = torch.zeros(dense.shape, dtype=torch.bool, device=device) if hollow and not looks_in else None
 
     local = torch.stack(torch.meshgrid(*[torch.arange(BLOCK, device=device)] * 3, indexing="ij"), dim=-1).reshape(-1, 3)
     block_ids = torch.nonzero(active)
@@ -205,7 +211,8 @@ def fuse_depth(
         voxels = (chunk[:, None, :] * BLOCK + local[None]).reshape(-1, 3)
         fused = evaluate_sdf(views, origin_t + voxels.float() * voxel, truncation, hollow)
         values[chunk[:, 0], chunk[:, 1], chunk[:, 2]] = fused.sdf.view(-1, BLOCK, BLOCK, BLOCK)
-        within_blocks[chunk[:, 0], chunk[:, 1], chunk[:, 2]] = fused.within.view(-1, BLOCK, BLOCK, BLOCK)
+        if within is not None:
+            _per_block(within)[chunk[:, 0], chunk[:, 1], chunk[:, 2]] = fused.within.view(-1, BLOCK, BLOCK, BLOCK)
         report((first + chunk.shape[0]) / block_ids.shape[0], (0.2, 1.0))
 
     # A scanned surface's shells stay out of what the views see in front of it (its silhouettes are exact). Open
@@ -214,7 +221,9 @@ def fuse_depth(
     # through an opening graze its rim, which that would thicken (0.5 dB on open-scan-1).
     free, slab_reach = None, SLAB_REACH_VOXELS
     if hollow:
-        free = (dense > 0) & (dense < truncation) & (looks_in | ~within)
+        free = (dense > 0) & (dense < truncation)
+        if within is not None:
+            free &= ~within
         pixel = max(pixel_world(camera, points) for camera in inputs.rig.cameras)
         slab_reach = max(SLAB_REACH_VOXELS, SLAB_REACH_PIXELS * pixel / voxel)
     restored = restore_lost_surfaces(dense, origin_t, voxel, oriented, views, truncation, max(voxel, 2.0 * step),
