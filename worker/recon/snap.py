@@ -11,8 +11,11 @@ way sees the far side of a thin part within reach, the vertex stops MIN_GAP_VOXE
 short of it: the two sides come to their own depths, and a sheet of no thickness stays
 a thin closed shell instead of folding its sides through each other. In a scanned
 surface's shell (tsdf, hollow) a vertex no view places is the unseen side of the scan
-and comes to HOLLOW_GAP_VOXELS of the seen one. Only vertices move, so the mesh stays
-closed.
+and comes to HOLLOW_GAP_VOXELS of the seen one. Vertices on a curved surface leave the
+flat faces between them inside it, so a last pass asks the same of each face's centroid
+and moves the vertices until the faces, on average, lie on the surface (faces_to_depth:
+thin rods and plates gained 1.1-2.2 dB novel-view PSNR on the corpus). Only vertices
+move, so the mesh stays closed.
 
 The fit comes before simplification and wants a tight simplification tolerance:
 measured on the corpus, a fitted mesh simplified to 25 millionths of its diagonal
@@ -43,6 +46,8 @@ THIN_VOXELS = 3.0  # a part whose far side lies within this of a vertex is thin 
 FOLD_AVERAGINGS = 4  # rounds in which the corners of folding faces take their mean step
 CUBIC_REACH_VOXELS = 0.25  # a cubic further than this from the bilinear depth has a depth edge in its texels
 FOLD_HALVINGS = 3
+FACE_GAP_SHARE = 0.75  # a flat face through three points of a quadratic surface: mean gap / gap at the centroid
+MAX_FACE_STEP_VOXELS = 0.25
 
 
 def fit_to_depth(
@@ -55,15 +60,18 @@ def fit_to_depth(
     on_progress: Callable[[float], None] = lambda done: None,
     hollow: bool = False,
 ) -> tuple[torch.Tensor, float]:
-    """ROUNDS of snap_to_depth, each from the normals the last one left: the vertices, and the share of vertices
-    some view could place. `on_progress(done)` reports 0..1."""
+    """ROUNDS of snap_to_depth, each from the normals the last one left, then faces_to_depth: the vertices, and
+    the share of vertices some view could place. `on_progress(done)` reports 0..1."""
     fitted = torch.zeros(vertices.shape[0], dtype=torch.bool, device=vertices.device)
+
+    def reporter(pass_: int) -> Callable[[float], None]:
+        return lambda views_done: on_progress((pass_ + views_done / len(cameras)) / (ROUNDS + 1))
+
     for round_ in range(ROUNDS):
-        vertices, placed = snap_to_depth(
-            vertices, faces, vertex_normals(vertices, faces), cameras, depths, tolerance, voxel_size,
-            lambda views_done: on_progress((round_ + views_done / len(cameras)) / ROUNDS), hollow,
-        )
+        vertices, placed = snap_to_depth(vertices, faces, vertex_normals(vertices, faces), cameras, depths,
+                                         tolerance, voxel_size, reporter(round_), hollow)
         fitted |= placed
+    vertices = faces_to_depth(vertices, faces, cameras, depths, tolerance, voxel_size, reporter(ROUNDS), hollow)
     return vertices, float(fitted.float().mean().item())
 
 
@@ -88,15 +96,76 @@ def snap_to_depth(
     part), it stops MIN_GAP_VOXELS short of it. In a `hollow` object (a scanned surface's shell) that gap is
     HOLLOW_GAP_VOXELS, and a vertex no view places but with such a far side moves to it.
     """
-    shift = torch.zeros(vertices.shape[0], dtype=vertices.dtype, device=vertices.device)
+    shift, weight, room = _depth_offsets(vertices, normals, cameras, depths, tolerance, voxel_size, on_view)
+    placed = weight > 0
+    max_step = MAX_STEP_VOXELS * voxel_size
+    outward = (shift / weight.clamp_min(1e-12)).clamp(-max_step, max_step)  # 0 where no view placed it
+    inward_room = (room - (HOLLOW_GAP_VOXELS if hollow else MIN_GAP_VOXELS) * voxel_size).clamp_min(0.0)
+    outward = torch.maximum(outward, -inward_room)
+    if hollow:  # a shell's far side that no view places comes to the side the views see
+        outward = torch.where(~placed & torch.isfinite(room), -inward_room.clamp_max(max_step), outward)
+    step = normals * outward[:, None]
+    return vertices + _without_folds(vertices, faces, step), placed
+
+
+def faces_to_depth(
+    vertices: torch.Tensor,
+    faces: torch.Tensor,
+    cameras: tuple[Camera, ...],
+    depths: torch.Tensor,
+    tolerance: float,
+    voxel_size: float,
+    on_view: Callable[[float], None] = lambda views_done: None,
+    hollow: bool = False,
+) -> torch.Tensor:
+    """The vertices (V, 3), moved along their normals so that the faces between them, not only their corners, lie
+    on the depth surface on average.
+
+    Corners on a curved surface leave the flat face between them inside it (a chord): a rod two voxels thick
+    came out 0.03 voxel thin, and its outline a pixel short along its length. Each face asks the views facing it
+    where the surface lies at its centroid; on a quadratic surface the face's mean gap is FACE_GAP_SHARE of that,
+    and each vertex moves by the area-weighted mean over its faces (at most MAX_FACE_STEP_VOXELS, and never
+    through the far side of a thin part).
+    """
+    corners = vertices[faces]
+    cross = torch.linalg.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0], dim=-1)
+    area = cross.norm(dim=-1)
+    normals = cross / area.clamp_min(1e-30)[:, None]
+    shift, weight, room = _depth_offsets(corners.mean(dim=1), normals, cameras, depths, tolerance, voxel_size,
+                                         on_view)
+    area = torch.where(weight > 0, area, 0.0)
+    gap = FACE_GAP_SHARE * shift / weight.clamp_min(1e-12)
+    corner_of = faces.reshape(-1)
+    total = torch.zeros_like(vertices[:, 0]).index_add_(0, corner_of, (gap * area).repeat_interleave(3))
+    count = torch.zeros_like(vertices[:, 0]).index_add_(0, corner_of, area.repeat_interleave(3))
+    vertex_room = torch.full_like(total, torch.inf).scatter_reduce_(0, corner_of, room.repeat_interleave(3), "amin")
+    inward_room = (vertex_room - (HOLLOW_GAP_VOXELS if hollow else MIN_GAP_VOXELS) * voxel_size).clamp_min(0.0)
+    limit = MAX_FACE_STEP_VOXELS * voxel_size
+    outward = torch.maximum((total / count.clamp_min(1e-30)).clamp(-limit, limit), -inward_room)
+    step = vertex_normals(vertices, faces) * outward[:, None]
+    return vertices + _without_folds(vertices, faces, step)
+
+
+def _depth_offsets(
+    positions: torch.Tensor,
+    normals: torch.Tensor,
+    cameras: tuple[Camera, ...],
+    depths: torch.Tensor,
+    tolerance: float,
+    voxel_size: float,
+    on_view: Callable[[float], None] = lambda views_done: None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per point (N,): the facing-weighted sum of the distances along its normal to where the views facing it
+    place the surface, the sum of their weights, and how far inward the far side of a thin part lies (inf: none)."""
+    shift = torch.zeros(positions.shape[0], dtype=positions.dtype, device=positions.device)
     weight = torch.zeros_like(shift)
     room = torch.full_like(shift, torch.inf)  # how far inward the far side of a thin part lies
     for index, (camera, depth_map) in enumerate(zip(cameras, depths)):
         has_depth = (depth_map > 0).reshape(-1)
         width = depth_map.shape[1]
-        for first in range(0, vertices.shape[0], CHUNK_VERTICES):
-            on_view(index + first / vertices.shape[0])
-            points = vertices[first : first + CHUNK_VERTICES]
+        for first in range(0, positions.shape[0], CHUNK_VERTICES):
+            on_view(index + first / positions.shape[0])
+            points = positions[first : first + CHUNK_VERTICES]
             chunk_normals = normals[first : first + CHUNK_VERTICES]
             facing = -(chunk_normals * camera.view_dirs(points)).sum(dim=-1)
             seen = torch.nonzero(facing.abs() > MIN_FACING).squeeze(1)
@@ -108,7 +177,7 @@ def snap_to_depth(
             plane = torch.nn.functional.normalize(
                 torch.linalg.cross(texels[:, 3] - texels[:, 0], texels[:, 2] - texels[:, 1], dim=-1), dim=-1)
             twist = ((texels[:, 0] - texels[:, 1] - texels[:, 2] + texels[:, 3]) * plane).sum(dim=-1).abs() / 4
-            along = (plane * chunk_normals).sum(dim=-1)  # the texels' plane against the vertex's tangent plane
+            along = (plane * chunk_normals).sum(dim=-1)  # the texels' plane against the point's tangent plane
             usable = torch.nonzero(has_depth[near.flat].all(dim=-1) & (near.weights.sum(dim=-1) > 0)
                                    & (twist < PLANE_SPREAD_VOXELS * voxel_size)
                                    & (along.abs() > MIN_PLANE_COS)).squeeze(1)
@@ -124,15 +193,7 @@ def snap_to_depth(
             weight.index_add_(0, seen + first, w)
             far = (facing < 0) & (-offset > 0) & (-offset <= THIN_VOXELS * voxel_size)
             room.scatter_reduce_(0, seen[far] + first, -offset[far], reduce="amin")
-    placed = weight > 0
-    max_step = MAX_STEP_VOXELS * voxel_size
-    outward = (shift / weight.clamp_min(1e-12)).clamp(-max_step, max_step)  # 0 where no view placed it
-    inward_room = (room - (HOLLOW_GAP_VOXELS if hollow else MIN_GAP_VOXELS) * voxel_size).clamp_min(0.0)
-    outward = torch.maximum(outward, -inward_room)
-    if hollow:  # a shell's far side that no view places comes to the side the views see
-        outward = torch.where(~placed & torch.isfinite(room), -inward_room.clamp_max(max_step), outward)
-    step = normals * outward[:, None]
-    return vertices + _without_folds(vertices, faces, step), placed
+    return shift, weight, room
 
 
 def _cubic_depth(depth_map: torch.Tensor, has_depth: torch.Tensor, uvd: torch.Tensor, bilinear: torch.Tensor,
