@@ -61,7 +61,8 @@ class Stages:
         if now - self._last >= self.interval_s:
             self._last = now
             start, end = self._span
-            self.progress(start + (end - start) * min(max(done, 0.0), 1.0), self.texts[self._name])
+            # min: start + (end - start) can round past end, above where the next stage starts
+            self.progress(min(start + (end - start) * max(done, 0.0), end), self.texts[self._name])
 
     def views(self, count: int) -> Callable[[float], None]:
         """`within` for work counted in views: `views_done` of `count`."""
