@@ -104,14 +104,16 @@ def seen_from_behind(camera: Camera, depth: np.ndarray, region: np.ndarray, othe
     return behind
 
 
-def two_sided(cameras: list[Camera], depths: list[np.ndarray], index: int, tolerance: float) -> np.ndarray:
-    """(N,) bool for the N pixels with depth of view `index`, in row-major order: seen_from_behind, and more than
+def two_sided(cameras: list[Camera], depths: list[np.ndarray], tolerance: float) -> list[np.ndarray]:
+    """Per view, (N,) bool for its N pixels with depth, in row-major order: seen_from_behind, and more than
     EDGE_PIXELS inside the depth's outline (a sheet seen edge-on is a line of pixels half a pixel off it)."""
-    depth = depths[index]
-    inner = binary_erosion(depth > 0, np.ones((3, 3), bool), iterations=EDGE_PIXELS)
-    result = np.zeros(depth.shape, bool)
-    result[inner] = seen_from_behind(cameras[index], depth, inner, _others(cameras, depths, index), tolerance)
-    return result[depth > 0]
+    sides = []
+    for index, depth in enumerate(depths):
+        inner = binary_erosion(depth > 0, np.ones((3, 3), bool), iterations=EDGE_PIXELS)
+        result = np.zeros(depth.shape, bool)
+        result[inner] = seen_from_behind(cameras[index], depth, inner, _others(cameras, depths, index), tolerance)
+        sides.append(result[depth > 0])
+    return sides
 
 
 def _cap(depth: np.ndarray, well: np.ndarray) -> np.ndarray:

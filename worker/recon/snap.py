@@ -25,7 +25,7 @@ surface (fitting after simplification, or before it at 250, lost up to 3 dB).
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import torch
 
@@ -50,6 +50,22 @@ FACE_GAP_SHARE = 0.75  # a flat face through three points of a quadratic surface
 MAX_FACE_STEP_VOXELS = 0.25
 
 
+class DepthFit(NamedTuple):
+    """What a mesh is fitted to: depths (6, H, W) z-depth (0 = none) seen by `cameras`, a step at most `tolerance`
+    from the surface, in a grid of `voxel_size`; `hollow`: a scanned surface's shell (tsdf)."""
+
+    cameras: tuple[Camera, ...]
+    depths: torch.Tensor
+    tolerance: float
+    voxel_size: float
+    hollow: bool
+
+    def inward_room(self, room: torch.Tensor) -> torch.Tensor:
+        """How far a point may move inward, given how far inward the far side of a thin part lies (inf: none)."""
+        gap = HOLLOW_GAP_VOXELS if self.hollow else MIN_GAP_VOXELS
+        return (room - gap * self.voxel_size).clamp_min(0.0)
+
+
 def fit_to_depth(
     vertices: torch.Tensor,
     faces: torch.Tensor,
@@ -62,16 +78,16 @@ def fit_to_depth(
 ) -> tuple[torch.Tensor, float]:
     """ROUNDS of snap_to_depth, each from the normals the last one left, then faces_to_depth: the vertices, and
     the share of vertices some view could place. `on_progress(done)` reports 0..1."""
+    fit = DepthFit(cameras, depths, tolerance, voxel_size, hollow)
     fitted = torch.zeros(vertices.shape[0], dtype=torch.bool, device=vertices.device)
 
     def reporter(pass_: int) -> Callable[[float], None]:
         return lambda views_done: on_progress((pass_ + views_done / len(cameras)) / (ROUNDS + 1))
 
     for round_ in range(ROUNDS):
-        vertices, placed = snap_to_depth(vertices, faces, vertex_normals(vertices, faces), cameras, depths,
-                                         tolerance, voxel_size, reporter(round_), hollow)
+        vertices, placed = snap_to_depth(vertices, faces, vertex_normals(vertices, faces), fit, reporter(round_))
         fitted |= placed
-    vertices = faces_to_depth(vertices, faces, cameras, depths, tolerance, voxel_size, reporter(ROUNDS), hollow)
+    vertices = faces_to_depth(vertices, faces, fit, reporter(ROUNDS))
     return vertices, float(fitted.float().mean().item())
 
 
@@ -79,30 +95,26 @@ def snap_to_depth(
     vertices: torch.Tensor,
     faces: torch.Tensor,
     normals: torch.Tensor,
-    cameras: tuple[Camera, ...],
-    depths: torch.Tensor,
-    tolerance: float,
-    voxel_size: float,
+    fit: DepthFit,
     on_view: Callable[[float], None] = lambda views_done: None,
-    hollow: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The moved vertices (steps of at most MAX_STEP_VOXELS) and which of them (N,) bool were placed.
 
-    depths (6, H, W) z-depth, 0 = none. Each of the 2x2 depth texels around a vertex is a surface point; a view
+    Each of the 2x2 depth texels around a vertex is a surface point; a view
     sees a plane there when all four lie within PLANE_SPREAD_VOXELS of one plane that turns by less than
     arccos(MIN_PLANE_COS) from the vertex's tangent plane (no depth edge, no other part, among them), at the
     distance along the vertex's normal where that normal meets it. A vertex moves where a view facing it sees such a
-    plane within `tolerance`; where a view facing away sees one less than THIN_VOXELS inward (the far side of a thin
-    part), it stops MIN_GAP_VOXELS short of it. In a `hollow` object (a scanned surface's shell) that gap is
+    plane within the fit's tolerance; where a view facing away sees one less than THIN_VOXELS inward (the far side
+    of a thin part), it stops MIN_GAP_VOXELS short of it. In a hollow fit (a scanned surface's shell) that gap is
     HOLLOW_GAP_VOXELS, and a vertex no view places but with such a far side moves to it.
     """
-    shift, weight, room = _depth_offsets(vertices, normals, cameras, depths, tolerance, voxel_size, on_view)
+    shift, weight, room = _depth_offsets(vertices, normals, fit, on_view)
     placed = weight > 0
-    max_step = MAX_STEP_VOXELS * voxel_size
+    max_step = MAX_STEP_VOXELS * fit.voxel_size
     outward = (shift / weight.clamp_min(1e-12)).clamp(-max_step, max_step)  # 0 where no view placed it
-    inward_room = (room - (HOLLOW_GAP_VOXELS if hollow else MIN_GAP_VOXELS) * voxel_size).clamp_min(0.0)
+    inward_room = fit.inward_room(room)
     outward = torch.maximum(outward, -inward_room)
-    if hollow:  # a shell's far side that no view places comes to the side the views see
+    if fit.hollow:  # a shell's far side that no view places comes to the side the views see
         outward = torch.where(~placed & torch.isfinite(room), -inward_room.clamp_max(max_step), outward)
     step = normals * outward[:, None]
     return vertices + _without_folds(vertices, faces, step), placed
@@ -111,12 +123,8 @@ def snap_to_depth(
 def faces_to_depth(
     vertices: torch.Tensor,
     faces: torch.Tensor,
-    cameras: tuple[Camera, ...],
-    depths: torch.Tensor,
-    tolerance: float,
-    voxel_size: float,
+    fit: DepthFit,
     on_view: Callable[[float], None] = lambda views_done: None,
-    hollow: bool = False,
 ) -> torch.Tensor:
     """The vertices (V, 3), moved so that the faces between them, not only their corners, lie on the depth
     surface on average.
@@ -128,12 +136,10 @@ def faces_to_depth(
     MAX_FACE_STEP_VOXELS, and never through the far side of a thin part): at a sheet's rim the gaps of its two
     sides then cancel, where a step along the vertex's normal pulled the rim in (the alligator lost 0.4 dB).
     """
-    corners = vertices[faces]
-    cross = torch.linalg.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0], dim=-1)
+    cross = _face_normals(vertices, faces)
     area = cross.norm(dim=-1)
     normals = cross / area.clamp_min(1e-30)[:, None]
-    shift, weight, room = _depth_offsets(corners.mean(dim=1), normals, cameras, depths, tolerance, voxel_size,
-                                         on_view)
+    shift, weight, room = _depth_offsets(vertices[faces].mean(dim=1), normals, fit, on_view)
     area = torch.where(weight > 0, area, 0.0)
     gap = FACE_GAP_SHARE * shift / weight.clamp_min(1e-12)
     corner_of = faces.reshape(-1)
@@ -141,10 +147,10 @@ def faces_to_depth(
     total = torch.zeros_like(vertices).index_add_(0, corner_of, pull)
     count = torch.zeros_like(vertices[:, 0]).index_add_(0, corner_of, area.repeat_interleave(3))
     step = total / count.clamp_min(1e-30)[:, None]
-    limit = MAX_FACE_STEP_VOXELS * voxel_size
+    limit = MAX_FACE_STEP_VOXELS * fit.voxel_size
     step = step * (limit / step.norm(dim=1).clamp_min(limit))[:, None]
     vertex_room = torch.full_like(count, torch.inf).scatter_reduce_(0, corner_of, room.repeat_interleave(3), "amin")
-    inward_room = (vertex_room - (HOLLOW_GAP_VOXELS if hollow else MIN_GAP_VOXELS) * voxel_size).clamp_min(0.0)
+    inward_room = fit.inward_room(vertex_room)
     inward = -(step * vertex_normals(vertices, faces)).sum(dim=1)
     step = step * torch.where(inward > inward_room, inward_room / inward.clamp_min(1e-30), 1.0)[:, None]
     return vertices + _without_folds(vertices, faces, step)
@@ -153,10 +159,7 @@ def faces_to_depth(
 def _depth_offsets(
     positions: torch.Tensor,
     normals: torch.Tensor,
-    cameras: tuple[Camera, ...],
-    depths: torch.Tensor,
-    tolerance: float,
-    voxel_size: float,
+    fit: DepthFit,
     on_view: Callable[[float], None] = lambda views_done: None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Per point (N,): the facing-weighted sum of the distances along its normal to where the views facing it
@@ -164,7 +167,8 @@ def _depth_offsets(
     shift = torch.zeros(positions.shape[0], dtype=positions.dtype, device=positions.device)
     weight = torch.zeros_like(shift)
     room = torch.full_like(shift, torch.inf)  # how far inward the far side of a thin part lies
-    for index, (camera, depth_map) in enumerate(zip(cameras, depths)):
+    cameras, tolerance, voxel_size = fit.cameras, fit.tolerance, fit.voxel_size
+    for index, (camera, depth_map) in enumerate(zip(cameras, fit.depths)):
         has_depth = (depth_map > 0).reshape(-1)
         width = depth_map.shape[1]
         for first in range(0, positions.shape[0], CHUNK_VERTICES):

@@ -101,7 +101,7 @@ class _Points:
 
 def _oriented_points(cameras: list, depths: list[np.ndarray], two_sides: list[np.ndarray], truncation: float,
                      device: torch.device, on_view: Done) -> _Points:
-    """The points of `depths`, with what `two_sides` (holes.two_sided of each depth map) says of them."""
+    """The points of `depths`, with what `two_sides` (holes.two_sided of `depths`) says of them."""
     parts: list[list[torch.Tensor]] = [[], [], [], []]
     for index, (camera, depth, two_side) in enumerate(zip(cameras, depths, two_sides)):
         depth_t = torch.as_tensor(depth, device=device)
@@ -167,7 +167,7 @@ def fuse_depth(
     truncation = max(TRUNCATION_VOXELS * voxel, 2.0 * step)
     openings = find_openings(inputs, truncation, lambda done: report(done, (0.0, 0.03)))
     cameras = inputs.rig.cameras
-    two_sides = [two_sided(cameras, inputs.depths, index, truncation) for index in range(len(cameras))]
+    two_sides = two_sided(cameras, inputs.depths, truncation)
     panels = max(float(two_side.mean()) if two_side.size else 0.0 for two_side in two_sides)
     looks_in = max(openings.shares) >= HOLLOW_OPENING_SHARE
     hollow = (looks_in or panels >= HOLLOW_PANEL_SHARE) and fits_depth(step, voxel)
@@ -175,7 +175,7 @@ def fuse_depth(
     depths = inputs.depths
     if not hollow and any(openings.counts):
         depths = capped(inputs.depths, openings, truncation)
-        two_sides = [two_sided(cameras, depths, index, truncation) for index in range(len(cameras))]
+        two_sides = two_sided(cameras, depths, truncation)
     oriented = _oriented_points(cameras, depths, two_sides, truncation, device, lambda done: report(done, (0.03, 0.07)))
     reach = HOLLOW_REACH_VOXELS * voxel if hollow else truncation
     views = []
