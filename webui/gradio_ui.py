@@ -105,8 +105,9 @@ def _inputs_column(chosen_model: str, studio: Studio) -> dict:
         label="cameras.json (optional custom rig)", file_types=[".json"], type="filepath", elem_id="cameras",
         height=120, render=False,
     )
-    parts["examples"] = examples_table(parts["views"], parts["depths"], cameras)
-    MeshSection(studio.config, studio.service.quotas).fills(parts["views"], parts["depths"], cameras)
+    examples = examples_table(parts["views"], parts["depths"], cameras)
+    mesh = MeshSection(studio.config, studio.service.quotas).fills(parts["views"], parts["depths"], cameras)
+    parts["fills"] = [mesh] if examples is None else [examples.load_input_event, mesh]
     parts["model"] = gr.Dropdown(
         choices=model_choices(studio.config), value=chosen_model, label="Model", elem_id="model", interactive=True,
     )
@@ -187,10 +188,12 @@ def _wire(demo: gr.Blocks, page: Page, handlers: UiHandlers) -> None:
         gallery.upload(handlers.arrange, [gallery], [gallery], show_progress="hidden", **private).then(
             handlers.check, checked, notes, show_progress="hidden", **private
         )
-    for component in checked:
-        component.change(handlers.check, checked, notes, show_progress="hidden", **private)
-    if page.examples is not None:
-        page.examples.load_input_event.then(handlers.check, checked, notes, show_progress="hidden", **private)
+    # A fill sets all three inputs, but the change it fires in one can carry the others' old values, and that
+    # check's notes can be drawn last: a fill is followed by its own check, and the cameras input (which every
+    # fill sets) is checked only on what a person does to it.
+    for trigger in (page.views.change, page.depths.change, page.cameras.upload, page.cameras.clear,
+                    *(fill.then for fill in page.fills)):
+        trigger(handlers.check, checked, notes, show_progress="hidden", **private)
     page.model.change(
         handlers.describe_model, [page.model], [page.model_note, *page.option_groups.values()],
         show_progress="hidden", **private,

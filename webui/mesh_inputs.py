@@ -181,8 +181,9 @@ class MeshSection:
                 self.render = gr.Button("Render the 12 inputs", variant="secondary", elem_id="mesh-render")
                 self.download = gr.DownloadButton("Download them (.zip)", visible=False, elem_id="mesh-download")
 
-    def fills(self, views: gr.Gallery, depths: gr.Gallery, cameras: gr.File) -> None:
-        """Render on click into the galleries (with slot captions), the cameras input, the note and the zip."""
+    def fills(self, views: gr.Gallery, depths: gr.Gallery, cameras: gr.File) -> gr.events.Dependency:
+        """Render on click into the galleries (with slot captions), the cameras input, the note and the zip; the
+        event, for what follows a fill."""
 
         def rendered(path: str | None, rig_name: str, size: int, request: gr.Request) -> dict:
             try:
@@ -198,6 +199,6 @@ class MeshSection:
                 self.download: gr.update(visible=True, value=result.archive),
             }
 
-        self.render.click(rendered, [self.mesh, self.rig, self.resolution],
+        return self.render.click(rendered, [self.mesh, self.rig, self.resolution],
                           [views, depths, cameras, self.note, self.download],
                           show_progress="minimal", api_visibility="private")

@@ -37,6 +37,6 @@ class Page:
     turntable: gr.Image
     job_box: gr.Textbox
     track: gr.Button
-    examples: gr.Examples | None = None
+    fills: list[gr.events.Dependency] = field(default_factory=list)  # events that set the inputs: examples, a mesh
     option_groups: dict[str, gr.Column] = field(default_factory=dict)
     options: dict[str, dict[str, gr.Slider | gr.Radio]] = field(default_factory=dict)

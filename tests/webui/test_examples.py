@@ -14,7 +14,7 @@ import shutil
 
 import numpy as np
 from PIL import Image
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Page, Request, expect
 
 from tests.support.processes import REPO, wait_until
 from tests.webui.test_page import job_id_on_page
@@ -93,6 +93,32 @@ def test_clicking_an_example_fills_both_galleries_and_the_cameras_input(open_pag
         expect_filled_by(page, example)
         if example.name == "teapot":
             expect(page.locator("#depths-note")).to_contain_text("8-bit")
+
+
+def note_checks(page: Page) -> list[list]:
+    """The inputs of every note check the page sends from now on: [views, depths, cameras] as Gradio joins them."""
+    checks: list[list] = []
+
+    def joined(request: Request) -> None:
+        if request.url.endswith("/queue/join") or "/queue/join?" in request.url:
+            data = json.loads(request.post_data or "{}").get("data")
+            if isinstance(data, list) and len(data) == 3 and all(isinstance(gallery, (list, type(None)))
+                                                                  for gallery in data[:2]):
+                checks.append(data)
+
+    page.on("request", joined)
+    return checks
+
+
+def test_an_example_is_checked_with_its_files_never_with_the_galleries_it_replaces(open_page):
+    """A check of the empty galleries sent along with the example's own could be drawn last and put the
+    empty-gallery hints back under a filled gallery."""
+    page = open_page()
+    checks = note_checks(page)
+    page.locator("#examples").get_by_text(shipped_examples()[0].label).click()
+    expect(page.locator("#views-note .note-ok")).to_contain_text("6 views")
+    page.wait_for_timeout(1000)  # any check sent with the click has been sent
+    assert checks and all(len(views or []) == len(depths or []) == 6 for views, depths, _ in checks), checks
 
 
 def test_the_perspective_example_reconstructs_with_fusion_through_its_cameras_json(

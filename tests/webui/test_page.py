@@ -125,6 +125,22 @@ def test_uploaded_files_go_to_the_slots_their_names_give(open_page, live_server)
     assert all(path.exists() for path in uploads), "uploads are named by content and shared: they expire by age"
 
 
+def test_a_cameras_json_put_in_or_taken_out_by_hand_updates_its_note(open_page, tmp_path):
+    page = open_page()
+    page.click("#advanced")
+    page.locator("#examples").get_by_text("Spot the cow").click()
+    expect(page.locator("#views-note .note-ok")).to_be_visible()
+    note = page.locator("#cameras-note")
+    expect(note).to_contain_text("without it the default cube6 rig applies")
+    page.set_input_files("#cameras input[type=file]", str(EXAMPLE.parent / "cow" / "cameras.json"))
+    expect(note.locator(".note-ok")).to_have_text("Custom rig from cameras.json.")
+    page.locator("#cameras").get_by_label("Clear").click()
+    expect(note).to_contain_text("without it the default cube6 rig applies")
+    (tmp_path / "cameras.json").write_text("{not json")
+    page.set_input_files("#cameras input[type=file]", str(tmp_path / "cameras.json"))
+    expect(note.locator(".note-error")).to_contain_text("cameras")
+
+
 def test_a_wrong_file_count_is_shown_next_to_the_gallery_and_nothing_is_queued(open_page, live_server, screenshots):
     page = open_page()
     before = live_server.job_ids()
