@@ -89,6 +89,7 @@ class Pool:
         for server in self.servers.values():
             server.close()
             shutil.rmtree(server.workdir, ignore_errors=True)
+        self.servers.clear()
 
 
 @pytest.fixture(scope="session")
@@ -104,6 +105,16 @@ def servers(request, tmp_path_factory) -> Pool:
     pool = Pool(tmp_path_factory, wanted)
     yield pool
     pool.close()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def stop_the_pool_after_the_last_module(request, servers):
+    """The pool's servers stop once the last module that may use them is done, not at the end of the session:
+    an idle server still spends CPU polling its queue while the other directories' tests run."""
+    yield
+    users = [item.module for item in request.session.items if "servers" in item.fixturenames]
+    if users and users[-1] is request.module:
+        servers.close()
 
 
 @pytest.fixture

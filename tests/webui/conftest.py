@@ -17,33 +17,63 @@ from tests.webui.live import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS, SHARED_ENV, S
 expect.set_options(timeout=15_000)
 
 
-@pytest.fixture(scope="session")
-def web_servers(tmp_path_factory):
-    """Live servers by their settings, started on first use and shared by every module that asks for the same."""
-    started: dict[tuple, LiveServer] = {}
+def _module_settings(module) -> dict[str, str]:
+    return getattr(module, "SERVER_ENV", SHARED_ENV)
 
-    def get(overrides: dict[str, str]) -> LiveServer:
-        key = tuple(sorted(overrides.items()))
-        if key not in started:
-            workdir = tmp_path_factory.mktemp("web")
+
+class WebServers:
+    """Live servers by their settings, started on first use, shared by every module that asks for the same and
+    stopped after the last of them: an idle server still spends CPU polling its queue."""
+
+    def __init__(self, tmp_path_factory: pytest.TempPathFactory, items: list[pytest.Item]) -> None:
+        self.tmp_path_factory = tmp_path_factory
+        self.started: dict[tuple, LiveServer] = {}
+        self.last_user = {self._key(_module_settings(item.module)): item.module
+                          for item in items if "live_server" in item.fixturenames}
+
+    @staticmethod
+    def _key(overrides: dict[str, str]) -> tuple:
+        return tuple(sorted(overrides.items()))
+
+    def get(self, overrides: dict[str, str]) -> LiveServer:
+        key = self._key(overrides)
+        if key not in self.started:
+            workdir = self.tmp_path_factory.mktemp("web")
             env = service_env(workdir / "data", GRADIO_TEMP_DIR=str(workdir / "gradio"),
                               GRADIO_ANALYTICS_ENABLED="False", RECON_TORCH_THREADS="1", **overrides)
             process, url = start_web(env, workdir / "web.log")
-            started[key] = LiveServer(process, url, workdir / "data", workdir / "gradio",
-                                      httpx.Client(base_url=url, timeout=30))
-        return started[key]
+            self.started[key] = LiveServer(process, url, workdir / "data", workdir / "gradio",
+                                           httpx.Client(base_url=url, timeout=30))
+        return self.started[key]
 
-    yield get
-    for server in started.values():
+    def done_with(self, module) -> None:
+        key = self._key(_module_settings(module))
+        if key in self.started and self.last_user.get(key) is module:
+            self._stop(key)
+
+    def close(self) -> None:
+        for key in list(self.started):
+            self._stop(key)
+
+    def _stop(self, key: tuple) -> None:
+        server = self.started.pop(key)
         server.http.close()
         server.process.stop(timeout=STOP_TIMEOUT_S)
+
+
+@pytest.fixture(scope="session")
+def web_servers(request, tmp_path_factory) -> WebServers:
+    servers = WebServers(tmp_path_factory, request.session.items)
+    yield servers
+    servers.close()
 
 
 @pytest.fixture(scope="module")
 def live_server(request, web_servers) -> LiveServer:
     """`python app.py` on a free port with its own data folder and Gradio cache: SHARED_ENV, or the module's
     SERVER_ENV where it needs other settings."""
-    return web_servers(getattr(request.module, "SERVER_ENV", SHARED_ENV))
+    yield web_servers.get(_module_settings(request.module))
+    web_servers.done_with(request.module)
 
 
 @pytest.fixture(scope="session")
