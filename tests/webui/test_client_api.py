@@ -15,7 +15,7 @@ from gradio_client.exceptions import AppError
 from pxr import Usd, UsdGeom
 
 from tests.support.processes import REPO
-from tests.webui.live import EXAMPLE, SLOW_OPTIONS, depths_of, views_of
+from tests.webui.live import EXAMPLE, QUICK_OPTIONS, SLOW_OPTIONS, depths_of, views_of
 from worker.jobs.record import is_job_id
 
 SERVER_ENV = {"RECON_EMBEDDED_WORKERS": "2"}
@@ -62,7 +62,7 @@ def test_only_the_five_named_endpoints_are_public(live_server):
 
 def test_submit_wait_with_progress_and_download_the_mesh(connect, live_server):
     client = connect()
-    job_id = submit(client, EXAMPLE)
+    job_id = submit(client, EXAMPLE, QUICK_OPTIONS)
     assert client.predict(job_id, api_name="/status")["status"] in ("queued", "processing")
     records, progress = follow(client, job_id)
     statuses = [record["status"] for _, record in records]
@@ -99,7 +99,7 @@ def test_a_running_job_is_cancelled_in_two_steps_by_its_own_client_only(connect,
 
 def test_two_clients_at_once_both_see_their_job_progress(connect, live_server):
     clients = [connect(), connect()]
-    job_ids = [submit(client, EXAMPLE) for client in clients]
+    job_ids = [submit(client, EXAMPLE, QUICK_OPTIONS) for client in clients]
     streams: list[list[tuple[float, dict]]] = [[], []]
 
     def run(index: int) -> None:

@@ -15,7 +15,7 @@ from PIL import Image
 from playwright.sync_api import Page, expect
 
 from tests.support.processes import wait_until
-from tests.webui.live import EXAMPLE, SLOTS, SLOW_OPTIONS, depths_of, views_of
+from tests.webui.live import EXAMPLE, QUICK_OPTIONS, SLOTS, SLOW_OPTIONS, depths_of, views_of
 from worker.jobs.models import FUSION
 from worker.jobs.record import ACTIVE
 from worker.recon.previews import TURNTABLE_SIZE, sheet_size
@@ -356,6 +356,6 @@ def uploaded_copies(live_server, originals: list[Path]) -> list[Path]:
 def submit_over_rest(live_server, folder: Path) -> str:
     files = [("views", (path.name, path.read_bytes(), "image/png")) for path in views_of(folder)]
     files += [("depth_renders", (path.name, path.read_bytes(), "image/png")) for path in depths_of(folder)]
-    response = live_server.http.post("/jobs", files=files, data={"options": json.dumps({})})
+    response = live_server.http.post("/jobs", files=files, data={"options": json.dumps(QUICK_OPTIONS)})
     assert response.status_code == 200, response.text
     return response.json()["job_id"]
