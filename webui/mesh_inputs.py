@@ -200,5 +200,5 @@ class MeshSection:
             }
 
         return self.render.click(rendered, [self.mesh, self.rig, self.resolution],
-                          [views, depths, cameras, self.note, self.download],
-                          show_progress="minimal", api_visibility="private")
+                                 [views, depths, cameras, self.note, self.download],
+                                 show_progress="minimal", api_visibility="private")

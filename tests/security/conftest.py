@@ -107,13 +107,18 @@ def servers(request, tmp_path_factory) -> Pool:
     pool.close()
 
 
+@pytest.fixture(scope="session")
+def last_pool_module(request) -> object | None:
+    users = [item.module for item in request.session.items if "servers" in item.fixturenames]
+    return users[-1] if users else None
+
+
 @pytest.fixture(scope="module", autouse=True)
-def stop_the_pool_after_the_last_module(request, servers):
+def stop_the_pool_after_the_last_module(request, servers, last_pool_module):
     """The pool's servers stop once the last module that may use them is done, not at the end of the session:
     an idle server still spends CPU polling its queue while the other directories' tests run."""
     yield
-    users = [item.module for item in request.session.items if "servers" in item.fixturenames]
-    if users and users[-1] is request.module:
+    if request.module is last_pool_module:
         servers.close()
 
 

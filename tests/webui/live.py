@@ -15,7 +15,7 @@ from worker.jobs.files import JobFiles
 EXAMPLE = REPO / "examples" / "spot"
 SCREENSHOTS = REPO / "test-output" / "webui"
 SLOW_OPTIONS = {"grid_resolution": 512}
-QUICK_OPTIONS = {"grid_resolution": 128, "texture_size": 512}  # fusion of the Spot example in ~5 s instead of ~12 s
+QUICK_OPTIONS = {"grid_resolution": 128, "texture_size": 512}  # where the mesh is not checked: Spot in ~5 s, not ~12
 STOP_TIMEOUT_S = 3  # a gradio_client heartbeat stream keeps uvicorn's graceful shutdown waiting
 LONG_JOB_BUDGET_S = 66  # nvdiffrec's refinement on a CPU: with its few seconds of fusion, a job of over a minute
 MAX_MESH_TRIANGLES = 5_000  # a dropped mesh over this is refused (the page's mesh section)

@@ -12,6 +12,7 @@ from PIL import Image
 from pxr import Usd, UsdGeom
 
 from tests.support.stack import Stack, input_files, track_progress
+from tests.webui.live import QUICK_OPTIONS
 from worker.recon.previews import GAP, HEADER, LEGEND, MARGIN, TURNTABLE_FRAMES, sheet_size
 
 
@@ -23,7 +24,7 @@ def stack(tmp_path_factory):
 
 
 def test_twelve_pngs_give_a_job_id_and_the_job_completes(stack, sphere_inputs):
-    submitted = stack.submit(sphere_inputs, grid_resolution=128, texture_size=512)
+    submitted = stack.submit(sphere_inputs, **QUICK_OPTIONS)
     assert submitted["status"] == "queued" and len(submitted["job_id"]) == 8 and submitted["job_token"]
     assert submitted["created_at"].endswith("Z")
     record, _ = track_progress(stack, submitted["job_id"], timeout=60)
@@ -35,7 +36,7 @@ def test_twelve_pngs_give_a_job_id_and_the_job_completes(stack, sphere_inputs):
 
 @pytest.fixture(scope="module")
 def completed(stack, sphere_inputs) -> str:
-    job_id = stack.submit(sphere_inputs, grid_resolution=128, texture_size=512)["job_id"]
+    job_id = stack.submit(sphere_inputs, **QUICK_OPTIONS)["job_id"]
     stack.wait_for(job_id, ("completed",), timeout=60)
     return job_id
 
@@ -108,7 +109,7 @@ def test_cancellation_is_requested_then_confirmed(stack, slow_inputs):
 
 
 def test_a_completed_job_cannot_be_cancelled(stack, sphere_inputs):
-    submitted = stack.submit(sphere_inputs, grid_resolution=128, texture_size=512)
+    submitted = stack.submit(sphere_inputs, **QUICK_OPTIONS)
     stack.wait_for(submitted["job_id"], ("completed",), timeout=60)
     response = stack.cancel(submitted["job_id"], submitted["job_token"], None)
     assert response.status_code == 400 and "completed" in response.json()["error"]
@@ -129,7 +130,7 @@ def test_a_job_s_pictures_of_the_fit_are_answered_as_its_result_until_it_complet
 
 
 def test_a_completed_job_serves_its_comparison_sheet_and_turntable(stack, sphere_inputs):
-    submitted = stack.submit(sphere_inputs, grid_resolution=128, texture_size=512)
+    submitted = stack.submit(sphere_inputs, **QUICK_OPTIONS)
     stack.wait_for(submitted["job_id"], ("completed",), timeout=60)
     sheet = stack.http.get(f"/jobs/{submitted['job_id']}/comparison.png")
     assert sheet.status_code == 200 and sheet.headers["content-type"] == "image/png"
