@@ -52,7 +52,8 @@ except ImportError:  # bench-only and 400 MB: machines without it (a GPU box, sa
     o3d = None
 from worker.config import settings  # noqa: E402
 from bench.corpus import SPLITS, Specimen, corpus  # noqa: E402
-from bench.summary import BASELINE, Row, check_targets, class_summary, format_table, worst_cases  # noqa: E402
+from bench.summary import (BASELINE, Row, check_targets, class_summary, format_table, refinement_summary,  # noqa: E402
+                           worst_cases)
 from bench.texels import black_texels  # noqa: E402
 from worker.jobs.models import MODELS, availability  # noqa: E402
 from worker.recon.colour import linear_to_srgb  # noqa: E402
@@ -219,6 +220,8 @@ def _run(model: str, inputs_dir: Path, out_dir: Path, device: str) -> tuple:
     welded = mesh.copy()
     welded.merge_vertices(merge_tex=True, merge_norm=True)
     extra = {"filled_share": report.get("colour_filled_share")}
+    if "refinement" in report:
+        extra["kept"] = bool(report["refinement"]["kept"])
     return (model, welded, from_trimesh(mesh, colour_is_linear=True), report["timings"], wall,
             bool(report["mesh"]["watertight"]), extra | {"black_texels": black_texels(mesh, *_truth(inputs_dir))})
 
@@ -316,6 +319,10 @@ def main(argv: list[str] | None = None) -> int:
     print("\nworst cases:")
     for line in worst_cases(rows) + check_targets(rows):
         print(line)
+    refinement = refinement_summary(rows)
+    if refinement:
+        print("\nnvdiffrec against its fusion start:")
+        print("\n".join(refinement))
     if args.json:
         args.json.write_text(json.dumps([row.__dict__ for row in rows], indent=1, default=float))
     return 0

@@ -58,7 +58,8 @@ class ReportView:
 
 
 def _refinement_changes(refinement: Mapping) -> list[str]:
-    """For a refining model: the mean agreement with the inputs before and after refinement."""
+    """For a refining model: the mean agreement with the inputs before and after refinement, and whether the
+    refinement was kept (where it was not, the start was written as it was)."""
     before = _mapping(_mapping(refinement.get("before")).get("mean"))
     after = _mapping(_mapping(refinement.get("after")).get("mean"))
     changes = [
@@ -68,6 +69,8 @@ def _refinement_changes(refinement: Mapping) -> list[str]:
     ]
     if isinstance(refinement.get("iterations"), int):
         changes.append(f"{refinement['iterations']} iterations")
+    if refinement.get("kept") is False:
+        changes.append("not kept: the starting mesh as it was")
     return changes
 
 

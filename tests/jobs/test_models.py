@@ -1,5 +1,7 @@
 """The model registry's options: what a client may ask for, and what a CPU worker runs of it."""
 
+import inspect
+
 import pytest
 
 from webui.readme_page import doc_html
@@ -22,12 +24,22 @@ def test_fusion_simplifies_to_a_tolerance_by_default_within_the_cpu_ceiling():
     assert FUSION.fit_to_device(defaults, "cpu") == (defaults, [])
 
 
+def test_the_registry_s_defaults_are_the_models_own_so_nvdiffrec_starts_from_what_fusion_makes():
+    from worker.recon.fusion import reconstruct_fusion
+    from worker.recon.nvdiffrec import reconstruct_nvdiffrec
+
+    for spec, function in ((FUSION, reconstruct_fusion), (NVDIFFREC, reconstruct_nvdiffrec)):
+        defaults = {name: parameter.default for name, parameter in inspect.signature(function).parameters.items()}
+        assert {name: defaults[name] for name in spec.resolve_options({})} == spec.resolve_options({})
+    assert {option.name for option in FUSION.options} < {option.name for option in NVDIFFREC.options}
+
+
 def test_defaults_and_cuda_workers_run_what_was_asked():
     defaults = NVDIFFREC.resolve_options({})
     assert NVDIFFREC.fit_to_device(defaults, "cpu") == (defaults, [])
     heavy = NVDIFFREC.resolve_options({"iterations": 5000, "render_resolution": 2048, "texture_size": 4096})
     assert NVDIFFREC.fit_to_device(heavy, "cuda:0") == (heavy, [])
-    assert NVDIFFREC.fit_to_device(heavy, "cpu")[0] == {"iterations": 5000, "render_resolution": 512,
+    assert NVDIFFREC.fit_to_device(heavy, "cpu")[0] == {**defaults, "iterations": 5000, "render_resolution": 512,
                                                          "texture_size": 2048}
 
 

@@ -1,4 +1,5 @@
-"""The nvdiffrec model on a CPU with tiny settings: it must beat its own starting mesh, report, and stop when told."""
+"""The nvdiffrec model on a CPU with tiny settings: it must beat its own starting mesh (fusion's), keep that start
+exactly where it does not, report, and stop when told."""
 
 from __future__ import annotations
 
@@ -14,13 +15,14 @@ import trimesh
 from worker.config import settings
 from worker.errors import JobCancelled, ReconstructionFailed
 from worker.jobs import models
-from worker.recon import devices, nvdiffrec, refine, regularise
+from worker.recon import devices, fusion, nvdiffrec, refine, regularise
 from worker.recon.render_inputs import render_inputs
 from worker.recon.rig import parse_cameras_json
 
 from . import scenes
 
 RES = 64
+GRID = 32  # fusion's grid for the start: coarser than the views, so there is something to refine
 ITERATIONS = 25
 TEXTURE = 512
 
@@ -67,6 +69,10 @@ def test_normal_consistency_keeps_creases_cheap_and_punishes_folds():
     assert hinge(170) > 10 * hinge(90)  # a fold does not
 
 
+def refine_coarse(inputs, glb: Path, progress, device: str = "cpu", **options) -> dict:
+    return nvdiffrec.reconstruct_nvdiffrec(inputs, glb, progress, grid_resolution=GRID, device=device, **options)
+
+
 @pytest.fixture(scope="module")
 def coarse_dir(tmp_path_factory) -> Path:
     """64x64 inputs with 8-bit depth: the fusion mesh nvdiffrec starts from is visibly imperfect."""
@@ -97,8 +103,8 @@ class Recorder:
 def refined(coarse_dir, tmp_path_factory):
     out_dir = tmp_path_factory.mktemp("nvdiffrec")
     progress = Recorder()
-    report = nvdiffrec.reconstruct_nvdiffrec(scenes.load(coarse_dir), out_dir / "model.glb", progress, iterations=ITERATIONS,
-                                             texture_size=TEXTURE, device="cpu")
+    report = refine_coarse(scenes.load(coarse_dir), out_dir / "model.glb", progress, iterations=ITERATIONS,
+                           texture_size=TEXTURE)
     return report, out_dir, progress
 
 
@@ -123,13 +129,36 @@ def test_refinement_that_helps_the_held_out_view_is_kept_and_says_so(refined):
 def test_refinement_that_makes_the_held_out_view_worse_keeps_the_start(coarse_dir, tmp_path, monkeypatch):
     monkeypatch.setattr(refine, "POSITION_LR_PIXELS", 40.0)  # steps of 40 render pixels: the mesh is torn apart
     monkeypatch.setattr(refine, "COLOUR_LR", 5.0)
-    report = nvdiffrec.reconstruct_nvdiffrec(scenes.load(coarse_dir), tmp_path / "model.glb", Recorder(),
-                                             iterations=8, texture_size=TEXTURE, device="cpu")
+    report = refine_coarse(scenes.load(coarse_dir), tmp_path / "model.glb", Recorder(),
+                           iterations=8, texture_size=TEXTURE)
     refinement = report["refinement"]
     assert not refinement["kept"] and refinement["held_out"]["best_iteration"] == 0
     assert refinement["loss"]["last"] > refinement["loss"]["first"]  # the optimisation itself did get worse
     assert report["views"] == refinement["before"]["views"]  # what was written is the start, measured the same
+    fusion.reconstruct_fusion(scenes.load(coarse_dir), tmp_path / "fusion.glb", Recorder(), grid_resolution=GRID,
+                              texture_size=TEXTURE, device="cpu")
+    assert (tmp_path / "model.glb").read_bytes() == (tmp_path / "fusion.glb").read_bytes()  # byte for byte
     assert any("starting mesh (fusion's) was kept" in warning for warning in report["warnings"])
+
+
+def test_a_refinement_the_held_out_view_accepts_but_the_views_as_a_whole_do_not_keeps_the_start(
+        coarse_dir, tmp_path, monkeypatch):
+    monkeypatch.setattr(nvdiffrec, "MAX_SILHOUETTE_IOU_LOSS", -1.0)  # asks for a gain no mesh can make
+    report = refine_coarse(scenes.load(coarse_dir), tmp_path / "model.glb", Recorder(), iterations=ITERATIONS,
+                           texture_size=TEXTURE)
+    refinement = report["refinement"]
+    assert refinement["held_out"]["best_iteration"] > 0 and not refinement["kept"]
+    assert report["views"] == refinement["before"]["views"]
+    assert any("agree less with the mesh (silhouette IoU" in warning for warning in report["warnings"])
+
+
+def test_each_measure_of_agreement_must_hold_on_its_own():
+    before = {"silhouette_iou": 0.95, "depth_error": 0.010, "psnr": 30.0}
+    assert nvdiffrec.agrees_less(before, {"silhouette_iou": 0.96, "depth_error": 0.008, "psnr": 31.0}) is None
+    assert nvdiffrec.agrees_less(before, {**before, "psnr": None}) is None  # vertex colours unjudged: no verdict
+    assert nvdiffrec.agrees_less(before, {**before, "silhouette_iou": 0.94}) == "silhouette IoU 0.9500 -> 0.9400"
+    assert nvdiffrec.agrees_less(before, {**before, "depth_error": 0.011}).startswith("depth error")
+    assert nvdiffrec.agrees_less(before, {**before, "psnr": 29.0}) == "PSNR 30.00 -> 29.00 dB"
 
 
 def test_report_states_settings_timings_and_mesh(refined):
@@ -138,7 +167,7 @@ def test_report_states_settings_timings_and_mesh(refined):
     assert report["model"] == "nvdiffrec"
     assert refinement["iterations"] == ITERATIONS and refinement["time_budget_s"] == nvdiffrec.CPU_BUDGET_S
     assert refinement["render_resolution"] == RES and refinement["backend"] == "reference"
-    assert refinement["grid_resolution"] == nvdiffrec.MIN_GRID
+    assert refinement["grid_resolution"] == GRID
     assert refinement["loss"]["last"] < refinement["loss"]["first"]
     assert {"fuse", "optimise", "check_before", "check_after", "total"} <= set(report["timings"])
     assert report["mesh"]["watertight"] and report["mesh"]["triangles"] > 100
@@ -171,14 +200,14 @@ def test_progress_is_steady_and_monotonic(refined):
 def test_cancellation_propagates(coarse_dir, tmp_path):
     progress = Recorder(cancel_in="refining mesh")
     with pytest.raises(JobCancelled):
-        nvdiffrec.reconstruct_nvdiffrec(scenes.load(coarse_dir), tmp_path / "model.glb", progress, iterations=1000, device="cpu")
+        refine_coarse(scenes.load(coarse_dir), tmp_path / "model.glb", progress, iterations=1000)
     assert not (tmp_path / "model.glb").exists()
 
 
 def test_automatic_iterations_stop_at_the_time_budget(coarse_dir, tmp_path):
     started = time.monotonic()
-    report = nvdiffrec.reconstruct_nvdiffrec(scenes.load(coarse_dir), tmp_path / "model.glb", Recorder(), device="cpu",
-                                             cpu_budget_s=0.5)
+    report = refine_coarse(scenes.load(coarse_dir), tmp_path / "model.glb", Recorder(),
+                           cpu_budget_s=0.5)
     assert 1 <= report["refinement"]["iterations"] < nvdiffrec.CPU_MAX_ITERATIONS
     assert report["refinement"]["time_budget_s"] == 0.5
     assert time.monotonic() - started < 20
@@ -186,8 +215,8 @@ def test_automatic_iterations_stop_at_the_time_budget(coarse_dir, tmp_path):
 
 def test_an_explicit_iteration_count_is_bounded_by_the_cpu_budget_too_and_says_so(coarse_dir, tmp_path):
     """iterations=5000 from a stranger must not hold a CPU worker for 45 minutes."""
-    report = nvdiffrec.reconstruct_nvdiffrec(scenes.load(coarse_dir), tmp_path / "model.glb", Recorder(), device="cpu",
-                                             iterations=5000, cpu_budget_s=0.5)
+    report = refine_coarse(scenes.load(coarse_dir), tmp_path / "model.glb", Recorder(),
+                           iterations=5000, cpu_budget_s=0.5)
     assert 1 <= report["refinement"]["iterations"] < 5000
     assert any("of the 5000 iterations asked for" in warning for warning in report["warnings"])
 
@@ -195,8 +224,8 @@ def test_an_explicit_iteration_count_is_bounded_by_the_cpu_budget_too_and_says_s
 def test_perspective_rig_with_vertex_colours(tmp_path):
     rig = parse_cameras_json(scenes.perspective_cameras_json(RES), RES, RES)
     render_inputs(box_and_ball(), tmp_path / "inputs", rig=rig, depth_bits=8, normalize=False)
-    report = nvdiffrec.reconstruct_nvdiffrec(scenes.load(tmp_path / "inputs"), tmp_path / "model.glb", Recorder(),
-                                             iterations=ITERATIONS, texture_size=0, device="cpu")
+    report = refine_coarse(scenes.load(tmp_path / "inputs"), tmp_path / "model.glb", Recorder(),
+                           iterations=ITERATIONS, texture_size=0)
     refinement = report["refinement"]
     before, after = refinement["before"]["mean"], refinement["after"]["mean"]
     # 64x64, 8-bit depth: refinement helps some views and hurts others here, so it is judged on the front view it
@@ -213,7 +242,7 @@ def test_empty_silhouettes_fail_with_a_sentence(coarse_dir, tmp_path):
     inputs = scenes.load(coarse_dir)
     inputs.masks[:] = False
     with pytest.raises(ReconstructionFailed, match="silhouette is empty"):
-        nvdiffrec.reconstruct_nvdiffrec(inputs, tmp_path / "model.glb", Recorder(), iterations=1, device="cpu")
+        refine_coarse(inputs, tmp_path / "model.glb", Recorder(), iterations=1)
 
 
 def test_settings_per_device_and_the_cpu_budget_bounds_every_count():
@@ -227,7 +256,9 @@ def test_settings_per_device_and_the_cpu_budget_bounds_every_count():
 def test_registry_prefers_nvdiffrec_only_with_cuda(monkeypatch):
     spec = models.MODELS["nvdiffrec"]
     assert spec.unavailable_reason(settings) is None
-    assert spec.resolve_options({"iterations": 50}) == {"iterations": 50, "render_resolution": 0, "texture_size": 1024}
+    assert spec.resolve_options({"iterations": 50}) == {
+        "iterations": 50, "render_resolution": 0, "grid_resolution": 224, "max_error_ppm": 25,
+        "target_triangles": 500_000, "texture_size": 1024}
     monkeypatch.setattr(devices, "resolve_device", lambda name="auto": "cpu")
     assert models.preference(settings).index("fusion") < models.preference(settings).index("nvdiffrec")
     monkeypatch.setattr(devices, "resolve_device", lambda name="auto": "cuda")
@@ -238,8 +269,8 @@ def test_registry_prefers_nvdiffrec_only_with_cuda(monkeypatch):
 def test_refinement_on_cuda_with_nvdiffrast(coarse_dir, tmp_path):
     if not torch.cuda.is_available():
         pytest.skip("needs CUDA")
-    report = nvdiffrec.reconstruct_nvdiffrec(scenes.load(coarse_dir), tmp_path / "model.glb", Recorder(), iterations=100,
-                                             device="cuda")
+    report = refine_coarse(scenes.load(coarse_dir), tmp_path / "model.glb", Recorder(), iterations=100,
+                           device="cuda")
     assert report["refinement"]["backend"] == "nvdiffrast", report["warnings"]
     before, after = report["refinement"]["before"]["mean"], report["refinement"]["after"]["mean"]
     assert after["silhouette_iou"] > before["silhouette_iou"]

@@ -67,3 +67,11 @@ def test_a_refining_model_shows_its_before_and_after_and_psnr():
     })
     assert "<th>PSNR (dB)</th>" in html and "<td>27.3</td>" in html
     assert "IoU 0.980 → 0.990" in html and "PSNR 24.0 → 27.3" in html and "120 iterations" in html
+    assert "not kept" not in html
+
+
+def test_a_refinement_that_was_not_kept_says_so():
+    unchanged = {"mean": {"silhouette_iou": 0.98, "psnr": 24.0}}
+    html = summarize_report({"model": "nvdiffrec", "views": [],
+                             "refinement": {"iterations": 96, "kept": False, "before": unchanged, "after": unchanged}})
+    assert "PSNR 24.0 → 24.0" in html and "not kept: the starting mesh as it was" in html

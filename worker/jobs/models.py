@@ -133,24 +133,26 @@ TEXTURE_SIZE = OptionSpec("texture_size", "Texture size", 1024, 0, 4096,
                           f"pixels along each side of the base-colour texture, {MIN_TEXTURE_SIZE}-4096 (a CPU worker: "
                           "at most 2048); 0 = no texture, vertex colours", cpu_maximum=2048)
 
+FUSION_OPTIONS = (
+    OptionSpec("grid_resolution", "Grid resolution", 224, 128, 512, "voxels along the object's longest side"),
+    OptionSpec("max_error_ppm", "Simplification tolerance", 25, 0, 100_000,
+               "simplification stops before a merged vertex would lie farther (root mean square) from the surface "
+               "it replaces than this many millionths of the object's bounding-box diagonal (25 = 0.0025%): a "
+               "simple shape gets few triangles, a detailed one keeps its detail; 0 = only the triangle budget"),
+    OptionSpec("target_triangles", "Triangle budget", 500_000, 0, 5_000_000,
+               "at most this many triangles, whatever the tolerance allows; 0 = no limit (with a tolerance of 0 "
+               "too, every triangle is kept; a CPU worker: at most 500,000)", cpu_maximum=500_000,
+               zero_is_unbounded=True),
+    TEXTURE_SIZE,
+)
+
 FUSION = ModelSpec(
     name="fusion",
     label="Fusion (fast)",
     description="Fuses the six depth renders into a watertight mesh, simplifies it and bakes a texture from the "
                 "views; seconds on a CPU.",
     needs="nothing beyond the base install (CPU or CUDA)",
-    options=(
-        OptionSpec("grid_resolution", "Grid resolution", 224, 128, 512, "voxels along the object's longest side"),
-        OptionSpec("max_error_ppm", "Simplification tolerance", 25, 0, 100_000,
-                   "simplification stops before a merged vertex would lie farther (root mean square) from the surface "
-                   "it replaces than this many millionths of the object's bounding-box diagonal (25 = 0.0025%): a "
-                   "simple shape gets few triangles, a detailed one keeps its detail; 0 = only the triangle budget"),
-        OptionSpec("target_triangles", "Triangle budget", 500_000, 0, 5_000_000,
-                   "at most this many triangles, whatever the tolerance allows; 0 = no limit (with a tolerance of 0 "
-                   "too, every triangle is kept; a CPU worker: at most 500,000)", cpu_maximum=500_000,
-                   zero_is_unbounded=True),
-        TEXTURE_SIZE,
-    ),
+    options=FUSION_OPTIONS,
     unavailable_reason=lambda config: None,
     load=_load_fusion,
     check_options=_check_texture_size,
@@ -170,8 +172,9 @@ def _load_nvdiffrec(config: Settings) -> Reconstructor:
 NVDIFFREC = ModelSpec(
     name="nvdiffrec",
     label="nvdiffrec (refined)",
-    description="Starts from the fusion mesh and its baked texture and refines both by differentiable rendering "
-                "until they match the six views; about two minutes on a CPU, faster on CUDA.",
+    description="Starts from the fusion mesh and its baked texture (made with the same options) and refines both "
+                "by differentiable rendering until they match the six views, keeping the start where that does not "
+                "help; about two minutes on a CPU, faster on CUDA.",
     needs="nothing beyond the base install; on CUDA it renders with nvdiffrast, elsewhere with a PyTorch renderer",
     options=(
         OptionSpec("iterations", "Iterations", 0, 0, 5000,
@@ -180,8 +183,7 @@ NVDIFFREC = ModelSpec(
         OptionSpec("render_resolution", "Render resolution", 0, 0, 2048,
                    "pixels along the longer image side while optimising, at most the inputs'; 0 = automatic "
                    "(CPU: 512, CUDA: 1024); a CPU worker: at most 512", cpu_maximum=512),
-        TEXTURE_SIZE,
-    ),
+    ) + FUSION_OPTIONS,
     unavailable_reason=lambda config: None,
     load=_load_nvdiffrec,
     check_options=_check_texture_size,

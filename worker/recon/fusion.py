@@ -27,6 +27,10 @@ from .rig import SLOT_NAMES
 from .stages import Progress, Stage, Stages
 from .surface import is_watertight
 
+GRID_RESOLUTION = 224
+TARGET_TRIANGLES = 500_000
+MAX_ERROR_PPM = 25
+TEXTURE_SIZE = 1024
 UNSEEN_WARNING_SHARE = 0.05
 FILL_ACROSS_VOXELS = 1.0  # an unseen vertex this close to a seen one is the far side of a thin part
 MIN_MEAN_SILHOUETTE_IOU = 0.5  # below this the inputs contradict each other: no mesh is better than this one
@@ -43,6 +47,18 @@ STAGES = (
     Stage("write", "writing mesh", 0.05),
     Stage("check", "checking against inputs", 0.10),
 )
+
+
+@dataclass
+class SurfaceColours:
+    """How the fused surface is coloured, as fusion writes it."""
+
+    colours: np.ndarray  # (V, 3) linear, every vertex (unseen ones filled)
+    atlas: Atlas | None
+    texture: np.ndarray | None  # (T, T, 3) sRGB uint8 on `atlas`
+    summary: TextureSummary | None
+    warnings: list[str]
+    filled_share: float  # of the surface, by area: what no view saw, coloured by filling
 
 
 def _require_agreement(views: list[ViewCheck], masks: np.ndarray) -> None:
@@ -66,10 +82,10 @@ def reconstruct_fusion(
     glb: Path,
     progress: Progress,
     *,
-    grid_resolution: int = 224,
-    target_triangles: int = 500_000,
-    max_error_ppm: int = 25,
-    texture_size: int = 1024,
+    grid_resolution: int = GRID_RESOLUTION,
+    target_triangles: int = TARGET_TRIANGLES,
+    max_error_ppm: int = MAX_ERROR_PPM,
+    texture_size: int = TEXTURE_SIZE,
     device: str | torch.device | None = None,
 ) -> ModelReport:
     """Write the mesh to `glb` and return the report; `progress(fraction, stage)` may raise JobCancelled.
@@ -82,28 +98,21 @@ def reconstruct_fusion(
     stages = Stages(progress, STAGES)
     stages.start("decode")
     start = begin(inputs, device, stages)
-    given_depths = torch.as_tensor(start.given.depths, device=start.device)
-    surface = fused_surface(start, grid_resolution, stages, target_triangles, max_error_ppm / 1e6)
-    vertices_np = surface.vertices.cpu().numpy().astype(np.float64)
-    faces_np = surface.faces.cpu().numpy()
-    appearance = _colour(start, surface, vertices_np, faces_np, texture_size, stages)
-
+    surface, appearance = fused_and_coloured(start, stages, grid_resolution, target_triangles, max_error_ppm,
+                                             texture_size)
     stages.start("write")
-    normals_np = surface.normals.cpu().numpy()
-    if appearance.atlas is not None:
-        write_textured_glb(glb, vertices_np, normals_np, appearance.atlas, appearance.texture)
-    else:
-        write_glb(glb, vertices_np, faces_np, normals_np, appearance.colours)
+    write_coloured(glb, surface, appearance)
 
     stages.start("check")
     views = compare_with_inputs(start.given.rig, surface.vertices, surface.faces,
-                                torch.as_tensor(start.given.masks, device=start.device), given_depths,
-                                stages.within)
+                                torch.as_tensor(start.given.masks, device=start.device),
+                                torch.as_tensor(start.given.depths, device=start.device), stages.within)
     _require_agreement(views, start.given.masks)
+    faces_np = surface.faces.cpu().numpy()
     return {
         "model": "fusion",
         "timings": stages.finish(),
-        "mesh": {"vertices": len(vertices_np), "triangles": len(faces_np), "watertight": is_watertight(faces_np),
+        "mesh": {"vertices": len(surface.vertices), "triangles": len(faces_np), "watertight": is_watertight(faces_np),
                  "extracted_triangles": surface.extracted_triangles,
                  "simplify_error_pct": round(100 * surface.simplify_error, 4),
                  "snapped_to_depth": None if surface.snapped is None else round(surface.snapped, 4)},
@@ -117,18 +126,28 @@ def reconstruct_fusion(
     }
 
 
-@dataclass
-class _Appearance:
-    colours: np.ndarray  # (V, 3) linear, every vertex (unseen ones filled)
-    atlas: Atlas | None
-    texture: np.ndarray | None  # (T, T, 3) sRGB uint8 on `atlas`
-    summary: TextureSummary | None
-    warnings: list[str]
-    filled_share: float  # of the surface, by area: what no view saw, coloured by filling
+def fused_and_coloured(start: Prelude, stages: Stages, grid_resolution: int = GRID_RESOLUTION,
+                       target_triangles: int = TARGET_TRIANGLES, max_error_ppm: int = MAX_ERROR_PPM,
+                       texture_size: int = TEXTURE_SIZE) -> tuple[FusedSurface, SurfaceColours]:
+    """Fusion's mesh and its colours, before they are written: what nvdiffrec starts from, so that with the same
+    options a refinement it does not keep leaves exactly fusion's result. Runs the stages from `fuse` to `bake`."""
+    surface = fused_surface(start, grid_resolution, stages, target_triangles, max_error_ppm / 1e6)
+    vertices_np = surface.vertices.cpu().numpy().astype(np.float64)
+    return surface, _colour(start, surface, vertices_np, surface.faces.cpu().numpy(), texture_size, stages)
+
+
+def write_coloured(glb: Path, surface: FusedSurface, appearance: SurfaceColours) -> None:
+    """The GLB: textured where there is an atlas, else with vertex colours."""
+    vertices_np = surface.vertices.cpu().numpy().astype(np.float64)
+    normals_np = surface.normals.cpu().numpy()
+    if appearance.atlas is not None:
+        write_textured_glb(glb, vertices_np, normals_np, appearance.atlas, appearance.texture)
+    else:
+        write_glb(glb, vertices_np, surface.faces.cpu().numpy(), normals_np, appearance.colours)
 
 
 def _colour(start: Prelude, surface: FusedSurface, vertices_np: np.ndarray, faces_np: np.ndarray,
-            texture_size: int, stages: Stages) -> _Appearance:
+            texture_size: int, stages: Stages) -> SurfaceColours:
     """Runs the `colour`, `atlas` and `bake` stages: vertex colours from the views, and with a `texture_size` a
     texture baked on a UV atlas."""
     inputs, device = start.inputs, start.device
@@ -157,4 +176,4 @@ def _colour(start: Prelude, surface: FusedSurface, vertices_np: np.ndarray, face
     if filled_share > UNSEEN_WARNING_SHARE:
         warnings.append(f"{100 * filled_share:.0f}% of the surface is seen by no view; it took the colour of "
                         "the nearest seen part")
-    return _Appearance(linear, atlas, texture, summary, warnings, filled_share)
+    return SurfaceColours(linear, atlas, texture, summary, warnings, filled_share)

@@ -1,14 +1,14 @@
 """The `nvdiffrec` model: refine the fusion mesh and its texture by differentiable rendering until they match
 the six inputs, and keep the refinement only where it helps.
 
-The fusion mesh (at a grid sized to the render resolution, triangles of about two
-pixels) is the start, with fusion's UV atlas and a texture baked from the views
-(or linear per-vertex colours when `texture_size` is 0). Vertex offsets and the
-linear texture are optimised (refine.py) on all views but one; the view kept out
-judges each state, and the best one is written: the start itself when no refined
-state did better there. The report compares the start and the result with the
-inputs (per-view silhouette IoU, depth error and PSNR) and says whether the
-refinement was kept.
+The start is exactly fusion's result with the same options: its simplified mesh, its
+UV atlas and the texture it bakes from the views (or its vertex colours when
+`texture_size` is 0). Vertex offsets and the linear texture are optimised
+(refine.py) on all views but one; the view kept out judges each state, and the
+best one is written: fusion's result itself, byte for byte, when no refined state
+did better there. The report compares the start and the result with the inputs
+(per-view silhouette IoU, depth error and PSNR) and says whether the refinement
+was kept.
 """
 
 from __future__ import annotations
@@ -19,16 +19,14 @@ from typing import Callable
 import numpy as np
 import torch
 
-from . import ops
-from .atlas import NO_ATLAS_WARNING, build_atlas
-from .bake import bake_texture
-from .colour import fill_unseen, linear_to_srgb, linear_to_srgb8, srgb_to_linear, vertex_colours
+from . import fusion, ops
+from .colour import linear_to_srgb, linear_to_srgb8, srgb_to_linear
 from .devices import resolve_device
 from .evaluate import view_scores
 from .export import write_glb, write_textured_glb
+from .fusion import SurfaceColours
 from .inputs import ReconInputs
-from .ops import pixel_world
-from .prelude import begin, fused_surface
+from .prelude import begin
 from .refine import Appearance, optimise, targets_at
 from .report import ModelReport
 from .rig import SLOT_NAMES
@@ -41,51 +39,36 @@ CUDA_ITERATIONS = 1000
 CPU_RENDER_RESOLUTION = 512
 CUDA_RENDER_RESOLUTION = 1024
 MIN_RENDER_RESOLUTION = 16
-GRID_PER_RENDER_PIXEL = 0.5  # fusion grid resolution per render pixel: triangles of about two pixels
-MIN_GRID = 32
-MAX_GRID = 512
-COLOUR_TOLERANCE_PIXELS = 2.0
+# A refinement the held-out view accepts is still not kept if, over all views, it loses more than this:
+MAX_SILHOUETTE_IOU_LOSS = 0.001
+MAX_DEPTH_ERROR_GROWTH = 0.02  # a share of the start's mean depth error
+MAX_PSNR_LOSS_DB = 0.02
 STAGES = (
     Stage("decode", "decoding inputs", 0.01),
     Stage("agree", "checking that the depth renders agree", 0.01),
-    Stage("fuse", "fusing depth", 0.18),
+    Stage("fuse", "fusing depth", 0.03),
     Stage("extract", "extracting surface", 0.01),
-    Stage("snap", "fitting the surface to the depth maps", 0.01),
-    Stage("colour", "colouring the starting mesh", 0.03),
+    Stage("snap", "fitting the surface to the depth maps", 0.02),
+    Stage("simplify", "simplifying", 0.02),
+    Stage("colour", "colouring the starting mesh", 0.01),
+    Stage("atlas", "building UV atlas", 0.01),
+    Stage("bake", "baking texture", 0.01),
     Stage("check_before", "checking the starting mesh", 0.05),
     Stage("targets", "preparing targets", 0.02),
     Stage("optimise", "refining mesh", 0.58),
-    Stage("write", "writing mesh", 0.02),
     Stage("check_after", "checking against inputs", 0.08),
+    Stage("write", "writing mesh", 0.02),
 )
 
 
-def _initial_appearance(inputs: ReconInputs, vertices: torch.Tensor, faces: torch.Tensor, texture_size: int,
-                        on_progress: Callable[[float], None]) -> tuple[Appearance, list[str]]:
-    """Linear vertex colours projected from the full-resolution views (unseen vertices: nearest seen one) and,
-    with a `texture_size`, fusion's atlas and a texture baked from the views; plus warnings."""
-    device = vertices.device
-    pixel = max(pixel_world(camera, vertices) for camera in inputs.rig.cameras)
-    tolerance = max(COLOUR_TOLERANCE_PIXELS * pixel, inputs.rig.depth.step(inputs.depth_bits) or 0.0)
-    views = (torch.as_tensor(inputs.colors, device=device), torch.as_tensor(inputs.masks, device=device),
-             torch.as_tensor(inputs.depths, device=device))
-    normals = vertex_normals(vertices, faces)
-    linear, seen = vertex_colours(vertices, normals, inputs.rig.cameras, *views, tolerance,
-                                  lambda views_done: on_progress(0.3 * views_done / len(SLOT_NAMES)))
-    faces_np = faces.cpu().numpy()
-    filled, _ = fill_unseen(vertices.cpu().numpy(), faces_np, linear.cpu().numpy(), seen.cpu().numpy())
-    colours = torch.as_tensor(quantised(filled), device=device)
-    if not texture_size:
-        return Appearance(colours=colours), []
-    atlas = build_atlas(vertices.cpu().numpy().astype(np.float64), faces_np, texture_size)
-    if atlas is None:
-        return Appearance(colours=colours), [NO_ATLAS_WARNING]
-    on_progress(0.4)
-    srgb, _ = bake_texture(vertices, normals, atlas, texture_size, inputs.rig.cameras, *views, tolerance, colours,
-                           lambda views_done: on_progress(0.4 + 0.6 * views_done / len(SLOT_NAMES)))
-    texture = torch.as_tensor(srgb_to_linear(srgb / 255.0), device=device)
-    return Appearance(texture=texture, atlas=atlas, uv=torch.as_tensor(atlas.uv, device=device),
-                       uv_faces=torch.as_tensor(atlas.faces, device=device)), []
+def _appearance(coloured: SurfaceColours, device: torch.device) -> Appearance:
+    """Fusion's colours as the optimiser's linear parameters: its texture on its atlas, or its vertex colours as
+    8-bit values, so that the start is judged as fusion wrote it."""
+    if coloured.atlas is None:
+        return Appearance(colours=torch.as_tensor(quantised(coloured.colours), device=device))
+    atlas = coloured.atlas
+    return Appearance(texture=torch.as_tensor(srgb_to_linear(coloured.texture / 255.0), device=device), atlas=atlas,
+                      uv=torch.as_tensor(atlas.uv, device=device), uv_faces=torch.as_tensor(atlas.faces, device=device))
 
 
 def quantised(linear: np.ndarray) -> np.ndarray:
@@ -122,18 +105,41 @@ def _summary(views: list[dict]) -> dict:
     return summary
 
 
-def _write(glb: Path, vertices: torch.Tensor, faces: torch.Tensor, appearance: Appearance) -> Appearance:
-    """Write the GLB; returns the appearance as written (8 bits per channel), so the metrics judge the file."""
-    vertices_np = vertices.cpu().numpy()
-    normals = vertex_normals(vertices, faces).cpu().numpy()
-    device = vertices.device
+def agrees_less(before: dict, after: dict) -> str | None:
+    """How the refined mesh agrees less with the six inputs than its start, judged on the means over all views
+    (`_summary`); None when it agrees as well. The held-out view weighs one loss that mixes colour, silhouette
+    and depth; this makes sure that no one of them got worse on the views as a whole."""
+    worse = []
+    for key, name, form, unit, got_worse in (
+        ("silhouette_iou", "silhouette IoU", ".4f", "", lambda old, new: new < old - MAX_SILHOUETTE_IOU_LOSS),
+        ("depth_error", "depth error", ".5f", "", lambda old, new: new > old * (1 + MAX_DEPTH_ERROR_GROWTH)),
+        ("psnr", "PSNR", ".2f", " dB", lambda old, new: new < old - MAX_PSNR_LOSS_DB),
+    ):
+        old, new = before.get(key), after.get(key)
+        if old is not None and new is not None and got_worse(old, new):
+            worse.append(f"{name} {old:{form}} -> {new:{form}}{unit}")
+    return ", ".join(worse) or None
+
+
+def _as_written(appearance: Appearance) -> tuple[Appearance, np.ndarray]:
+    """The appearance as the GLB stores it (8 bits per channel), so the metrics judge the file; and what is
+    stored: linear vertex colours (V, 3) or the sRGB texture (T, T, 3) uint8."""
+    device = appearance.parameter.device
     if appearance.texture is None:
         linear = quantised(appearance.colours.cpu().numpy())
-        write_glb(glb, vertices_np, faces.cpu().numpy(), normals, linear)
-        return Appearance(colours=torch.as_tensor(linear, device=device))
+        return Appearance(colours=torch.as_tensor(linear, device=device)), linear
     srgb = linear_to_srgb8(appearance.texture.cpu().numpy())
-    write_textured_glb(glb, vertices_np, normals, appearance.atlas, srgb)
-    return appearance.with_parameter(torch.as_tensor(srgb_to_linear(srgb / 255.0), device=device))
+    return appearance.with_parameter(torch.as_tensor(srgb_to_linear(srgb / 255.0), device=device)), srgb
+
+
+def _write(glb: Path, vertices: torch.Tensor, faces: torch.Tensor, appearance: Appearance, stored: np.ndarray
+           ) -> None:
+    vertices_np = vertices.cpu().numpy()
+    normals = vertex_normals(vertices, faces).cpu().numpy()
+    if appearance.texture is None:
+        write_glb(glb, vertices_np, faces.cpu().numpy(), normals, stored)
+    else:
+        write_textured_glb(glb, vertices_np, normals, appearance.atlas, stored)
 
 
 def resolve_settings(iterations: int, render_resolution: int, device: torch.device, input_size: int,
@@ -159,32 +165,35 @@ def reconstruct_nvdiffrec(
     *,
     iterations: int = 0,
     render_resolution: int = 0,
-    texture_size: int = 1024,
+    grid_resolution: int = fusion.GRID_RESOLUTION,
+    target_triangles: int = fusion.TARGET_TRIANGLES,
+    max_error_ppm: int = fusion.MAX_ERROR_PPM,
+    texture_size: int = fusion.TEXTURE_SIZE,
     device: str | torch.device | None = None,
     backend: str = "auto",
     cpu_budget_s: float = CPU_BUDGET_S,
 ) -> ModelReport:
     """Write the refined mesh to `glb` and return the report; `progress(fraction, stage)` may raise JobCancelled.
 
-    `texture_size` 0 refines and writes vertex colours instead of a texture."""
+    The start is fusion's result with the same `grid_resolution`, `target_triangles`, `max_error_ppm` and
+    `texture_size` (0: vertex colours are refined and written instead of a texture); where refinement is not
+    kept, that result is what is written."""
     stages = Stages(progress, STAGES)
     stages.start("decode")
     device = torch.device(device if device is not None else resolve_device())
     input_size = max(inputs.rig.width, inputs.rig.height)
     asked_iterations = iterations
     iterations, budget_s, size = resolve_settings(iterations, render_resolution, device, input_size, cpu_budget_s)
-    grid_resolution = int(min(MAX_GRID, max(MIN_GRID, round(GRID_PER_RENDER_PIXEL * size))))
     start = begin(inputs, device, stages)
     ctx = ops.RenderContext(device, backend)
     warnings = start.warnings
     if ctx.fallback_reason:
         warnings.append(f"rendered with the reference backend: {ctx.fallback_reason}")
-    surface = fused_surface(start, grid_resolution, stages)
+    surface, coloured = fusion.fused_and_coloured(start, stages, grid_resolution, target_triangles, max_error_ppm,
+                                                  texture_size)
+    warnings += coloured.warnings
     vertices, faces = surface.vertices, surface.faces
-
-    stages.start("colour")
-    appearance, notes = _initial_appearance(start.inputs, vertices, faces, texture_size, stages.within)
-    warnings += notes
+    appearance = _appearance(coloured, device)
     stages.start("check_before")
     before = view_metrics(ctx, start.given, vertices, faces, appearance, stages.within)
     stages.start("targets")
@@ -192,29 +201,41 @@ def reconstruct_nvdiffrec(
     stages.start("optimise")
     refined, appearance, losses, held_out = optimise(ctx, targets, vertices, faces, appearance, iterations,
                                                       budget_s, stages.within)
-    if held_out is not None and not held_out.kept:
-        warnings.append(f"refinement did not improve the {held_out.slot} view, which was kept out of it to check "
-                        "it, so the starting mesh (fusion's) was kept")
     if budget_s is not None and len(losses) < iterations and asked_iterations:
         warnings.append(f"refinement stopped after {len(losses)} of the {asked_iterations} iterations asked for: "
                         f"on a CPU it may take at most {budget_s:.0f} s")
+    kept, after = held_out is None or held_out.kept, before
+    if not kept:
+        warnings.append(f"refinement did not improve the {held_out.slot} view, which was kept out of it to check "
+                        "it, so the starting mesh (fusion's) was kept")
+    else:
+        stages.start("check_after")
+        written, stored = _as_written(appearance)
+        after = view_metrics(ctx, start.given, refined, faces, written, stages.within)
+        worse = agrees_less(_summary(before), _summary(after))
+        if worse:
+            kept, after = False, before
+            warnings.append(f"refinement made the views agree less with the mesh ({worse}), so the starting mesh "
+                            "(fusion's) was kept")
     stages.start("write")
-    written = _write(glb, refined, faces, appearance)
-    stages.start("check_after")
-    after = view_metrics(ctx, start.given, refined, faces, written, stages.within)
+    if kept:
+        _write(glb, refined, faces, written, stored)
+    else:
+        fusion.write_coloured(glb, surface, coloured)
     faces_np = faces.cpu().numpy()
     return {
         "model": "nvdiffrec",
         "timings": stages.finish(),
         "mesh": {"vertices": len(vertices), "triangles": len(faces_np), "watertight": is_watertight(faces_np)},
-        "texture": None if appearance.atlas is None else {"size": texture_size, "charts": appearance.atlas.charts},
+        "texture": coloured.summary,
         "views": after,
         "depth_bits": inputs.depth_bits,
         "depth_left_out": start.depth_left_out,
+        "colour_filled_share": round(coloured.filled_share, 4),
         "refinement": {
             "backend": ctx.backend,
             "iterations": len(losses),
-            "kept": held_out is None or held_out.kept,
+            "kept": kept,
             "held_out": None if held_out is None else held_out.summary(),
             "time_budget_s": budget_s,
             "render_resolution": size,
