@@ -112,12 +112,18 @@ def worst_cases(rows: list[Row]) -> list[str]:
     return lines
 
 
-def check_targets(rows: list[Row]) -> list[str]:
-    """The issue's targets, one line per mesh and model: fusion vs the baseline, nvdiffrec vs fusion."""
-    verdicts = []
+def _metrics_by_mesh(rows: list[Row]) -> dict[str, dict[str, dict]]:
+    """mesh -> model -> metrics."""
     by_mesh: dict[str, dict[str, dict]] = {}
     for row in rows:
         by_mesh.setdefault(row.mesh, {})[row.model] = row.metrics
+    return by_mesh
+
+
+def check_targets(rows: list[Row]) -> list[str]:
+    """The issue's targets, one line per mesh and model: fusion vs the baseline, nvdiffrec vs fusion."""
+    verdicts = []
+    by_mesh = _metrics_by_mesh(rows)
     for mesh, found in by_mesh.items():
         fusion, base, refined = found.get("fusion"), found.get(BASELINE), found.get("nvdiffrec")
         if fusion and base and "failed" not in fusion and "failed" not in base:
@@ -144,9 +150,7 @@ def check_targets(rows: list[Row]) -> list[str]:
 def refinement_summary(rows: list[Row]) -> list[str]:
     """nvdiffrec against the fusion result it starts from: per object the novel-view PSNR gain and whether the
     refinement was kept, then the median and the worst gain (the issue asks for >= 1 dB and never below 0)."""
-    by_mesh: dict[str, dict[str, dict]] = {}
-    for row in rows:
-        by_mesh.setdefault(row.mesh, {})[row.model] = row.metrics
+    by_mesh = _metrics_by_mesh(rows)
     gains, lines = [], []
     for mesh, found in by_mesh.items():
         fusion, refined = found.get("fusion"), found.get("nvdiffrec")

@@ -21,6 +21,16 @@ CLAMP_TO_EDGE = 33071
 PNG_COMPRESS_LEVEL = 1  # a texture is written once per job: encoding 3x faster beats a 30% smaller file
 
 
+def write_coloured_glb(path: Path, vertices: np.ndarray, faces: np.ndarray, normals: np.ndarray, atlas: Atlas | None,
+                       colours: np.ndarray) -> None:
+    """`write_textured_glb` where there is an atlas (`colours`: its sRGB texture (T, T, 3) uint8), else
+    `write_glb` (`colours`: linear per vertex (V, 3))."""
+    if atlas is None:
+        write_glb(path, vertices, faces, normals, colours)
+    else:
+        write_textured_glb(path, vertices, normals, atlas, colours)
+
+
 def write_glb(path: Path, vertices: np.ndarray, faces: np.ndarray, normals: np.ndarray, linear_rgb: np.ndarray) -> None:
     """Mesh with NORMAL and COLOR_0 (linear, as glTF defines it); no node transform, so vertices are world points."""
     rgba = np.empty((len(vertices), 4), dtype=np.uint8)

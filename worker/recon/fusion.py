@@ -19,7 +19,7 @@ from .atlas import NO_ATLAS_WARNING, Atlas, build_atlas
 from .bake import bake_texture
 from .colour import fill_unseen, vertex_colours
 from .evaluate import compare_with_inputs
-from .export import write_glb, write_textured_glb
+from .export import write_coloured_glb
 from .inputs import ReconInputs
 from .prelude import FusedSurface, Prelude, begin, fused_surface
 from .report import ModelReport, TextureSummary, ViewCheck
@@ -59,6 +59,11 @@ class SurfaceColours:
     summary: TextureSummary | None
     warnings: list[str]
     filled_share: float  # of the surface, by area: what no view saw, coloured by filling
+
+    @property
+    def stored(self) -> np.ndarray:
+        """What the GLB stores: the texture where there is an atlas, else the vertex colours."""
+        return self.colours if self.atlas is None else self.texture
 
 
 def _require_agreement(views: list[ViewCheck], masks: np.ndarray) -> None:
@@ -138,12 +143,8 @@ def fused_and_coloured(start: Prelude, stages: Stages, grid_resolution: int = GR
 
 def write_coloured(glb: Path, surface: FusedSurface, appearance: SurfaceColours) -> None:
     """The GLB: textured where there is an atlas, else with vertex colours."""
-    vertices_np = surface.vertices.cpu().numpy().astype(np.float64)
-    normals_np = surface.normals.cpu().numpy()
-    if appearance.atlas is not None:
-        write_textured_glb(glb, vertices_np, normals_np, appearance.atlas, appearance.texture)
-    else:
-        write_glb(glb, vertices_np, surface.faces.cpu().numpy(), normals_np, appearance.colours)
+    write_coloured_glb(glb, surface.vertices.cpu().numpy().astype(np.float64), surface.faces.cpu().numpy(),
+                       surface.normals.cpu().numpy(), appearance.atlas, appearance.stored)
 
 
 def _colour(start: Prelude, surface: FusedSurface, vertices_np: np.ndarray, faces_np: np.ndarray,

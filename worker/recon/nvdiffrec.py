@@ -23,7 +23,7 @@ from . import fusion, ops
 from .colour import linear_to_srgb, linear_to_srgb8, srgb_to_linear
 from .devices import resolve_device
 from .evaluate import view_scores
-from .export import write_glb, write_textured_glb
+from .export import write_coloured_glb
 from .fusion import SurfaceColours
 from .inputs import ReconInputs
 from .prelude import begin
@@ -132,16 +132,6 @@ def _as_written(appearance: Appearance) -> tuple[Appearance, np.ndarray]:
     return appearance.with_parameter(torch.as_tensor(srgb_to_linear(srgb / 255.0), device=device)), srgb
 
 
-def _write(glb: Path, vertices: torch.Tensor, faces: torch.Tensor, appearance: Appearance, stored: np.ndarray
-           ) -> None:
-    vertices_np = vertices.cpu().numpy()
-    normals = vertex_normals(vertices, faces).cpu().numpy()
-    if appearance.texture is None:
-        write_glb(glb, vertices_np, faces.cpu().numpy(), normals, stored)
-    else:
-        write_textured_glb(glb, vertices_np, normals, appearance.atlas, stored)
-
-
 def resolve_settings(iterations: int, render_resolution: int, device: torch.device, input_size: int,
                      cpu_budget_s: float = CPU_BUDGET_S) -> tuple[int, float | None, int]:
     """(iterations, time budget in seconds or None, render resolution) for option values where 0 = automatic.
@@ -219,7 +209,8 @@ def reconstruct_nvdiffrec(
                             "(fusion's) was kept")
     stages.start("write")
     if kept:
-        _write(glb, refined, faces, written, stored)
+        normals = vertex_normals(refined, faces).cpu().numpy()
+        write_coloured_glb(glb, refined.cpu().numpy(), faces.cpu().numpy(), normals, written.atlas, stored)
     else:
         fusion.write_coloured(glb, surface, coloured)
     faces_np = faces.cpu().numpy()
