@@ -21,8 +21,8 @@ from worker.recon.rig import SLOT_NAMES
 from . import scenes
 
 STAGES = ["decoding inputs", "checking that the depth renders agree", "fusing depth", "extracting surface",
-          "fitting the surface to the depth maps", "simplifying", "colouring", "building UV atlas", "baking texture",
-          "writing mesh", "checking against inputs"]
+          "fitting the surface to the depth maps and silhouettes", "simplifying", "colouring", "building UV atlas",
+          "baking texture", "writing mesh", "checking against inputs"]
 VERTEX_COLOUR_STAGES = [stage for stage in STAGES if stage not in ("building UV atlas", "baking texture")]
 
 

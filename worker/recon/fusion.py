@@ -39,7 +39,7 @@ STAGES = (
     Stage("agree", "checking that the depth renders agree", 0.03),
     Stage("fuse", "fusing depth", 0.35),
     Stage("extract", "extracting surface", 0.10),
-    Stage("snap", "fitting the surface to the depth maps", 0.04),
+    Stage("snap", "fitting the surface to the depth maps and silhouettes", 0.04),
     Stage("simplify", "simplifying", 0.08),
     Stage("colour", "colouring", 0.08),
     Stage("atlas", "building UV atlas", 0.07),

@@ -48,7 +48,7 @@ STAGES = (
     Stage("agree", "checking that the depth renders agree", 0.01),
     Stage("fuse", "fusing depth", 0.03),
     Stage("extract", "extracting surface", 0.01),
-    Stage("snap", "fitting the surface to the depth maps", 0.02),
+    Stage("snap", "fitting the surface to the depth maps and silhouettes", 0.02),
     Stage("simplify", "simplifying", 0.02),
     Stage("colour", "colouring the starting mesh", 0.01),
     Stage("atlas", "building UV atlas", 0.01),

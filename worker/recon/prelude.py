@@ -16,7 +16,7 @@ from .devices import resolve_device
 from .inputs import ReconInputs, eight_bit_depth_warning
 from .rig import SLOT_NAMES
 from .simplify import simplify
-from .snap import fit_to_depth
+from .snap import fit_to_depth, fit_to_silhouettes
 from .stages import Stages
 from .surface import extract_surface, vertex_normals
 from .tsdf import SdfGrid, fuse_depth
@@ -24,6 +24,7 @@ from .tsdf import SdfGrid, fuse_depth
 EMPTY_SILHOUETTES = ("Every silhouette is empty, so there is no object to reconstruct: give the views an alpha "
                      "channel that covers the object, or depth renders that are non-zero on it.")
 SNAP_TOLERANCE_VOXELS = 1.5  # a vertex further than this from every depth map is left where fusion put it
+SILHOUETTE_REACH_VOXELS = 1.5  # a vertex further than this outside a silhouette is left where it is
 
 
 @dataclass
@@ -90,8 +91,13 @@ def fused_surface(start: Prelude, grid_resolution: int, stages: Stages, target_t
         stages.start("snap")
         vertices = torch.as_tensor(vertices_np, device=device)
         depths = torch.as_tensor(inputs.depths, dtype=vertices.dtype, device=device)
-        fitted, snapped = fit_to_depth(vertices, torch.as_tensor(faces_np, device=device), inputs.rig.cameras,
-                                       depths, tolerance, grid.voxel_size, stages.within, grid.hollow)
+        faces = torch.as_tensor(faces_np, device=device)
+        fitted, placed = fit_to_depth(vertices, faces, inputs.rig.cameras, depths, tolerance, grid.voxel_size,
+                                      stages.within, grid.hollow)
+        shells = grid.hollow or grid.restored > 0  # a solid's unplaced vertices are its rounded edges: left be
+        fitted = fit_to_silhouettes(fitted, faces, inputs.rig.cameras, torch.as_tensor(inputs.masks, device=device),
+                                    ~placed & shells, SILHOUETTE_REACH_VOXELS * grid.voxel_size)
+        snapped = float(placed.float().mean().item())
         vertices_np = fitted.cpu().numpy()
     error = 0.0
     if target_triangles or max_error:
