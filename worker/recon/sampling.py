@@ -54,6 +54,13 @@ def _gathered(image: torch.Tensor, xs: torch.Tensor, ys: torch.Tensor, weights: 
     return Neighbours(values, torch.where(inside, weights, torch.zeros_like(weights)), flat)
 
 
+def pixels_at(mask: torch.Tensor, cols: torch.Tensor, rows: torch.Tensor, beyond: bool = False) -> torch.Tensor:
+    """A bool map (H, W) at integer pixel coordinates (any shape); `beyond` where they lie outside the image."""
+    height, width = mask.shape
+    inside = (cols >= 0) & (cols < width) & (rows >= 0) & (rows < height)
+    return torch.where(inside, mask[rows.clamp(0, height - 1), cols.clamp(0, width - 1)], beyond)
+
+
 def _catmull_rom(t: torch.Tensor) -> torch.Tensor:
     """(N,) fractions -> (N, 4) weights of the texels at -1, 0, 1, 2 (they sum to 1)."""
     t2, t3 = t * t, t * t * t

@@ -32,7 +32,7 @@ from typing import Callable, NamedTuple
 import torch
 
 from .rig import Camera
-from .sampling import Neighbours, neighbours_2x2, neighbours_4x4
+from .sampling import Neighbours, neighbours_2x2, neighbours_4x4, pixels_at
 from .surface import vertex_normals
 
 MIN_FACING = 0.3  # grazing views have unreliable depth slopes
@@ -270,18 +270,16 @@ def fit_to_silhouettes(vertices: torch.Tensor, faces: torch.Tensor, cameras: tup
         if not mask.any():
             continue
         uvd = camera.project(vertices)
-        col, row = uvd[:, 0].floor().long(), uvd[:, 1].floor().long()
-        height, width = mask.shape
-        inside_image = (col >= 0) & (col < width) & (row >= 0) & (row < height)
-        at = torch.nonzero(inside_image & ~mask[row.clamp(0, height - 1), col.clamp(0, width - 1)]).squeeze(1)
+        outside = ~pixels_at(mask, uvd[:, 0].floor().long(), uvd[:, 1].floor().long(), beyond=True)
+        at = torch.nonzero(outside).squeeze(1)  # off the image is not outside a silhouette: the view says nothing
         slack = torch.where(onto_edge[at], -EDGE_INSET_PIXELS, 0.5).to(vertices.dtype)
         step = torch.zeros_like(vertices)
-        for first in range(0, at.numel(), CHUNK_VERTICES // 4):
-            chunk = at[first : first + CHUNK_VERTICES // 4]
-            u, v, found = _nearest_in_silhouette(uvd[chunk, :2], mask, slack[first : first + CHUNK_VERTICES // 4])
-            chunk, u, v, depth = chunk[found], u[found], v[found], uvd[chunk[found], 2]
-            moved = SILHOUETTE_STEP_SHARE * (camera.unproject(u, v, depth)
-                                             - camera.unproject(uvd[chunk, 0], uvd[chunk, 1], depth))
+        size = CHUNK_VERTICES // 4  # (size, 49) candidate pixels at a time
+        for first in range(0, at.numel(), size):
+            chunk = at[first : first + size]
+            u, v, found = _nearest_in_silhouette(uvd[chunk, :2], mask, slack[first : first + size])
+            chunk, u, v = chunk[found], u[found], v[found]
+            moved = SILHOUETTE_STEP_SHARE * (camera.unproject(u, v, uvd[chunk, 2]) - vertices[chunk])
             within = moved.norm(dim=1) <= reach
             step[chunk[within]] = moved[within]
         if step.any():
@@ -297,11 +295,9 @@ def _nearest_in_silhouette(uv: torch.Tensor, mask: torch.Tensor, slack: torch.Te
     (a rounded edge seen edge-on) that one may lie further."""
     window = torch.arange(-SILHOUETTE_WINDOW_PIXELS, SILHOUETTE_WINDOW_PIXELS + 1, device=uv.device)
     offsets = torch.cartesian_prod(window, window)  # (K, 2): column, row
-    height, width = mask.shape
     col = uv[:, 0, None].floor().long() + offsets[:, 0]  # (N, K)
     row = uv[:, 1, None].floor().long() + offsets[:, 1]
-    real = (col >= 0) & (col < width) & (row >= 0) & (row < height)
-    real &= mask[row.clamp(0, height - 1), col.clamp(0, width - 1)]
+    real = pixels_at(mask, col, row)
     grow = slack[:, None]
     u = torch.minimum(torch.maximum(uv[:, 0, None], col - grow), col + 1 + grow)
     v = torch.minimum(torch.maximum(uv[:, 1, None], row - grow), row + 1 + grow)
