@@ -8,7 +8,7 @@ import pytest
 from tests.support.processes import start_consumer
 from tests.support.stack import Stack
 
-JOBS = 8
+JOBS = 5
 
 
 @pytest.fixture
