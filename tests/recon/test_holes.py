@@ -172,3 +172,4 @@ def test_an_open_scans_unseen_side_lies_on_the_side_the_views_see(open_scan_resu
     mesh, voxel = open_scan_result
     off = np.abs(np.linalg.norm(mesh.sample(20_000), axis=1) - 0.5)
     assert np.median(off) < 0.1 * voxel  # the shell's inner side stayed most of a voxel inside: 0.4
+    assert np.percentile(off, 90) < 0.2 * voxel  # a tenth of it stayed 0.3 voxel inside, a step short of the side
