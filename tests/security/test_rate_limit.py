@@ -12,7 +12,7 @@ from tests.security.live import FAST_FUSION, Server, example_files
 LIMIT = 3
 FORGED = [f"203.0.113.{index}" for index in range(11, 17)]  # TEST-NET-3: addresses no test machine has
 SERVERS = ("rate-limit",)  # RECON_RATE_LIMIT_PER_MINUTE=3, RECON_EMBEDDED_WORKERS=0
-SUBMISSIONS_NEED_S = 12  # six submissions
+FORGED_NEEDS_S = 12  # six submissions
 RESTART_NEEDS_S = 35  # four submissions, a SIGKILL and a restart (about 10-20 s on 2 cores)
 
 
@@ -35,7 +35,7 @@ def test_a_forged_x_forwarded_for_buys_no_extra_submissions(app):
     """Attack: six valid POST /jobs within a minute, each claiming another client address in X-Forwarded-For,
     against a limit of 3 per minute. Must hold: at least 3 are refused with 429 (forwarded headers count only
     from RECON_FORWARDED_ALLOW_IPS, empty by default), and the web log never records a forged address."""
-    within_one_window(SUBMISSIONS_NEED_S)
+    within_one_window(FORGED_NEEDS_S)
     statuses = [app.submit(example_files(), options=FAST_FUSION, headers={"X-Forwarded-For": address}).status_code
                 for address in FORGED]
     assert set(statuses) <= {200, 429}, statuses

@@ -48,17 +48,21 @@ def neighbours_4x4(image: torch.Tensor, u: torch.Tensor, v: torch.Tensor) -> Nei
 def _gathered(image: torch.Tensor, xs: torch.Tensor, ys: torch.Tensor, weights: torch.Tensor) -> Neighbours:
     """The texels at integer (xs, ys) (N, K) of an (H, W, C) map, with `weights` zeroed outside the image."""
     height, width = image.shape[:2]
-    inside = (xs >= 0) & (xs < width) & (ys >= 0) & (ys < height)
-    flat = ys.clamp(0, height - 1) * width + xs.clamp(0, width - 1)
+    inside, flat = _clamped(xs, ys, height, width)
     values = image.reshape(height * width, -1)[flat]
     return Neighbours(values, torch.where(inside, weights, torch.zeros_like(weights)), flat)
 
 
 def pixels_at(mask: torch.Tensor, cols: torch.Tensor, rows: torch.Tensor, beyond: bool = False) -> torch.Tensor:
     """A bool map (H, W) at integer pixel coordinates (any shape); `beyond` where they lie outside the image."""
-    height, width = mask.shape
-    inside = (cols >= 0) & (cols < width) & (rows >= 0) & (rows < height)
-    return torch.where(inside, mask[rows.clamp(0, height - 1), cols.clamp(0, width - 1)], beyond)
+    inside, flat = _clamped(cols, rows, *mask.shape)
+    return torch.where(inside, mask.reshape(-1)[flat], beyond)
+
+
+def _clamped(xs: torch.Tensor, ys: torch.Tensor, height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Whether integer pixel coordinates lie inside an (H, W) image, and their flat index clamped into it."""
+    inside = (xs >= 0) & (xs < width) & (ys >= 0) & (ys < height)
+    return inside, ys.clamp(0, height - 1) * width + xs.clamp(0, width - 1)
 
 
 def _catmull_rom(t: torch.Tensor) -> torch.Tensor:

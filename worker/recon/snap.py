@@ -17,10 +17,9 @@ side stayed 0.3 voxel short (its surface lay 3 times as far from the scan as the
 baseline's). Next to a placed vertex the step stays half a voxel: there the unplaced ones
 are a thin part's rim, which the long step pulled in (a slab lost 0.2 dB). Vertices on a
 curved surface leave the flat faces between them inside it, so a last pass asks the same
-of each face's centroid
-and moves the vertices until the faces, on average, lie on the surface (faces_to_depth:
-on the tuning corpus thin rods gained 1.6-2.1 dB novel-view PSNR, plates 0.9-1.0; it
-doubles the fit's time). Last, fit_to_silhouettes brings what lies past a view's
+of each face's centroid and moves the vertices until the faces, on average, lie on the
+surface (faces_to_depth: on the tuning corpus thin rods gained 1.6-2.1 dB novel-view
+PSNR, plates 0.9-1.0; it doubles the fit's time). Last, fit_to_silhouettes brings what lies past a view's
 silhouette back to its outline: the rims of shells put back around depth points
 reach a voxel past it. Only vertices move, so the mesh stays closed.
 
