@@ -128,7 +128,6 @@ def test_refinement_that_helps_the_held_out_view_is_kept_and_says_so(refined):
 
 def test_refinement_that_makes_the_held_out_view_worse_keeps_the_start(coarse_dir, tmp_path, monkeypatch):
     monkeypatch.setattr(refine, "POSITION_LR_PIXELS", 40.0)  # steps of 40 render pixels: the mesh is torn apart
-    monkeypatch.setattr(refine, "COLOUR_LR", 5.0)
     report = refine_coarse(scenes.load(coarse_dir), tmp_path / "model.glb", Recorder(),
                            iterations=8, texture_size=TEXTURE)
     refinement = report["refinement"]
