@@ -184,8 +184,8 @@ def reconstruct_nvdiffrec(
                         f"on a CPU it may take at most {budget_s:.0f} s")
     kept, after, result = held_out is None or held_out.kept, before, (surface, coloured)
     if not kept:
-        warnings.append(f"refinement did not improve the {held_out.slot} view, which was kept out of it to check "
-                        "it, so the starting mesh (fusion's) was kept")
+        warnings.append(f"refinement did not improve the {' and '.join(held_out.slots)} views, which were kept out "
+                        "of it to check it, so the starting mesh (fusion's) was kept")
     else:
         stages.start("recolour")
         moved = replace(surface, vertices=refined, normals=vertex_normals(refined, faces))
