@@ -122,21 +122,13 @@ def test_refinement_that_helps_the_held_out_view_is_kept_and_says_so(refined):
     report, _, _ = refined
     refinement = report["refinement"]
     held_out = refinement["held_out"]
-    assert refinement["kept"] and held_out["slots"] in (["front", "back"], ["right", "left"], ["back", "front"],
-                                                        ["left", "right"])
+    assert refinement["kept"] and held_out["slot"] in ("front", "right", "back", "left")
     assert 0 < held_out["best_iteration"] <= ITERATIONS and held_out["loss_best"] < held_out["loss_start"]
-
-
-def test_the_held_out_view_gets_its_colours_from_the_views_at_the_refined_surface(refined):
-    """Only the surface is fitted; the colours are taken from the views again once it has moved. A texture fitted
-    to the other views drifted where only the held-out views see: the front view came out at 38.1 dB."""
-    report, _, _ = refined
-    psnr = {view["slot"]: view["psnr"] for view in report["views"]}
-    assert min(psnr[slot] for slot in report["refinement"]["held_out"]["slots"]) > 42.0
 
 
 def test_refinement_that_makes_the_held_out_view_worse_keeps_the_start(coarse_dir, tmp_path, monkeypatch):
     monkeypatch.setattr(refine, "POSITION_LR_PIXELS", 40.0)  # steps of 40 render pixels: the mesh is torn apart
+    monkeypatch.setattr(refine, "COLOUR_LR", 5.0)
     report = refine_coarse(scenes.load(coarse_dir), tmp_path / "model.glb", Recorder(),
                            iterations=8, texture_size=TEXTURE)
     refinement = report["refinement"]
@@ -236,9 +228,9 @@ def test_perspective_rig_with_vertex_colours(tmp_path):
                            iterations=ITERATIONS, texture_size=0)
     refinement = report["refinement"]
     before, after = refinement["before"]["mean"], refinement["after"]["mean"]
-    # 64x64, 8-bit depth: refinement helps some views and hurts others here, so it is judged on the front and
-    # back views it did not see; whichever it keeps, the inputs agree with the result no worse than with the start.
-    assert refinement["held_out"]["slots"] == ["front", "back"] and refinement["kept"] is (after != before)
+    # 64x64, 8-bit depth: refinement helps some views and hurts others here, so it is judged on the front view it
+    # did not see; whichever it keeps, the inputs agree with the result no worse than with the start.
+    assert refinement["held_out"]["slot"] == "front" and refinement["kept"] is (after != before)
     assert after["depth_error"] <= before["depth_error"]
     assert after["silhouette_iou"] >= before["silhouette_iou"] - 0.002
     assert report["texture"] is None

@@ -172,9 +172,9 @@ def _load_nvdiffrec(config: Settings) -> Reconstructor:
 NVDIFFREC = ModelSpec(
     name="nvdiffrec",
     label="nvdiffrec (refined)",
-    description="Starts from the fusion mesh and its baked texture (made with the same options), moves the "
-                "surface by differentiable rendering until it matches the six views and bakes the texture again, "
-                "keeping the start where that does not help; about two minutes on a CPU, faster on CUDA.",
+    description="Starts from the fusion mesh and its baked texture (made with the same options) and refines both "
+                "by differentiable rendering until they match the six views, keeping the start where that does not "
+                "help; about two minutes on a CPU, faster on CUDA.",
     needs="nothing beyond the base install; on CUDA it renders with nvdiffrast, elsewhere with a PyTorch renderer",
     options=(
         OptionSpec("iterations", "Iterations", 0, 0, 5000,

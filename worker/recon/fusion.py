@@ -24,7 +24,7 @@ from .inputs import ReconInputs
 from .prelude import FusedSurface, Prelude, begin, fused_surface
 from .report import ModelReport, TextureSummary, ViewCheck
 from .rig import SLOT_NAMES
-from .stages import Done, Progress, Stage, Stages
+from .stages import Progress, Stage, Stages
 from .surface import is_watertight
 
 GRID_RESOLUTION = 224
@@ -151,9 +151,17 @@ def _colour(start: Prelude, surface: FusedSurface, vertices_np: np.ndarray, face
             texture_size: int, stages: Stages) -> SurfaceColours:
     """Runs the `colour`, `atlas` and `bake` stages: vertex colours from the views, and with a `texture_size` a
     texture baked on a UV atlas."""
+    inputs, device = start.inputs, start.device
+    colors = torch.as_tensor(inputs.colors, device=device)
+    masks = torch.as_tensor(inputs.masks, device=device)
+    depths = torch.as_tensor(inputs.depths, device=device)
+    cameras = inputs.rig.cameras
     stages.start("colour")
-    linear, filled_share = _vertex_colours(start, surface, vertices_np, faces_np, stages.views(len(SLOT_NAMES)))
-    warnings, atlas = [], None
+    linear, seen = vertex_colours(surface.vertices, surface.normals, cameras, colors, masks, depths,
+                                  surface.tolerance, on_view=stages.views(len(SLOT_NAMES)))
+    linear, filled_share = fill_unseen(vertices_np, faces_np, linear.cpu().numpy(), seen.cpu().numpy(),
+                                       FILL_ACROSS_VOXELS * surface.grid.voxel_size)
+    warnings, atlas, texture, summary = [], None, None, None
     if texture_size:
         stages.start("atlas")
         atlas = build_atlas(vertices_np, faces_np, texture_size)
@@ -161,46 +169,9 @@ def _colour(start: Prelude, surface: FusedSurface, vertices_np: np.ndarray, face
             warnings.append(NO_ATLAS_WARNING)
     if atlas is not None:
         stages.start("bake")
-    return _coloured(start, surface, atlas, texture_size, linear, filled_share, warnings,
-                     stages.views(len(SLOT_NAMES)))
-
-
-def recoloured(start: Prelude, surface: FusedSurface, before: SurfaceColours, on_progress: Done) -> SurfaceColours:
-    """The same colouring, from the views, of a surface that has moved (nvdiffrec's refined one) on the atlas
-    `before` was baked on: the UV layout of a surface that moved by a few pixels still holds."""
-    vertices_np = surface.vertices.cpu().numpy().astype(np.float64)
-    views = len(SLOT_NAMES)
-    linear, filled_share = _vertex_colours(start, surface, vertices_np, surface.faces.cpu().numpy(),
-                                           lambda done: on_progress(done / (2 * views)))
-    texture_size = 0 if before.texture is None else len(before.texture)
-    warnings = [NO_ATLAS_WARNING] if NO_ATLAS_WARNING in before.warnings else []
-    return _coloured(start, surface, before.atlas, texture_size, linear, filled_share, warnings,
-                     lambda done: on_progress(0.5 + done / (2 * views)))
-
-
-def _vertex_colours(start: Prelude, surface: FusedSurface, vertices_np: np.ndarray, faces_np: np.ndarray,
-                    on_view: Done) -> tuple[np.ndarray, float]:
-    """Linear colours (V, 3) from the views, unseen vertices filled, and the share of the surface filled."""
-    inputs, device = start.inputs, start.device
-    linear, seen = vertex_colours(surface.vertices, surface.normals, inputs.rig.cameras,
-                                  torch.as_tensor(inputs.colors, device=device),
-                                  torch.as_tensor(inputs.masks, device=device),
-                                  torch.as_tensor(inputs.depths, device=device), surface.tolerance, on_view=on_view)
-    return fill_unseen(vertices_np, faces_np, linear.cpu().numpy(), seen.cpu().numpy(),
-                       FILL_ACROSS_VOXELS * surface.grid.voxel_size)
-
-
-def _coloured(start: Prelude, surface: FusedSurface, atlas: Atlas | None, texture_size: int, linear: np.ndarray,
-              filled_share: float, warnings: list[str], on_view: Done) -> SurfaceColours:
-    """The texture baked on `atlas` (where there is one), and the summary and warnings that go with it."""
-    texture, summary = None, None
-    if atlas is not None:
-        inputs, device = start.inputs, start.device
         texture, filled_share = bake_texture(
-            surface.vertices, surface.normals, atlas, texture_size, inputs.rig.cameras,
-            torch.as_tensor(inputs.colors, device=device), torch.as_tensor(inputs.masks, device=device),
-            torch.as_tensor(inputs.depths, device=device), surface.tolerance,
-            torch.as_tensor(linear, device=device), on_view,
+            surface.vertices, surface.normals, atlas, texture_size, cameras, colors, masks, depths,
+            surface.tolerance, torch.as_tensor(linear, device=device), stages.views(len(SLOT_NAMES)),
         )
         summary = {"size": texture_size, "charts": atlas.charts, "atlas_utilization": round(atlas.utilization, 3)}
     if filled_share > UNSEEN_WARNING_SHARE:

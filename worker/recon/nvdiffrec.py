@@ -1,20 +1,18 @@
-"""The `nvdiffrec` model: refine the fusion mesh by differentiable rendering until it matches the six inputs,
-colour it again from them, and keep the refinement only where it helps.
+"""The `nvdiffrec` model: refine the fusion mesh and its texture by differentiable rendering until they match
+the six inputs, and keep the refinement only where it helps.
 
 The start is exactly fusion's result with the same options: its simplified mesh, its
 UV atlas and the texture it bakes from the views (or its vertex colours when
-`texture_size` is 0). Vertex offsets are optimised under those colours (refine.py)
-on all views but one; the view kept out judges each state, and the best one is
-coloured from the views as fusion colours its own surface, on the same atlas.
-Fusion's result itself is written, byte for byte, when no refined state did better
-on the held-out view or the refined mesh agrees less with the six inputs. The
-report compares the start and the result with the inputs (per-view silhouette IoU,
-depth error and PSNR) and says whether the refinement was kept.
+`texture_size` is 0). Vertex offsets and the linear texture are optimised
+(refine.py) on all views but one; the view kept out judges each state, and the
+best one is written: fusion's result itself, byte for byte, when no refined state
+did better there. The report compares the start and the result with the inputs
+(per-view silhouette IoU, depth error and PSNR) and says whether the refinement
+was kept.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
@@ -22,9 +20,10 @@ import numpy as np
 import torch
 
 from . import fusion, ops
-from .colour import linear_to_srgb, srgb_to_linear
+from .colour import linear_to_srgb, linear_to_srgb8, srgb_to_linear
 from .devices import resolve_device
 from .evaluate import view_scores
+from .export import write_coloured_glb
 from .fusion import SurfaceColours
 from .inputs import ReconInputs
 from .prelude import begin
@@ -56,16 +55,15 @@ STAGES = (
     Stage("bake", "baking texture", 0.01),
     Stage("check_before", "checking the starting mesh", 0.05),
     Stage("targets", "preparing targets", 0.02),
-    Stage("optimise", "refining mesh", 0.56),
-    Stage("recolour", "colouring the refined mesh", 0.02),
+    Stage("optimise", "refining mesh", 0.58),
     Stage("check_after", "checking against inputs", 0.08),
     Stage("write", "writing mesh", 0.02),
 )
 
 
 def _appearance(coloured: SurfaceColours, device: torch.device) -> Appearance:
-    """Fusion's colours as the renderer's linear ones: its texture on its atlas, or its vertex colours as 8-bit
-    values, so that a mesh is judged as fusion writes it."""
+    """Fusion's colours as the optimiser's linear parameters: its texture on its atlas, or its vertex colours as
+    8-bit values, so that the start is judged as fusion wrote it."""
     if coloured.atlas is None:
         return Appearance(colours=torch.as_tensor(quantised(coloured.colours), device=device))
     atlas = coloured.atlas
@@ -123,6 +121,17 @@ def agrees_less(before: dict, after: dict) -> str | None:
     return ", ".join(worse) or None
 
 
+def _as_written(appearance: Appearance) -> tuple[Appearance, np.ndarray]:
+    """The appearance as the GLB stores it (8 bits per channel), so the metrics judge the file; and what is
+    stored: linear vertex colours (V, 3) or the sRGB texture (T, T, 3) uint8."""
+    device = appearance.parameter.device
+    if appearance.texture is None:
+        linear = quantised(appearance.colours.cpu().numpy())
+        return Appearance(colours=torch.as_tensor(linear, device=device)), linear
+    srgb = linear_to_srgb8(appearance.texture.cpu().numpy())
+    return appearance.with_parameter(torch.as_tensor(srgb_to_linear(srgb / 255.0), device=device)), srgb
+
+
 def resolve_settings(iterations: int, render_resolution: int, device: torch.device, input_size: int,
                      cpu_budget_s: float = CPU_BUDGET_S) -> tuple[int, float | None, int]:
     """(iterations, time budget in seconds or None, render resolution) for option values where 0 = automatic.
@@ -157,8 +166,8 @@ def reconstruct_nvdiffrec(
     """Write the refined mesh to `glb` and return the report; `progress(fraction, stage)` may raise JobCancelled.
 
     The start is fusion's result with the same `grid_resolution`, `target_triangles`, `max_error_ppm` and
-    `texture_size` (0: vertex colours instead of a texture); where refinement is not kept, that result is what
-    is written."""
+    `texture_size` (0: vertex colours are refined and written instead of a texture); where refinement is not
+    kept, that result is what is written."""
     stages = Stages(progress, STAGES)
     stages.start("decode")
     device = torch.device(device if device is not None else resolve_device())
@@ -172,37 +181,38 @@ def reconstruct_nvdiffrec(
         warnings.append(f"rendered with the reference backend: {ctx.fallback_reason}")
     surface, coloured = fusion.fused_and_coloured(start, stages, grid_resolution, target_triangles, max_error_ppm,
                                                   texture_size)
-    vertices, faces, look = surface.vertices, surface.faces, _appearance(coloured, device)
+    warnings += coloured.warnings
+    vertices, faces = surface.vertices, surface.faces
+    appearance = _appearance(coloured, device)
     stages.start("check_before")
-    before = view_metrics(ctx, start.given, vertices, faces, look, stages.within)
+    before = view_metrics(ctx, start.given, vertices, faces, appearance, stages.within)
     stages.start("targets")
     targets = targets_at(start.inputs, size, vertices, lambda: stages.within(0.0))
     stages.start("optimise")
-    refined, losses, held_out = optimise(ctx, targets, vertices, faces, look, iterations, budget_s, stages.within)
+    refined, appearance, losses, held_out = optimise(ctx, targets, vertices, faces, appearance, iterations,
+                                                      budget_s, stages.within)
     if budget_s is not None and len(losses) < iterations and asked_iterations:
         warnings.append(f"refinement stopped after {len(losses)} of the {asked_iterations} iterations asked for: "
                         f"on a CPU it may take at most {budget_s:.0f} s")
-    kept, after, result = held_out is None or held_out.kept, before, (surface, coloured)
+    kept, after = held_out is None or held_out.kept, before
     if not kept:
-        warnings.append(f"refinement did not improve the {' and '.join(held_out.slots)} views, which were kept out "
-                        "of it to check it, so the starting mesh (fusion's) was kept")
+        warnings.append(f"refinement did not improve the {held_out.slot} view, which was kept out of it to check "
+                        "it, so the starting mesh (fusion's) was kept")
     else:
-        stages.start("recolour")
-        moved = replace(surface, vertices=refined, normals=vertex_normals(refined, faces))
-        recoloured = fusion.recoloured(start, moved, coloured, stages.within)
         stages.start("check_after")
-        after = view_metrics(ctx, start.given, refined, faces, _appearance(recoloured, device), stages.within)
+        written, stored = _as_written(appearance)
+        after = view_metrics(ctx, start.given, refined, faces, written, stages.within)
         worse = agrees_less(_summary(before), _summary(after))
         if worse:
             kept, after = False, before
             warnings.append(f"refinement made the views agree less with the mesh ({worse}), so the starting mesh "
                             "(fusion's) was kept")
-        else:
-            result = moved, recoloured
     stages.start("write")
-    fusion.write_coloured(glb, *result)
-    surface, coloured = result
-    warnings += coloured.warnings
+    if kept:
+        normals = vertex_normals(refined, faces).cpu().numpy()
+        write_coloured_glb(glb, refined.cpu().numpy(), faces.cpu().numpy(), normals, written.atlas, stored)
+    else:
+        fusion.write_coloured(glb, surface, coloured)
     faces_np = faces.cpu().numpy()
     return {
         "model": "nvdiffrec",

@@ -1,17 +1,11 @@
 """nvdiffrec's optimisation: the views as targets at the render resolution, what a mesh and its colours are
-(vertex colours or a texture on an atlas), the per-view loss, and Adam steps on the surface judged on a view kept
-out of the loss.
+(vertex colours or a texture on an atlas), the per-view loss, and Adam steps judged on a view kept out of the loss.
 
 The loss compares the rendered colour, silhouette (antialiased, so that silhouettes move vertices) and depth
 with the inputs area-averaged to the render resolution; a Laplacian penalty on the offsets keeps the correction
 smooth and a normal-consistency penalty flattens the facet noise of marching cubes but levels off at creases
 (regularise.CREASE_DEGREES). Depth seen through a gap narrower than fusion's well (a lid's rim) is no target:
 no surface can follow it there.
-
-Only the surface moves; the colours stay those fusion took from the views. Fitted too, a texture drifts
-wherever only the held-out view sees: on the tuning set that view's colour loss grew by a third
-(thin-rods-0: 0.024 -> 0.033 in 60 iterations), so the judge refused every refinement, even one that made
-the novel views better. nvdiffrec takes the colours from the views again once the surface has moved.
 """
 
 from __future__ import annotations
@@ -34,6 +28,7 @@ from .stages import Done
 
 CPU_VISIBILITY_REFRESH = 4  # reference backend: exact visibility every this many steps
 POSITION_LR_PIXELS = 0.05  # Adam step on vertex offsets, in render pixels
+COLOUR_LR = 0.01
 WEIGHT_COLOUR = 1.0
 WEIGHT_SILHOUETTE = 1.0
 WEIGHT_DEPTH = 1.0
@@ -43,7 +38,6 @@ DEPTH_HUBER_PIXELS = 1.0
 DEPTH_SMOOTH_PIXELS = 0.5  # a render pixel's target depth is used only if its input pixels agree this well
 WELL_TOLERANCE_PIXELS = 2.0  # input depth this far behind its opening (depth_views.opened_depth) is seen through a gap
 SIDE_SLOTS = ("front", "right", "back", "left")
-OPPOSITE_SLOTS = {"front": "back", "back": "front", "right": "left", "left": "right"}
 MIN_VIEWS_TO_HOLD_OUT = 4  # with fewer views each is needed to fit; refinement is then not checked
 HELD_OUT_CHECK_EVERY = 4  # iterations between scores of the held-out view
 HELD_OUT_MIN_GAIN = 0.01  # a refined state is kept only if it lowers the held-out view's loss by this share
@@ -72,6 +66,15 @@ class Appearance:
     atlas: Atlas | None = None
     uv: torch.Tensor | None = None
     uv_faces: torch.Tensor | None = None
+
+    @property
+    def parameter(self) -> torch.Tensor:
+        return self.colours if self.texture is None else self.texture
+
+    def with_parameter(self, value: torch.Tensor) -> "Appearance":
+        if self.texture is None:
+            return Appearance(colours=value)
+        return Appearance(texture=value, atlas=self.atlas, uv=self.uv, uv_faces=self.uv_faces)
 
     def shade(self, ctx: ops.RenderContext, rast: ops.Rasterized, faces: torch.Tensor) -> torch.Tensor:
         """Linear colour (H, W, 3), 0 on the background."""
@@ -138,10 +141,9 @@ def view_loss(ctx: ops.RenderContext, target: Target, vertices: torch.Tensor, fa
 
 @dataclass
 class HeldOut:
-    """How refinement did on the views kept out of its loss: the judge of whether it helps where the loss is
-    blind."""
+    """How refinement did on the view kept out of its loss: the judge of whether it helps where the loss is blind."""
 
-    slots: tuple[str, ...]
+    slot: str
     start_loss: float
     best_loss: float
     best_iteration: int  # 0: no refined state beat the start, which is kept
@@ -151,42 +153,39 @@ class HeldOut:
         return self.best_iteration > 0
 
     def summary(self) -> dict:
-        return {"slots": list(self.slots), "loss_start": round(self.start_loss, 6), "loss_best": round(self.best_loss, 6),
+        return {"slot": self.slot, "loss_start": round(self.start_loss, 6), "loss_best": round(self.best_loss, 6),
                 "best_iteration": self.best_iteration}
 
 
-def held_out_views(targets: list[Target]) -> list[int]:
-    """The views the optimiser does not see: the side view with the largest silhouette (side views look most like
-    the views people turn the mesh to) and the view opposite it, whose silhouette is its mirror image on the cube
-    rig: fitted to that one, refinement fits the held-out silhouette too and the judge cannot see it drift.
-    Measured with only the one view held out: kept on both held-out thin-rods objects, which lost 0.85 and 0.27
-    dB of novel-view PSNR. None held out with fewer than MIN_VIEWS_TO_HOLD_OUT views, which all count."""
+def held_out_view(targets: list[Target]) -> int | None:
+    """The view the optimiser does not see: the side view with the largest silhouette (side views look most like
+    the views people turn the mesh to); None with fewer than MIN_VIEWS_TO_HOLD_OUT views, which all count."""
     sides = [index for index, target in enumerate(targets) if target.slot in SIDE_SLOTS]
     if len(targets) < MIN_VIEWS_TO_HOLD_OUT or not sides:
-        return []
-    first = max(sides, key=lambda index: targets[index].coverage.sum().item())
-    return [first] + [index for index, target in enumerate(targets)
-                      if target.slot == OPPOSITE_SLOTS[targets[first].slot]]
+        return None
+    return max(sides, key=lambda index: targets[index].coverage.sum().item())
 
 
 def optimise(ctx: ops.RenderContext, targets: list[Target], vertices: torch.Tensor, faces: torch.Tensor,
               appearance: Appearance, iterations: int, budget_s: float | None, on_progress: Done
-              ) -> tuple[torch.Tensor, list[float], HeldOut | None]:
-    """Adam on vertex offsets under the fixed `appearance`, each iteration one step on the loss of all views but
-    those held out, for `iterations` iterations or until `budget_s` seconds have passed.
+              ) -> tuple[torch.Tensor, Appearance, list[float], HeldOut | None]:
+    """Adam on vertex offsets and the colours (texture or per vertex), each iteration one step on the loss of all
+    views but one, for `iterations` iterations or until `budget_s` seconds have passed.
 
-    The views held out (`held_out_views`) are scored every HELD_OUT_CHECK_EVERY iterations, and the state that
+    The view held out (`_held_out_view`) is scored every HELD_OUT_CHECK_EVERY iterations, and the state that
     scored best is returned: the start itself when no refined state beat it by HELD_OUT_MIN_GAIN, so
     refinement that fits the inputs but drifts where they say nothing is not kept. Returns the vertices, the
-    losses and the held-out record (None when every view was needed)."""
+    appearance, the losses and the held-out record (None when every view was needed)."""
     offsets = torch.zeros_like(vertices, requires_grad=True)
+    colours = appearance.parameter.clone().requires_grad_(True)
+    appearance = appearance.with_parameter(colours)
     unit = min(target.pixel_world for target in targets)
-    optimiser = Adam([(offsets, POSITION_LR_PIXELS * unit)])
+    optimiser = Adam([(offsets, POSITION_LR_PIXELS * unit), (colours, COLOUR_LR)])
     topology = ctx.topology(faces)
     pairs = adjacent_faces(faces)
     refresh = CPU_VISIBILITY_REFRESH if ctx.backend == ops.REFERENCE else 1
-    hold = held_out_views(targets)
-    training = [index for index in range(len(targets)) if index not in hold]
+    hold = held_out_view(targets)
+    training = [index for index in range(len(targets)) if index != hold]
     visibility: list[torch.Tensor | None] = [None] * len(targets)
     losses = []
     began = time.perf_counter()
@@ -199,14 +198,15 @@ def optimise(ctx: ops.RenderContext, targets: list[Target], vertices: torch.Tens
 
     def held_out_loss() -> float:
         with torch.no_grad():
-            return sum(view_loss(ctx, targets[index], vertices + offsets, faces, appearance, topology, None,
-                                 lambda: None)[0].item() for index in hold)
+            loss, _ = view_loss(ctx, targets[hold], vertices + offsets, faces, appearance, topology, None,
+                                 lambda: None)
+        return loss.item()
 
     record = None
-    if hold:
+    if hold is not None:
         start_loss = held_out_loss()
-        record = HeldOut(tuple(targets[index].slot for index in hold), start_loss, start_loss, 0)
-    best = offsets.detach().clone()
+        record = HeldOut(targets[hold].slot, start_loss, start_loss, 0)
+    best = (offsets.detach().clone(), colours.detach().clone())
     for iteration in range(iterations):
         if budget_s is not None and time.perf_counter() - began > budget_s:
             break
@@ -225,13 +225,15 @@ def optimise(ctx: ops.RenderContext, targets: list[Target], vertices: torch.Tens
             total += loss.item() / len(training)
             tick(views_done + 1)
         optimiser.step()
+        with torch.no_grad():
+            colours.clamp_(0.0, 1.0)
         losses.append(total)
         last = iteration + 1 == iterations or (budget_s is not None and time.perf_counter() - began > budget_s)
         if record is not None and (len(losses) % HELD_OUT_CHECK_EVERY == 0 or last):
             score = held_out_loss()
             if score < record.best_loss and score < record.start_loss * (1 - HELD_OUT_MIN_GAIN):
                 record.best_loss, record.best_iteration = score, len(losses)
-                best = offsets.detach().clone()
+                best = (offsets.detach().clone(), colours.detach().clone())
     if record is None:
-        best = offsets.detach()
-    return vertices + best, losses, record
+        best = (offsets.detach(), colours.detach())
+    return vertices + best[0], appearance.with_parameter(best[1]), losses, record
