@@ -19,9 +19,9 @@ are a thin part's rim, which the long step pulled in (a slab lost 0.2 dB). Verti
 curved surface leave the flat faces between them inside it, so a last pass asks the same
 of each face's centroid and moves the vertices until the faces, on average, lie on the
 surface (faces_to_depth: on the tuning corpus thin rods gained 1.6-2.1 dB novel-view
-PSNR, plates 0.9-1.0; it doubles the fit's time). Last, fit_to_silhouettes brings what lies past a view's
-silhouette back to its outline: the rims of shells put back around depth points
-reach a voxel past it. Only vertices move, so the mesh stays closed.
+PSNR, plates 0.9-1.0; it doubles the fit's time). Last, fit_to_silhouettes brings what
+lies past a view's silhouette back to its outline: the rims of shells put back around
+depth points reach a voxel past it. Only vertices move, so the mesh stays closed.
 
 The fit comes before simplification and wants a tight simplification tolerance:
 measured on the corpus, a fitted mesh simplified to 25 millionths of its diagonal
