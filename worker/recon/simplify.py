@@ -27,6 +27,7 @@ MAX_ROUNDS = 6  # selection rounds per pass, each adding collapses away from tho
 MAX_PASSES = 64
 STALL_SHARE = 0.005  # within the budget, a pass under the error bound removing fewer triangles than this ends it
 REGULARISATION = 1e-3  # pull toward the edge midpoint, relative to the mean vertex quadric (flat regions)
+PLACEMENT_CHUNK = 1 << 16  # edges priced at a time
 NONE = np.iinfo(np.int64).max
 QUADRIC_ENTRIES = ((0, 0), (0, 1), (0, 2), (0, 3), (1, 1), (1, 2), (1, 3), (2, 2), (2, 3), (3, 3))
 
@@ -90,8 +91,21 @@ def _plane_quadrics(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
 
 def _placement(quadrics: np.ndarray, vertices: np.ndarray, a: np.ndarray, b: np.ndarray,
                regularisation: float) -> tuple[np.ndarray, np.ndarray]:
-    """Merged position (E, 3) and quadric error (E,) per edge. The small pull toward the midpoint makes the
-    3x3 system solvable where the quadric is flat and keeps the point near the edge; solved in closed form."""
+    """Merged position (E, 3) and quadric error (E,) per edge (a[i], b[i]), PLACEMENT_CHUNK edges at a time: the
+    twenty-odd temporaries of a million edges each would be fresh memory, and faulting it in took longer (1.9 s
+    against 1.0 s on an open scan's 1.1 million edges) than the arithmetic."""
+    points = np.empty((len(a), 3))
+    error = np.empty(len(a))
+    for first in range(0, len(a), PLACEMENT_CHUNK):
+        part = slice(first, first + PLACEMENT_CHUNK)
+        points[part], error[part] = _placement_of(quadrics, vertices, a[part], b[part], regularisation)
+    return points, error
+
+
+def _placement_of(quadrics: np.ndarray, vertices: np.ndarray, a: np.ndarray, b: np.ndarray,
+                  regularisation: float) -> tuple[np.ndarray, np.ndarray]:
+    """_placement's arithmetic. The small pull toward the midpoint makes the 3x3 system solvable where the
+    quadric is flat and keeps the point near the edge; solved in closed form."""
     xx, xy, xz, xw, yy, yz, yw, zz, zw, ww = quadrics[:, a] + quadrics[:, b]
     mid = 0.5 * (vertices[a] + vertices[b])
     mxx, myy, mzz = xx + regularisation, yy + regularisation, zz + regularisation
