@@ -75,3 +75,34 @@ def slow_inputs(tmp_path_factory):
     """The spot example enlarged to 1024x1024: with grid_resolution 512 and one torch thread, a fusion job
     runs 15-25 s on 2 cores (measured), long enough to cancel or kill with margin."""
     return inputs.enlarged(inputs.EXAMPLES / "spot", tmp_path_factory.mktemp("slow"), 1024)
+
+
+# tests/run.sh runs the tests in two processes (pytest-xdist, --dist loadgroup). Tests that share live servers go
+# to one process as one unit of work, so that no server starts twice; the units that take longest (the browser and
+# worker tests, mostly waiting on real jobs) are handed out first, and the many short reconstruction modules last,
+# to even out the two processes' ends.
+FIRST_DIRECTORIES = ("tests/webui/", "tests/queue/", "tests/security/")
+LAST_DIRECTORIES = ("tests/recon/",)
+
+
+def _work_unit(item: pytest.Item, server_modules: set) -> str:
+    path = item.nodeid.split("::")[0]
+    if path.startswith("tests/security/"):
+        return "security servers"  # one pool (tests/security/conftest.py)
+    if item.module in server_modules:  # one server per settings (tests/webui/conftest.py)
+        settings = getattr(item.module, "SERVER_ENV", {})
+        return "web server " + (" ".join(f"{key}={value}" for key, value in sorted(settings.items())) or "shared")
+    return path
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own, which reads the marks
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    server_modules = {item.module for item in items if "live_server" in item.fixturenames}
+
+    def hand_out_order(item: pytest.Item) -> tuple[int, int]:
+        rank = 0 if item.nodeid.startswith(FIRST_DIRECTORIES) else 2 if item.nodeid.startswith(LAST_DIRECTORIES) else 1
+        return rank, 0 if item.module in server_modules else 1
+
+    items.sort(key=hand_out_order)
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group(_work_unit(item, server_modules)))
