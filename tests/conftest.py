@@ -86,13 +86,12 @@ LAST_DIRECTORIES = ("tests/recon/",)
 
 
 def _work_unit(item: pytest.Item, server_modules: set) -> str:
-    path = item.nodeid.split("::")[0]
-    if path.startswith("tests/security/"):
-        return "security servers"  # one pool (tests/security/conftest.py)
+    if "servers" in item.fixturenames:
+        return "security servers"  # one pool of profiles (tests/security/conftest.py)
     if item.module in server_modules:  # one server per settings (tests/webui/conftest.py)
         settings = getattr(item.module, "SERVER_ENV", {})
         return "web server " + (" ".join(f"{key}={value}" for key, value in sorted(settings.items())) or "shared")
-    return path
+    return item.nodeid.split("::")[0]
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's own, which reads the marks
