@@ -48,8 +48,9 @@ sys.path.insert(0, str(ROOT))
 
 try:
     import open3d as o3d  # noqa: E402
-except ImportError:  # bench-only and 400 MB: machines without it (a GPU box, say) still get the other metrics
-    o3d = None
+    OPEN3D_MISSING = ""
+except ImportError as error:  # bench-only and 400 MB: machines without it (a GPU box, say) still get the other metrics
+    o3d, OPEN3D_MISSING = None, str(error)
 from worker.config import settings  # noqa: E402
 from bench.corpus import SPLITS, Specimen, corpus  # noqa: E402
 from bench.summary import (BASELINE, Row, check_targets, class_summary, format_table, refinement_summary,  # noqa: E402
@@ -285,8 +286,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if o3d is None:
-        print("Open3D is not installed (pip install -r bench/requirements.txt): no baseline, and P2S, F-scores and "
-              "NC are n/a", file=sys.stderr)
+        print(f"Open3D does not load ({OPEN3D_MISSING}; pip install -r bench/requirements.txt, and on Debian "
+              "apt-get install libusb-1.0-0): no baseline, and P2S, F-scores and NC are n/a", file=sys.stderr)
     models = [name.strip() for name in args.models.split(",") if name.strip()]
     unknown = [name for name in models if name not in MODELS]
     if unknown:
