@@ -123,8 +123,9 @@ def test_a_shell_put_back_around_depth_points_ends_at_the_silhouette_not_a_voxel
     uv = inputs.rig.cameras[0].project(torch.as_tensor(mesh.vertices))[:, :2].numpy()
     outside = pixels_outside(uv, inputs.masks[0])  # every vertex is on the rim: the plate is thinner than a voxel
     # Where no outline can be: more than half a pixel past the silhouette's pixels. The shell's radius (0.9 voxel,
-    # 1.3 pixels here) once took 76 vertices there, up to 0.9 pixel; 4 stay, held back where their faces would
-    # turn edge-on (snap._without_folds).
+    # 1.3 pixels here) once took 76 vertices there, up to 0.9 pixel; none stay, or a few held back where their faces
+    # would turn edge-on (snap._without_folds). Within that half pixel, where the outline may be, lie 30 of the
+    # 16,240 vertices (up to 0.375 pixel past), since the rim reaches the outline (tsdf.restore_lost_surfaces).
     assert (outside > 0.5).sum() <= 5
-    assert (outside > 0).sum() <= 10  # of 102
+    assert (outside > 0).mean() < 0.005
     assert mesh.is_watertight
