@@ -268,8 +268,9 @@ def restore_lost_surfaces(dense: torch.Tensor, origin: torch.Tensor, voxel: floa
     if free is not None:
         slab = lost & points.facing
         centres, normals = coordinates[slab], points.normals[slab]
-        balls, thinner = shell, (SHELL_RADIUS_VOXELS - FREE_SHELL_RADIUS_VOXELS) * voxel
+        balls = shell
         shell = torch.minimum(balls, _slabs(dense.shape, centres, normals, voxel, slab_reach))
+        thinner = (SHELL_RADIUS_VOXELS - FREE_SHELL_RADIUS_VOXELS) * voxel
         if looks_in:
             others = shell + thinner
         else:
