@@ -2,9 +2,11 @@
 
 Jobs are submitted at a steady pace while a worker is SIGKILLed (and restarted) every few
 seconds, redis-server is restarted once, and about a tenth of the jobs are cancelled at
-random moments. Afterwards every job must be terminal within 60 s of the last submission:
-completed with a valid GLB, cancelled, or failed with a sentence; none stuck, none
-completed twice, and no outputs left for jobs that did not complete.
+random moments. Afterwards every job must become terminal: completed with a valid GLB,
+cancelled, or failed with a sentence; none completed twice, and no outputs left for jobs
+that did not complete. A job is stuck when no open job's record (status, stage, progress,
+place in the queue) has moved for 30 s: longer than a heartbeat timeout plus a worker's
+restart, so a loaded machine that is slow is not taken for a service that hangs.
 
     python bench/chaos.py [--jobs 100] [--kill-every 6] [--cancel-fraction 0.1]
 """
@@ -33,7 +35,8 @@ from tests.support.processes import Process, start_redis  # noqa: E402
 from tests.support.stack import Stack, input_files  # noqa: E402
 
 TERMINAL = ("completed", "failed", "cancelled")
-SETTLE_DEADLINE_S = 60.0
+STALL_S = 30.0
+SETTLE_CAP_S = 300.0
 JOB_OPTIONS = {"grid_resolution": 128, "texture_size": 0}
 
 
@@ -145,15 +148,21 @@ class Chaos:
         return self.result
 
     def settle(self, last_submission: float) -> None:
-        deadline = last_submission + SETTLE_DEADLINE_S
+        """Wait while the open jobs move; those still open when nothing has moved for STALL_S are stuck."""
+        last_state, last_move = None, time.monotonic()
         while True:
             for job_id in self.tokens:
                 self.result.jobs[job_id] = self.call(lambda: self.stack.http.get(f"/jobs/{job_id}")).json()
-            open_jobs = [j for j, r in self.result.jobs.items() if r["status"] not in TERMINAL]
+            open_jobs = {j: r for j, r in self.result.jobs.items() if r["status"] not in TERMINAL}
             if not open_jobs:
                 break
-            if time.monotonic() > deadline:
-                self.result.problems += [f"job {j} stuck {self.result.jobs[j]['status']}" for j in open_jobs]
+            state = {j: (r["status"], r["stage"], r["progress"], r.get("queue_position")) for j, r in open_jobs.items()}
+            now = time.monotonic()
+            if state != last_state:
+                last_state, last_move = state, now
+            if now - last_move > STALL_S or now - last_submission > SETTLE_CAP_S:
+                self.result.problems += [f"job {j} stuck {r['status']} at {r['progress']}% while {r['stage']!r}"
+                                         for j, r in open_jobs.items()]
                 break
             time.sleep(0.5)
         self.result.settle_s = time.monotonic() - last_submission
@@ -201,7 +210,7 @@ def main() -> None:
     print(f"{'redis-server restarts':<34}{result.redis_restarts}")
     print(f"{'cancellations confirmed':<34}{result.cancels_confirmed}")
     print(f"{'cancellations too late (400)':<34}{result.cancels_too_late}")
-    print(f"{'all terminal after last submit':<34}{result.settle_s:.1f} s (limit {SETTLE_DEADLINE_S:.0f} s)")
+    print(f"{'all terminal after last submit':<34}{result.settle_s:.1f} s (stuck: {STALL_S:.0f} s without a move)")
     failures = collections.Counter(r["error"] for r in result.jobs.values() if r["status"] == "failed")
     for error, count in failures.most_common():
         print(f"  failed x{count}: {error}")
