@@ -292,6 +292,7 @@ def fit_to_silhouettes(vertices: torch.Tensor, faces: torch.Tensor, cameras: tup
             continue
         uvd = camera.project(vertices)
         outside = ~pixels_at(mask, uvd[:, 0].floor().long(), uvd[:, 1].floor().long(), beyond=True)
+        outside &= onto_edge | ~_within_half_pixel(uvd[:, :2], mask)  # already where their outline may lie
         at = torch.nonzero(outside).squeeze(1)  # off the image is not outside a silhouette: the view says nothing
         slack = torch.where(onto_edge[at], -EDGE_INSET_PIXELS, 0.5).to(vertices.dtype)
         step = torch.zeros_like(vertices)
@@ -306,6 +307,16 @@ def fit_to_silhouettes(vertices: torch.Tensor, faces: torch.Tensor, cameras: tup
         if step.any():
             vertices = vertices + _without_folds(vertices, faces, step, SILHOUETTE_TURN_COS)
     return vertices
+
+
+def _within_half_pixel(uv: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Which image points (N, 2) lie within half a pixel of a pixel of `mask` (H, W): of the neighbours, only
+    those on the side of the point's nearer halves can be that close."""
+    col, row = uv[:, 0].floor().long(), uv[:, 1].floor().long()
+    step_col = torch.where(uv[:, 0] - col < 0.5, -1, 1)
+    step_row = torch.where(uv[:, 1] - row < 0.5, -1, 1)
+    return (pixels_at(mask, col, row) | pixels_at(mask, col + step_col, row) | pixels_at(mask, col, row + step_row)
+            | pixels_at(mask, col + step_col, row + step_row))
 
 
 def _nearest_in_silhouette(uv: torch.Tensor, mask: torch.Tensor, slack: torch.Tensor
