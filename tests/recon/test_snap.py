@@ -11,7 +11,7 @@ from scipy.ndimage import distance_transform_edt
 from tests.support.inputs import rendered_inputs
 from worker.recon.fusion import reconstruct_fusion
 from worker.recon.rig import cube6_rig
-from worker.recon.snap import _without_folds, fit_to_silhouettes
+from worker.recon.snap import _nearest_in_silhouette, _within_half_pixel, _without_folds, fit_to_silhouettes
 
 from . import scenes
 
@@ -95,6 +95,18 @@ def test_a_vertex_in_the_inner_corner_of_a_silhouette_stays_within_half_a_pixel_
     fitted = fit_to_silhouettes(vertices, torch.zeros(0, 3, dtype=torch.int64), (front,), mask,
                                 torch.tensor([False]), reach=0.25)
     assert torch.equal(fitted, vertices)  # 0.45 pixel from the left arm: within half a pixel
+
+
+def test_the_vertices_left_where_they_are_are_those_the_full_search_would_not_move():
+    """The quick test (the pixel and its neighbours on the side of the nearer halves) against the 7x7 search with
+    every pixel's square grown by half a pixel: a point it finds there stays put."""
+    generator = torch.Generator().manual_seed(0)
+    mask = torch.rand(24, 24, generator=generator) < 0.3
+    uv = torch.rand(5000, 2, generator=generator, dtype=torch.float64) * 24
+    u, v, found = _nearest_in_silhouette(uv, mask, torch.full((5000,), 0.5, dtype=torch.float64))
+    stays = found & (u == uv[:, 0]) & (v == uv[:, 1])
+    assert 0 < int(stays.sum()) < 5000
+    assert torch.equal(_within_half_pixel(uv, mask), stays)
 
 
 @pytest.fixture(scope="module")
