@@ -25,7 +25,8 @@ FLIP_COS = 0.2  # a neighbouring face whose normal turns by more than ~78 degree
 CANDIDATE_SHARE = 0.5  # each pass considers the cheapest half of the edges
 MAX_ROUNDS = 6  # selection rounds per pass, each adding collapses away from those already chosen
 MAX_PASSES = 64
-STALL_SHARE = 0.005  # within the budget, a pass under the error bound removing fewer triangles than this ends it
+STALL_SHARE = 0.02  # within the budget, a pass under the error bound removing fewer triangles than this ends it:
+# at 0.005 the last dozen passes on a 490,000-triangle bore took 1 s to remove 6% more, and no PSNR with it
 REGULARISATION = 1e-3  # pull toward the edge midpoint, relative to the mean vertex quadric (flat regions)
 PLACEMENT_CHUNK = 1 << 16  # edges priced at a time
 NONE = np.iinfo(np.int64).max
