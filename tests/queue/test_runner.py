@@ -3,8 +3,11 @@
 import json
 import threading
 
+import pytest
+
 from tests.support.stack import SLOTS
 from worker.config import load_settings
+from worker.errors import store_unavailable
 from worker.jobs.files import COMPARISON_NAME, TURNTABLE_NAME, JobFiles
 from worker.jobs.record import CANCELLED, COMPLETED, FAILED, PROCESSING, QUEUED, Job, hash_token, new_job_id
 from worker.jobs.store import SqliteJobStore
@@ -27,6 +30,24 @@ class RecordingStore(SqliteJobStore):
         if len(self.reports) == self.act_after:
             self.act(self, job_id)
         return super().report_progress(job_id, claim, progress, stage, now)
+
+
+class OutageAtClaim(SqliteJobStore):
+    """A real SQLite store whose first `refused` claims meet a store outage (a Redis restart); with `lands`, the
+    last of them is written before the error hides the reply."""
+
+    def __init__(self, path, refused: int, lands: bool):
+        super().__init__(path)
+        self.refused = refused
+        self.lands = lands
+
+    def claim(self, job_id, claim, now):
+        if self.refused:
+            self.refused -= 1
+            if self.lands and not self.refused:
+                super().claim(job_id, claim, now)
+            raise store_unavailable("job store (Redis)")
+        return super().claim(job_id, claim, now)
 
 
 def cancel(store, job_id):
@@ -123,3 +144,12 @@ def test_a_retried_run_says_which_run_it_is(config, queue, sphere_inputs):
     store.update(job.job_id, attempts=1)
     run_job(job.job_id, store, config, queue)
     assert all(stage.endswith("(retrying: run 2 of 2)") for _, stage in store.reports)
+
+
+@pytest.mark.parametrize("lands", [False, True], ids=["refused", "written, reply lost"])
+def test_a_store_outage_as_the_task_starts_is_waited_out_and_the_job_runs_once(config, queue, sphere_inputs, lands):
+    store = OutageAtClaim(config.sqlite_path, refused=2, lands=lands)
+    job = queue_job(store, config, sphere_inputs)
+    assert run_job(job.job_id, store, config, queue) is Outcome.FINISHED
+    done = store.get(job.job_id)
+    assert (done.status, done.attempts, store.refused) == (COMPLETED, 1, 0)

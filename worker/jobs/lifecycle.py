@@ -50,9 +50,11 @@ def _held(job: Job, claim: str | None) -> bool:
 
 
 def claim(run: str, now: float) -> Change:
-    """A worker takes a queued job for one run."""
+    """A worker takes a queued job for one run; asked again by the same run (its first reply lost), it holds."""
 
     def change(job: Job) -> bool:
+        if _held(job, run):
+            return True
         if job.status != QUEUED:
             return False
         _move(job, PROCESSING, STARTING_STAGE)

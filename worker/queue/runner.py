@@ -27,7 +27,7 @@ from ..jobs import lifecycle
 from ..jobs.files import JobFiles
 from ..jobs.models import MODELS, get_reconstructor
 from ..jobs.queue_protocol import JobQueue
-from ..jobs.record import CANCELLED, FAILED
+from ..jobs.record import CANCELLED, FAILED, Job
 from ..jobs.requeue import requeue
 from ..jobs.store import JobStore
 from ..recon.inputs import load_inputs
@@ -38,6 +38,8 @@ log = logging.getLogger(__name__)
 
 PROGRESS_START = 1
 PROGRESS_END = 99
+CLAIM_PATIENCE_S = 30.0  # a job store outage (a Redis restart) when a task starts is waited out this long
+CLAIM_RETRY_S = 0.5
 
 
 class Outcome(Enum):
@@ -136,7 +138,7 @@ def run_job(
 ) -> Outcome:
     """Run one job until it completes, fails, is cancelled, or is handed back because the consumer stops."""
     claim = new_claim()
-    job = store.claim(job_id, claim, time.time())
+    job = _claim(store, job_id, claim)
     if job is None:
         log.info("job %s is no longer queued; not starting it", job_id)
         return Outcome.NOT_STARTED
@@ -183,6 +185,21 @@ def run_job(
             log.exception("job %s failed while %s", job_id, reporter.stage)
             _fail(store, files, job_id, claim, f"the reconstruction failed unexpectedly while {reporter.stage} ({type(exc).__name__}); the worker log has the details")
     return Outcome.FINISHED
+
+
+def _claim(store: JobStore, job_id: str, claim: str) -> Job | None:
+    """Take the job, waiting out a short store outage: a task that gave up here would leave its job queued
+    without a task until the reaper repaired it (ORPHAN_AGE_S after its submission, then up to a slow sweep).
+    A claim whose write landed before the outage hid the reply is found again (lifecycle.claim)."""
+    deadline = time.monotonic() + CLAIM_PATIENCE_S
+    while True:
+        try:
+            return store.claim(job_id, claim, time.time())
+        except ServiceBusyError:
+            if time.monotonic() >= deadline:
+                raise
+            log.warning("job %s: the job store is unavailable; trying again to start it", job_id)
+            time.sleep(CLAIM_RETRY_S)
 
 
 def _storage_sentence(exc: OSError, stage: str) -> str:
