@@ -138,7 +138,7 @@ def run_job(
 ) -> Outcome:
     """Run one job until it completes, fails, is cancelled, or is handed back because the consumer stops."""
     claim = new_claim()
-    job = _claim(store, job_id, claim)
+    job = _claim(store, job_id, claim, stopping)
     if job is None:
         log.info("job %s is no longer queued; not starting it", job_id)
         return Outcome.NOT_STARTED
@@ -187,16 +187,17 @@ def run_job(
     return Outcome.FINISHED
 
 
-def _claim(store: JobStore, job_id: str, claim: str) -> Job | None:
+def _claim(store: JobStore, job_id: str, claim: str, stopping: threading.Event | None) -> Job | None:
     """Take the job, waiting out a short store outage: a task that gave up here would leave its job queued
     without a task until the reaper repaired it (ORPHAN_AGE_S after its submission, then up to a slow sweep).
-    A claim whose write landed before the outage hid the reply is found again (lifecycle.claim)."""
+    A claim whose write landed before the outage hid the reply is found again (lifecycle.claim). A consumer that
+    is shutting down does not wait."""
     deadline = time.monotonic() + CLAIM_PATIENCE_S
     while True:
         try:
             return store.claim(job_id, claim, time.time())
         except ServiceBusyError:
-            if time.monotonic() >= deadline:
+            if time.monotonic() >= deadline or stopping is not None and stopping.is_set():
                 raise
             log.warning("job %s: the job store is unavailable; trying again to start it", job_id)
             time.sleep(CLAIM_RETRY_S)
