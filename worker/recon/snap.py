@@ -292,8 +292,8 @@ def fit_to_silhouettes(vertices: torch.Tensor, faces: torch.Tensor, cameras: tup
             continue
         uvd = camera.project(vertices)
         outside = ~pixels_at(mask, uvd[:, 0].floor().long(), uvd[:, 1].floor().long(), beyond=True)
-        outside &= onto_edge | ~_within_half_pixel(uvd[:, :2], mask)  # already where their outline may lie
         at = torch.nonzero(outside).squeeze(1)  # off the image is not outside a silhouette: the view says nothing
+        at = at[onto_edge[at] | ~_within_half_pixel(uvd[at, :2], mask)]  # the others lie where an outline may
         slack = torch.where(onto_edge[at], -EDGE_INSET_PIXELS, 0.5).to(vertices.dtype)
         step = torch.zeros_like(vertices)
         size = CHUNK_VERTICES // 4  # (size, 49) candidate pixels at a time
