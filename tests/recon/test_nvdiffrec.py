@@ -124,6 +124,7 @@ def test_refinement_that_helps_the_held_out_view_is_kept_and_says_so(refined):
     held_out = refinement["held_out"]
     assert refinement["kept"] and held_out["slot"] in ("front", "right", "back", "left")
     assert 0 < held_out["best_iteration"] <= ITERATIONS and held_out["loss_best"] < held_out["loss_start"]
+    assert held_out["shape_kept"] and held_out["shape_loss_best"] < held_out["shape_loss_start"]
 
 
 def test_refinement_that_makes_the_held_out_view_worse_keeps_the_start(coarse_dir, tmp_path, monkeypatch):
@@ -150,6 +151,41 @@ def test_a_refinement_the_held_out_view_accepts_but_the_views_as_a_whole_do_not_
     assert refinement["held_out"]["best_iteration"] > 0 and not refinement["kept"]
     assert report["views"] == refinement["before"]["views"]
     assert any("agree less with the mesh (silhouette IoU" in warning for warning in report["warnings"])
+
+
+def striped_ball() -> trimesh.Trimesh:
+    """A ball in fine stripes: fusion gets its shape right to a fraction of a pixel, the baked texture blurs the
+    stripes a little."""
+    ball = trimesh.creation.icosphere(subdivisions=5, radius=0.7)
+    stripes = np.floor(ball.vertices @ np.array([0.6, 0.48, 0.64]) / 0.1) % 2
+    colours = np.where(stripes[:, None] == 1, [230, 60, 30, 255], [30, 90, 220, 255]).astype(np.uint8)
+    ball.visual = trimesh.visual.ColorVisuals(ball, vertex_colors=colours)
+    return ball
+
+
+def test_moved_vertices_the_held_out_view_does_not_confirm_are_undone_and_the_colours_kept(tmp_path):
+    render_inputs(striped_ball(), tmp_path / "inputs", res=128, normalize=False)
+    options = {"grid_resolution": 96, "texture_size": TEXTURE, "device": "cpu"}
+    report = nvdiffrec.reconstruct_nvdiffrec(scenes.load(tmp_path / "inputs"), tmp_path / "model.glb", Recorder(),
+                                             iterations=16, **options)
+    refinement = report["refinement"]
+    assert refinement["kept"] and not refinement["held_out"]["shape_kept"]
+    assert refinement["after"]["mean"]["psnr"] > refinement["before"]["mean"]["psnr"] + 1.0
+    fusion.reconstruct_fusion(scenes.load(tmp_path / "inputs"), tmp_path / "fusion.glb", Recorder(), **options)
+    refined, start = (trimesh.load(tmp_path / name, force="mesh", process=False) for name in ("model.glb",
+                                                                                             "fusion.glb"))
+    assert np.array_equal(refined.vertices, start.vertices)
+    assert any("only the colours were refined" in warning for warning in report["warnings"])
+
+
+def test_the_shape_is_kept_only_when_the_held_out_views_shape_terms_improve_too():
+    record = refine.HeldOut("front", start_loss=1.0, start_shape_loss=0.5, best_loss=0.8, best_shape_loss=0.5,
+                            best_iteration=8)
+    assert record.kept and not record.shape_kept
+    record.best_shape_loss = 0.4
+    assert record.shape_kept and record.summary()["shape_kept"]
+    record.best_iteration = 0
+    assert not record.kept and not record.shape_kept
 
 
 def test_each_measure_of_agreement_must_hold_on_its_own():

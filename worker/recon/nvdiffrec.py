@@ -6,7 +6,8 @@ UV atlas and the texture it bakes from the views (or its vertex colours when
 `texture_size` is 0). Vertex offsets and the linear texture are optimised
 (refine.py) on all views but one; the view kept out judges each state, and the
 best one is written: fusion's result itself, byte for byte, when no refined state
-did better there. The report compares the start and the result with the inputs
+did better there, and fusion's vertices with the refined colours when the moved
+vertices did not improve that view's silhouette and depth. The report compares the start and the result with the inputs
 (per-view silhouette IoU, depth error and PSNR) and says whether the refinement
 was kept.
 """
@@ -199,6 +200,9 @@ def reconstruct_nvdiffrec(
         warnings.append(f"refinement did not improve the {held_out.slot} view, which was kept out of it to check "
                         "it, so the starting mesh (fusion's) was kept")
     else:
+        if held_out is not None and not held_out.shape_kept:
+            warnings.append(f"moving the vertices did not improve the silhouette and depth of the {held_out.slot} "
+                            "view, which was kept out of refinement to check it, so only the colours were refined")
         stages.start("check_after")
         written, stored = _as_written(appearance)
         after = view_metrics(ctx, start.given, refined, faces, written, stages.within)
