@@ -33,8 +33,9 @@ from .ui_handlers import UiHandlers
 INPUT_FORMAT_LINK = "docs/INPUT_FORMAT.md"
 UPLOAD_SWEEP_S = 600
 UPLOAD_MAX_AGE_S = 3600  # uploads wait only for a Reconstruct click: submitted inputs are copied into the job
-OPTION_CHOICES = {"texture_size": (0, 512, 1024, 2048, 4096)}
-CHOICE_LABELS = {("texture_size", 0): "none (vertex colours)"}
+OPTION_CHOICES = {"texture_size": (0, 512, 1024, 2048, 4096), "refine_shape": (0, 1)}
+CHOICE_LABELS = {("texture_size", 0): "none (vertex colours)", ("refine_shape", 0): "colours only",
+                 ("refine_shape", 1): "shape and colours"}
 PAGE_SCRIPT = (Path(__file__).parent / "page.js").read_text()
 EVENT_QUEUE_SIZE = 256  # events waiting for a worker thread; past it Gradio answers "queue full"
 # Gradio's queue looks for new events every 1 ms and for progress every 10 ms while idle: 8% of a core for a page

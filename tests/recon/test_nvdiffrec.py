@@ -70,7 +70,9 @@ def test_normal_consistency_keeps_creases_cheap_and_punishes_folds():
 
 
 def refine_coarse(inputs, glb: Path, progress, device: str = "cpu", **options) -> dict:
-    return nvdiffrec.reconstruct_nvdiffrec(inputs, glb, progress, grid_resolution=GRID, device=device, **options)
+    """Shape and colours refined from a coarse fusion start: the case moving vertices is for."""
+    return nvdiffrec.reconstruct_nvdiffrec(inputs, glb, progress, grid_resolution=GRID, device=device,
+                                           **{"refine_shape": 1} | options)
 
 
 @pytest.fixture(scope="module")
@@ -163,19 +165,34 @@ def striped_ball() -> trimesh.Trimesh:
     return ball
 
 
-def test_moved_vertices_the_held_out_view_does_not_confirm_are_undone_and_the_colours_kept(tmp_path):
-    render_inputs(striped_ball(), tmp_path / "inputs", res=128, normalize=False)
-    options = {"grid_resolution": 96, "texture_size": TEXTURE, "device": "cpu"}
-    report = nvdiffrec.reconstruct_nvdiffrec(scenes.load(tmp_path / "inputs"), tmp_path / "model.glb", Recorder(),
-                                             iterations=16, **options)
+@pytest.fixture(scope="module")
+def striped(tmp_path_factory) -> tuple[Path, Path]:
+    """The striped ball's 128x128 inputs, and fusion's result on them with STRIPED_OPTIONS."""
+    directory = tmp_path_factory.mktemp("striped")
+    render_inputs(striped_ball(), directory / "inputs", res=128, normalize=False)
+    fusion.reconstruct_fusion(scenes.load(directory / "inputs"), directory / "fusion.glb", Recorder(),
+                              **STRIPED_OPTIONS)
+    return directory / "inputs", directory / "fusion.glb"
+
+
+STRIPED_OPTIONS = {"grid_resolution": 96, "texture_size": TEXTURE, "device": "cpu"}
+
+
+@pytest.mark.parametrize("refine_shape", [0, 1])
+def test_a_fine_start_keeps_fusions_vertices_and_gets_sharper_colours(striped, tmp_path, refine_shape):
+    """By default the vertices never move; asked to move them, refinement undoes moves the held-out view does
+    not confirm."""
+    inputs, start = striped
+    report = nvdiffrec.reconstruct_nvdiffrec(scenes.load(inputs), tmp_path / "model.glb", Recorder(), iterations=16,
+                                             refine_shape=refine_shape, **STRIPED_OPTIONS)
     refinement = report["refinement"]
     assert refinement["kept"] and not refinement["held_out"]["shape_kept"]
+    assert refinement["refine_shape"] is bool(refine_shape)
     assert refinement["after"]["mean"]["psnr"] > refinement["before"]["mean"]["psnr"] + 1.0
-    fusion.reconstruct_fusion(scenes.load(tmp_path / "inputs"), tmp_path / "fusion.glb", Recorder(), **options)
-    refined, start = (trimesh.load(tmp_path / name, force="mesh", process=False) for name in ("model.glb",
-                                                                                             "fusion.glb"))
-    assert np.array_equal(refined.vertices, start.vertices)
-    assert any("only the colours were refined" in warning for warning in report["warnings"])
+    refined, fused = (trimesh.load(path, force="mesh", process=False) for path in (tmp_path / "model.glb", start))
+    assert np.array_equal(refined.vertices, fused.vertices)
+    undone = any("only the colours were refined" in warning for warning in report["warnings"])
+    assert undone is bool(refine_shape)
 
 
 def test_the_shape_is_kept_only_when_the_held_out_views_shape_terms_improve_too():
@@ -293,7 +310,7 @@ def test_registry_prefers_nvdiffrec_only_with_cuda(monkeypatch):
     spec = models.MODELS["nvdiffrec"]
     assert spec.unavailable_reason(settings) is None
     assert spec.resolve_options({"iterations": 50}) == {
-        "iterations": 50, "render_resolution": 0, "grid_resolution": 224, "max_error_ppm": 25,
+        "iterations": 50, "render_resolution": 0, "refine_shape": 0, "grid_resolution": 224, "max_error_ppm": 25,
         "target_triangles": 500_000, "texture_size": 1024}
     monkeypatch.setattr(devices, "resolve_device", lambda name="auto": "cpu")
     assert models.preference(settings).index("fusion") < models.preference(settings).index("nvdiffrec")

@@ -3,11 +3,14 @@ the six inputs, and keep the refinement only where it helps.
 
 The start is exactly fusion's result with the same options: its simplified mesh, its
 UV atlas and the texture it bakes from the views (or its vertex colours when
-`texture_size` is 0). Vertex offsets and the linear texture are optimised
-(refine.py) on all views but one; the view kept out judges each state, and the
-best one is written: fusion's result itself, byte for byte, when no refined state
-did better there, and fusion's vertices with the refined colours when the moved
-vertices did not improve that view's silhouette and depth. The report compares the start and the result with the inputs
+`texture_size` is 0). The linear texture (and, with `refine_shape`, vertex offsets)
+is optimised (refine.py) on all views but one; the view kept out judges each state,
+and the best one is written: fusion's result itself, byte for byte, when no refined
+state did better there, and fusion's vertices with the refined colours when moved
+vertices did not improve that view's silhouette and depth. The shape is left alone
+by default: on the held-out corpus, moves the held-out view confirmed still cost
+novel views up to 0.6 dB on thin rods and sheets (bench/quality.py); a coarse start
+(a low `grid_resolution`) is what they fix. The report compares the start and the result with the inputs
 (per-view silhouette IoU, depth error and PSNR) and says whether the refinement
 was kept.
 """
@@ -160,6 +163,7 @@ def reconstruct_nvdiffrec(
     target_triangles: int = fusion.TARGET_TRIANGLES,
     max_error_ppm: int = fusion.MAX_ERROR_PPM,
     texture_size: int = fusion.TEXTURE_SIZE,
+    refine_shape: int = 0,
     device: str | torch.device | None = None,
     backend: str = "auto",
     cpu_budget_s: float = CPU_BUDGET_S,
@@ -168,7 +172,7 @@ def reconstruct_nvdiffrec(
 
     The start is fusion's result with the same `grid_resolution`, `target_triangles`, `max_error_ppm` and
     `texture_size` (0: vertex colours are refined and written instead of a texture); where refinement is not
-    kept, that result is what is written."""
+    kept, that result is what is written. `refine_shape` 1 moves the vertices too."""
     stages = Stages(progress, STAGES)
     stages.start("decode")
     device = torch.device(device if device is not None else resolve_device())
@@ -191,7 +195,7 @@ def reconstruct_nvdiffrec(
     targets = targets_at(start.inputs, size, vertices, lambda: stages.within(0.0))
     stages.start("optimise")
     refined, appearance, losses, held_out = optimise(ctx, targets, vertices, faces, appearance, iterations,
-                                                      budget_s, stages.within)
+                                                      budget_s, stages.within, bool(refine_shape))
     if budget_s is not None and len(losses) < iterations and asked_iterations:
         warnings.append(f"refinement stopped after {len(losses)} of the {asked_iterations} iterations asked for: "
                         f"on a CPU it may take at most {budget_s:.0f} s")
@@ -200,7 +204,7 @@ def reconstruct_nvdiffrec(
         warnings.append(f"refinement did not improve the {held_out.slot} view, which was kept out of it to check "
                         "it, so the starting mesh (fusion's) was kept")
     else:
-        if held_out is not None and not held_out.shape_kept:
+        if refine_shape and held_out is not None and not held_out.shape_kept:
             warnings.append(f"moving the vertices did not improve the silhouette and depth of the {held_out.slot} "
                             "view, which was kept out of refinement to check it, so only the colours were refined")
         stages.start("check_after")
@@ -230,6 +234,7 @@ def reconstruct_nvdiffrec(
         "refinement": {
             "backend": ctx.backend,
             "iterations": len(losses),
+            "refine_shape": bool(refine_shape),
             "kept": kept,
             "held_out": None if held_out is None else held_out.summary(),
             "time_budget_s": budget_s,

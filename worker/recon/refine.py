@@ -145,9 +145,9 @@ def view_loss(ctx: ops.RenderContext, target: Target, vertices: torch.Tensor, fa
 class HeldOut:
     """How refinement did on the view kept out of its loss: the judge of whether it helps where the loss is blind.
 
-    The shape is judged on its own: vertices that lowered the whole loss but not the view's silhouette and depth
-    terms moved where the inputs say nothing (measured: such moves cost novel views up to 1 dB on finely textured
-    objects), so they are undone and only the colours are kept."""
+    When vertices move, the shape is judged on its own: vertices that lowered the whole loss but not the view's
+    silhouette and depth terms moved where the inputs say nothing (measured: such moves cost novel views up to
+    1 dB on finely textured objects), so they are undone and only the colours are kept."""
 
     slot: str
     start_loss: float
@@ -181,23 +181,24 @@ def held_out_view(targets: list[Target]) -> int | None:
 
 
 def optimise(ctx: ops.RenderContext, targets: list[Target], vertices: torch.Tensor, faces: torch.Tensor,
-              appearance: Appearance, iterations: int, budget_s: float | None, on_progress: Done
-              ) -> tuple[torch.Tensor, Appearance, list[float], HeldOut | None]:
-    """Adam on vertex offsets and the colours (texture or per vertex), each iteration one step on the loss of all
-    views but one, for `iterations` iterations or until `budget_s` seconds have passed.
+              appearance: Appearance, iterations: int, budget_s: float | None, on_progress: Done,
+              move_vertices: bool = False) -> tuple[torch.Tensor, Appearance, list[float], HeldOut | None]:
+    """Adam on the colours (texture or per vertex), and on vertex offsets when `move_vertices`, each iteration one
+    step on the loss of all views but one, for `iterations` iterations or until `budget_s` seconds have passed.
 
     The view held out (`held_out_view`) is scored every HELD_OUT_CHECK_EVERY iterations, and the state that
     scored best is returned: the start itself when no refined state beat it by HELD_OUT_MIN_GAIN, so
     refinement that fits the inputs but drifts where they say nothing is not kept; with the start's vertices
-    when that state did not also lower the view's shape terms by that share (HeldOut). Returns the vertices, the
-    appearance, the losses and the held-out record (None when every view was needed)."""
-    offsets = torch.zeros_like(vertices, requires_grad=True)
+    when that state did not also lower the view's shape terms by that share (HeldOut). With the vertices fixed the
+    view is judged on its colour term alone, the only one that can change. Returns the vertices, the appearance,
+    the losses and the held-out record (None when every view was needed)."""
+    offsets = torch.zeros_like(vertices, requires_grad=move_vertices)
     colours = appearance.parameter.clone().requires_grad_(True)
     appearance = appearance.with_parameter(colours)
     unit = min(target.pixel_world for target in targets)
-    optimiser = Adam([(offsets, POSITION_LR_PIXELS * unit), (colours, COLOUR_LR)])
+    optimiser = Adam([(colours, COLOUR_LR)] + ([(offsets, POSITION_LR_PIXELS * unit)] if move_vertices else []))
     topology = ctx.topology(faces)
-    pairs = adjacent_faces(faces)
+    pairs = adjacent_faces(faces) if move_vertices else None
     refresh = CPU_VISIBILITY_REFRESH if ctx.backend == ops.REFERENCE else 1
     hold = held_out_view(targets)
     training = [index for index in range(len(targets)) if index != hold]
@@ -215,7 +216,7 @@ def optimise(ctx: ops.RenderContext, targets: list[Target], vertices: torch.Tens
         with torch.no_grad():
             loss, shape, _ = view_loss(ctx, targets[hold], vertices + offsets, faces, appearance, topology, None,
                                        lambda: None)
-        return loss.item(), shape.item()
+        return (loss if move_vertices else loss - shape).item(), shape.item()
 
     record = None
     if hold is not None:
@@ -225,11 +226,13 @@ def optimise(ctx: ops.RenderContext, targets: list[Target], vertices: torch.Tens
     for iteration in range(iterations):
         if budget_s is not None and time.perf_counter() - began > budget_s:
             break
-        smoothness = uniform_laplacian(offsets, faces) / unit
-        regulariser = (WEIGHT_LAPLACIAN * (smoothness**2).sum(dim=1).mean()
-                       + WEIGHT_NORMAL * normal_consistency(vertices + offsets, faces, pairs))
-        regulariser.backward()
-        total = regulariser.item()
+        total = 0.0
+        if move_vertices:
+            smoothness = uniform_laplacian(offsets, faces) / unit
+            regulariser = (WEIGHT_LAPLACIAN * (smoothness**2).sum(dim=1).mean()
+                           + WEIGHT_NORMAL * normal_consistency(vertices + offsets, faces, pairs))
+            regulariser.backward()
+            total = regulariser.item()
         for step, index in enumerate(training):
             views_done = iteration * len(training) + step
             cached = visibility[index] if iteration % refresh else None
