@@ -179,15 +179,16 @@ NVDIFFREC = ModelSpec(
     needs="nothing beyond the base install; on CUDA it renders with nvdiffrast, elsewhere with a PyTorch renderer",
     options=(
         OptionSpec("iterations", "Iterations", 0, 0, 5000,
-                   "optimisation steps over all six views; 0 = automatic (CPU: as many as fit in about 105 s, "
-                   "CUDA: 1000)"),
+                   "optimisation steps over all six views; 0 = automatic (CPU: 200, or as many as fit in about "
+                   "105 s; CUDA: 1000)"),
         OptionSpec("render_resolution", "Render resolution", 0, 0, 2048,
                    "pixels along the longer image side while optimising, at most the inputs'; 0 = automatic "
                    "(CPU: 512, CUDA: 1024); a CPU worker: at most 512", cpu_maximum=512),
         OptionSpec("refine_shape", "Refine the shape", 0, 0, 1,
-                   "1 = move the vertices as well as the colours, kept only where a view held out of refinement "
-                   "confirms it: for a coarse start (a low grid resolution); on the default grid it cost novel "
-                   "views up to 0.6 dB on thin rods and sheets. 0 = refine the colours only"),
+                   "0 = colours only: fusion's vertices stay; 1 = shape and colours: the vertices move too, kept "
+                   "only where a view held out of refinement confirms it. For a coarse start (a low grid "
+                   "resolution); on the default grid moving them cost novel views up to 0.6 dB on thin rods and "
+                   "sheets"),
     ) + FUSION_OPTIONS,
     unavailable_reason=lambda config: None,
     load=_load_nvdiffrec,
