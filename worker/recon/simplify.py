@@ -53,7 +53,7 @@ def _topology(faces: np.ndarray, count: int) -> _Topology:
     src = faces.reshape(-1)
     dst = faces[:, [1, 2, 0]].reshape(-1)
     lo, hi = np.minimum(src, dst), np.maximum(src, dst)
-    order = np.argsort((lo * count + hi) * 2 + (src > dst), kind="stable")  # keys differ: same order, twice as fast
+    order = np.argsort((lo * count + hi) * 2 + (src > dst))  # keys differ: any sort gives the one order
     forward, backward = order[0::2], order[1::2]  # closed and oriented: each edge's two half-edges, in turn
     by_vertex = np.argsort(src)
     valence = np.bincount(src, minlength=count)
@@ -174,25 +174,31 @@ def _keeps_orientation(topology: _Topology, vertices: np.ndarray, edge: np.ndarr
     """No face around either end of an edge turns by more than arccos(FLIP_COS) when the edge collapses.
 
     Around a vertex v, outgoing half-edge v -> u with opposite vertex w is the face (v, u, w); the two faces
-    that contain the edge itself disappear and are skipped."""
+    that contain the edge itself disappear and are skipped. The faces are listed flat, as many per end as it
+    has (padding every ring to MAX_VALENCE doubled the arithmetic)."""
     a, b = topology.a[edge], topology.b[edge]
-    ok = np.ones(len(edge), dtype=bool)
+    flipped = np.zeros(len(edge), dtype=np.int64)
     for end, other in ((a, b), (b, a)):
-        u, real = _ring(topology, end, topology.neighbours)
-        w, _ = _ring(topology, end, topology.ring_opposite)
-        kept = real & (u != other[:, None]) & (w != other[:, None])
-        pu, pw = vertices[u], vertices[w]
-        old = _cross(pu - vertices[end][:, None], pw - vertices[end][:, None])
-        new = _cross(pu - point[:, None], pw - point[:, None])
+        valence = np.minimum(topology.valence[end], MAX_VALENCE)
+        owner = np.repeat(np.arange(len(edge)), valence)
+        slot = np.arange(len(owner)) - np.repeat(np.cumsum(valence) - valence, valence) + topology.start[end][owner]
+        u, w = topology.neighbours[slot], topology.ring_opposite[slot]
+        kept = (u != other[owner]) & (w != other[owner])
+        owner, u, w = owner[kept], u[kept], w[kept]
+        pu, pw, pv, pn = vertices[u], vertices[w], vertices[end][owner], point[owner]
+        old = _cross(pu - pv, pw - pv)
+        new = _cross(pu - pn, pw - pn)
         agree = _dot(old, new) > FLIP_COS * np.sqrt(_dot(old, old) * _dot(new, new))
-        ok &= (agree | ~kept).all(axis=1)
-    return ok
+        flipped += np.bincount(owner[~agree], minlength=len(edge))
+    return flipped == 0
 
 
 def _select(topology: _Topology, vertices: np.ndarray, faces: np.ndarray, points: np.ndarray,
             candidates: np.ndarray, wanted: int, on_round: Callable[[], None]) -> np.ndarray:
     """Up to `wanted` collapses (edge indices) to apply together: valid, and no end of one within one edge of
-    an end of another. Candidates come in order of preference; each round adds the valid local minima."""
+    an end of another. Candidates come in order of preference; each round adds the valid local minima. Only
+    the faces around candidates are looked at, and candidates only drop out: each round looks among the faces
+    the last one kept."""
     count = len(vertices)
     blocked = np.zeros(count, dtype=bool)
     rank = np.arange(len(candidates))
@@ -211,8 +217,9 @@ def _select(topology: _Topology, vertices: np.ndarray, faces: np.ndarray, points
         corner_best = best[faces]
         face_best = np.minimum(np.minimum(corner_best[:, 0], corner_best[:, 1]), corner_best[:, 2])
         near = face_best < NONE
+        faces, face_best = faces[near], face_best[near]
         nearby = np.full(count, NONE)
-        np.minimum.at(nearby, faces[near].reshape(-1), np.repeat(face_best[near], 3))
+        np.minimum.at(nearby, faces.reshape(-1), np.repeat(face_best, 3))
         winners = (nearby[a] == rank) & (nearby[b] == rank)
         picked = candidates[winners]
         ok = _valid(topology, vertices, picked, points[picked])
