@@ -214,6 +214,15 @@ def test_each_measure_of_agreement_must_hold_on_its_own():
     assert nvdiffrec.agrees_less(before, {**before, "psnr": 29.0}) == "PSNR 30.00 -> 29.00 dB"
 
 
+def test_a_refinement_no_held_out_view_checked_must_raise_the_psnr_of_the_views_it_fitted():
+    before = {"silhouette_iou": 0.95, "depth_error": 0.010, "psnr": 30.0}
+    slightly_worse = {**before, "psnr": 30.0 - nvdiffrec.MAX_PSNR_LOSS_DB / 2}
+    assert nvdiffrec.agrees_less(before, slightly_worse) is None
+    assert nvdiffrec.agrees_less(before, slightly_worse, checked=False) == "PSNR 30.00 -> 29.99 dB"
+    assert nvdiffrec.agrees_less(before, {**before, "psnr": 30.05}, checked=False) == "PSNR 30.00 -> 30.05 dB"
+    assert nvdiffrec.agrees_less(before, {**before, "psnr": 30.2}, checked=False) is None
+
+
 def test_report_states_settings_timings_and_mesh(refined):
     report, _, _ = refined
     refinement = report["refinement"]
