@@ -1,7 +1,7 @@
 """Quality benchmark: every available model and a screened-Poisson baseline against the ground-truth meshes.
 
     python bench/quality.py [MESH ...] [--meshes-dir DIR] [--corpus tuning|held-out|shared|all [--classes bore,...]]
-                            [--models fusion,nvdiffrec] [--res 512]
+                            [--models fusion,nvdiffrec] [--option NAME=VALUE ...] [--res 512]
 
 For each mesh (those in --meshes-dir, plus any given), render_inputs writes the 12
 inputs at --res and reference.glb (the normalised mesh with its colours); each model
@@ -179,14 +179,19 @@ def load_job_inputs(directory: Path):
     return load_inputs(views, depths, None if cameras["camera_model"] == ORTHO else cameras)
 
 
-def run_model(name: str, inputs_dir: Path, out_dir: Path, device: str) -> tuple[trimesh.Trimesh, dict, float]:
-    """Decode the inputs and run a registered model with its default options, as a job would."""
+def run_model(name: str, inputs_dir: Path, out_dir: Path, device: str, options: dict | None = None
+              ) -> tuple[trimesh.Trimesh, dict, float]:
+    """Decode the inputs and run a registered model as a job would, with its default options but for those of
+    `options` it has."""
     spec = MODELS[name]
+    known = {option.name for option in spec.options}
+    chosen = {key: value for key, value in (options or {}).items() if key in known}
     reconstructor = spec.load(settings)
     start = time.perf_counter()
     inputs = load_job_inputs(inputs_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    report = reconstructor(inputs, out_dir / "model.glb", lambda fraction, stage: None, spec.resolve_options({}), device)
+    report = reconstructor(inputs, out_dir / "model.glb", lambda fraction, stage: None, spec.resolve_options(chosen),
+                           device)
     wall = time.perf_counter() - start
     mesh = trimesh.load(out_dir / "model.glb", force="mesh", process=False)
     return mesh, report, wall
@@ -212,12 +217,12 @@ def _reference_srgb(reference: Coloured) -> np.ndarray:
     return reference.texture[rows, cols]
 
 
-def _run(model: str, inputs_dir: Path, out_dir: Path, device: str) -> tuple:
+def _run(model: str, inputs_dir: Path, out_dir: Path, device: str, options: dict) -> tuple:
     """(model, mesh, coloured, timings, wall, watertight, extra metrics) of one model or the baseline."""
     if model == BASELINE:
         mesh, coloured, timings, wall = run_baseline(inputs_dir)
         return model, mesh, coloured, timings, wall, is_watertight(np.asarray(mesh.faces)), {}
-    mesh, report, wall = run_model(model, inputs_dir, out_dir, device)
+    mesh, report, wall = run_model(model, inputs_dir, out_dir, device, options)
     welded = mesh.copy()
     welded.merge_vertices(merge_tex=True, merge_norm=True)
     extra = {"filled_share": report.get("colour_filled_share")}
@@ -233,7 +238,7 @@ def _truth(inputs_dir: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def benchmark_mesh(specimen: Specimen, workdir: Path, models: list[str], device: str, res: int, samples: int,
-                   baseline: bool) -> list[Row]:
+                   baseline: bool, options: dict | None = None) -> list[Row]:
     """Render one object's inputs, run the baseline and every model on them and score each against it; a run
     that fails becomes a row saying why (the baseline returning a mesh where a model fails is a finding)."""
     name = specimen.name
@@ -255,7 +260,7 @@ def benchmark_mesh(specimen: Specimen, workdir: Path, models: list[str], device:
         print(f"[{name}] {model}", file=sys.stderr)
         try:
             model, mesh, coloured, timings, wall, watertight, extra = _run(model, inputs_dir, workdir / name / model,
-                                                                           device)
+                                                                           device, options or {})
         except Exception as exc:  # noqa: BLE001 - a benchmark reports every failure and goes on
             rows.append(row(model, {"failed": f"{type(exc).__name__}: {exc}"}))
             continue
@@ -277,6 +282,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", default="fusion",
                         help="comma-separated models to run, of those available here (nvdiffrec takes ~2 min "
                              "per mesh on a CPU); default: fusion")
+    parser.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
+                        help="run every model that has this option with this value (repeatable): "
+                             "--option grid_resolution=192")
     parser.add_argument("--no-baseline", action="store_true", help=f"skip the {BASELINE} baseline")
     parser.add_argument("--res", type=int, default=512, help="input resolution (default 512)")
     parser.add_argument("--samples", type=int, default=SAMPLES, help=f"surface samples per mesh (default {SAMPLES})")
@@ -289,6 +297,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Open3D does not load ({OPEN3D_MISSING}; pip install -r bench/requirements.txt, and on Debian "
               "apt-get install libusb-1.0-0): no baseline, and P2S, F-scores and NC are n/a", file=sys.stderr)
     models = [name.strip() for name in args.models.split(",") if name.strip()]
+    try:
+        options = {name.strip(): int(value) for name, value in (item.split("=", 1) for item in args.option)}
+    except ValueError:
+        parser.error(f"--option takes NAME=INTEGER, not {' '.join(args.option)}")
+    known = {option.name for name in models for option in MODELS[name].options}
+    if set(options) - known:
+        parser.error(f"no model of {', '.join(models)} has option {sorted(set(options) - known)[0]}")
     unknown = [name for name in models if name not in MODELS]
     if unknown:
         parser.error(f"unknown model(s) {', '.join(unknown)}; models: {', '.join(MODELS)}")
@@ -311,9 +326,10 @@ def main(argv: list[str] | None = None) -> int:
         rows: list[Row] = []
         for specimen in specimens:
             rows += benchmark_mesh(specimen, workdir, models, args.device, args.res, args.samples,
-                                   not args.no_baseline and o3d is not None)
+                                   not args.no_baseline and o3d is not None, options)
     print(f"device: {args.device} ({torch.cuda.get_device_name() if args.device.startswith('cuda') else 'CPU'}, "
-          f"{torch.get_num_threads()} torch threads), inputs {args.res}x{args.res}, {args.samples} samples")
+          f"{torch.get_num_threads()} torch threads), inputs {args.res}x{args.res}, {args.samples} samples"
+          + "".join(f", {name}={value}" for name, value in options.items()))
     print(format_table(rows))
     print("\nper class:")
     print(class_summary(rows))
