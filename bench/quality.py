@@ -297,6 +297,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Open3D does not load ({OPEN3D_MISSING}; pip install -r bench/requirements.txt, and on Debian "
               "apt-get install libusb-1.0-0): no baseline, and P2S, F-scores and NC are n/a", file=sys.stderr)
     models = [name.strip() for name in args.models.split(",") if name.strip()]
+    unknown = [name for name in models if name not in MODELS]
+    if unknown:
+        parser.error(f"unknown model(s) {', '.join(unknown)}; models: {', '.join(MODELS)}")
     try:
         options = {name.strip(): int(value) for name, value in (item.split("=", 1) for item in args.option)}
     except ValueError:
@@ -304,9 +307,6 @@ def main(argv: list[str] | None = None) -> int:
     known = {option.name for name in models for option in MODELS[name].options}
     if set(options) - known:
         parser.error(f"no model of {', '.join(models)} has option {sorted(set(options) - known)[0]}")
-    unknown = [name for name in models if name not in MODELS]
-    if unknown:
-        parser.error(f"unknown model(s) {', '.join(unknown)}; models: {', '.join(MODELS)}")
     reasons = availability(settings)
     for name in [name for name in models if reasons[name] is not None]:
         print(f"skipping {name}: {reasons[name]}", file=sys.stderr)
