@@ -19,12 +19,14 @@ and the baseline reconstruct it, and are scored against the reference:
   input cameras), reference and result rendered by the same renderer with their own
   colours (texture or vertex colours), sRGB, background black, PSNR over the union
   of both silhouettes; IoU of the silhouettes. Means over the 8 views.
+- ceil: the PSNR the result's geometry would reach with perfect colours (each visible point coloured as the
+  reference's closest point): above PSNR by what a better texture could gain, the rest is geometry's.
 - wall: seconds of the whole run, PNG decoding included; stages as each model reports them.
 - black tx: texels inside the result's charts that are black where the reference is not (bench/texels.py);
   filled: the share of the surface no view saw, coloured by filling (the model's report).
 With --corpus the objects come from bench/corpus.py (one per failure class and seed); after the rows come a
 per-class summary and the worst case of every metric.
-Needs the bench-only requirements (bench/requirements.txt: Open3D) for the baseline, P2S, F-scores and NC;
+Needs the bench-only requirements (bench/requirements.txt: Open3D) for the baseline, P2S, F-scores, NC and ceil;
 without Open3D those are left out (n/a) and the rest is measured as usual.
 """
 
@@ -111,15 +113,50 @@ def held_out_cameras(res: int = HELD_OUT_RES) -> list[Camera]:
     return cameras
 
 
-def render(camera: Camera, mesh: Coloured) -> tuple[np.ndarray, np.ndarray]:
-    """sRGB image (H, W, 3), black background, and the silhouette: drawn as the job's previews draw a result."""
+def _drawn(mesh: Coloured) -> previews.Coloured:
     def tensor(array: np.ndarray | None) -> torch.Tensor | None:
         return None if array is None else torch.as_tensor(array, dtype=torch.float32)
 
-    drawn = previews.Coloured(tensor(mesh.vertices), torch.as_tensor(mesh.faces, dtype=torch.int64),
-                              tensor(mesh.vertex_srgb), tensor(mesh.uv), tensor(mesh.texture))
+    return previews.Coloured(tensor(mesh.vertices), torch.as_tensor(mesh.faces, dtype=torch.int64),
+                             tensor(mesh.vertex_srgb), tensor(mesh.uv), tensor(mesh.texture))
+
+
+def render(camera: Camera, mesh: Coloured) -> tuple[np.ndarray, np.ndarray]:
+    """sRGB image (H, W, 3), black background, and the silhouette: drawn as the job's previews draw a result."""
+    drawn = _drawn(mesh)
     raster = rasterize(camera, drawn.vertices, drawn.faces)
     return previews.surface_colour(drawn, raster.tri_id, raster.bary).numpy(), (raster.tri_id >= 0).numpy()
+
+
+class TrueColours:
+    """The reference's colour at the point of its surface closest to any point (Open3D): what a perfect texture
+    on another surface would show there."""
+
+    def __init__(self, reference: Coloured) -> None:
+        self.reference = _drawn(reference)
+        self.scene = o3d.t.geometry.RaycastingScene()
+        self.scene.add_triangles(o3d.core.Tensor(reference.vertices.astype(np.float32)),
+                                 o3d.core.Tensor(reference.faces.astype(np.uint32)))
+
+    def __call__(self, points: np.ndarray) -> np.ndarray:
+        """(N, 3) points -> (N, 3) sRGB colours."""
+        closest = self.scene.compute_closest_points(o3d.core.Tensor(points.astype(np.float32)))
+        triangle = torch.as_tensor(closest["primitive_ids"].numpy().astype(np.int64))[:, None]
+        u, v = torch.as_tensor(closest["primitive_uvs"].numpy()).unbind(dim=1)
+        bary = torch.stack((1 - u - v, u, v), dim=1)[:, None]
+        return previews.surface_colour(self.reference, triangle, bary)[:, 0].numpy()
+
+
+def render_true_colours(camera: Camera, mesh: Coloured, colours: TrueColours) -> tuple[np.ndarray, np.ndarray]:
+    """As `render`, but every visible point of `mesh` takes the reference's colour nearest to it: the picture
+    of its geometry under a perfect texture."""
+    drawn = _drawn(mesh)
+    raster = rasterize(camera, drawn.vertices, drawn.faces)
+    covered = raster.tri_id >= 0
+    corners = drawn.vertices[drawn.faces[raster.tri_id[covered]]]
+    image = np.zeros((*covered.shape, 3), dtype=np.float32)
+    image[covered.numpy()] = colours((corners * raster.bary[covered][..., None]).sum(dim=1).numpy())
+    return image, covered.numpy()
 
 
 def closest_on_surface(points: np.ndarray, mesh: trimesh.Trimesh) -> tuple[np.ndarray, np.ndarray]:
@@ -160,16 +197,29 @@ def geometry_metrics(reference: trimesh.Trimesh, result: trimesh.Trimesh, sample
     return metrics
 
 
-def view_metrics(reference_views: list[tuple[np.ndarray, np.ndarray]], result: Coloured, cameras: list[Camera]
-                 ) -> dict:
-    psnrs, ious = [], []
+def _psnr_and_iou(expected: np.ndarray, expected_mask: np.ndarray, got: np.ndarray, mask: np.ndarray
+                  ) -> tuple[float, float]:
+    union = expected_mask | mask
+    mse = float(((got - expected) ** 2)[union].mean()) if union.any() else 0.0
+    return 10 * math.log10(1.0 / max(mse, 1e-10)), (expected_mask & mask).sum() / max(union.sum(), 1)
+
+
+def view_metrics(reference_views: list[tuple[np.ndarray, np.ndarray]], result: Coloured, cameras: list[Camera],
+                 true_colours: TrueColours | None = None) -> dict:
+    """PSNR and IoU over the held-out views; with `true_colours`, also the PSNR the result's geometry would reach
+    with perfect colours: what no refinement of its colours alone can pass."""
+    psnrs, ious, ceilings = [], [], []
     for (expected, expected_mask), camera in zip(reference_views, cameras):
-        got, mask = render(camera, result)
-        union = expected_mask | mask
-        ious.append((expected_mask & mask).sum() / max(union.sum(), 1))
-        mse = float(((got - expected) ** 2)[union].mean()) if union.any() else 0.0
-        psnrs.append(10 * math.log10(1.0 / max(mse, 1e-10)))
-    return {"psnr_db": float(np.mean(psnrs)), "iou": float(np.mean(ious))}
+        psnr, iou = _psnr_and_iou(expected, expected_mask, *render(camera, result))
+        psnrs.append(psnr)
+        ious.append(iou)
+        if true_colours is not None:
+            ceilings.append(_psnr_and_iou(expected, expected_mask,
+                                          *render_true_colours(camera, result, true_colours))[0])
+    metrics = {"psnr_db": float(np.mean(psnrs)), "iou": float(np.mean(ious))}
+    if ceilings:
+        metrics["colour_ceiling_db"] = float(np.mean(ceilings))
+    return metrics
 
 
 def load_job_inputs(directory: Path):
@@ -249,12 +299,13 @@ def benchmark_mesh(specimen: Specimen, workdir: Path, models: list[str], device:
     reference = from_trimesh(reference_mesh, colour_is_linear=False)
     cameras = held_out_cameras()
     reference_views = [render(camera, reference) for camera in cameras]
+    true_colours = TrueColours(reference) if o3d is not None else None
 
     def row(model: str, metrics: dict, timings: dict | None = None) -> Row:
         return Row(name, model, metrics, timings or {}, specimen.kind, specimen.split)
 
     rows = [row("reference, resampled", geometry_metrics(reference_mesh, reference_mesh, samples, seed=10))]
-    rows[0].metrics.update(psnr_db=math.inf, iou=1.0, triangles=len(reference_mesh.faces),
+    rows[0].metrics.update(psnr_db=math.inf, colour_ceiling_db=math.inf, iou=1.0, triangles=len(reference_mesh.faces),
                            watertight=bool(reference_mesh.is_watertight))
     for model in ([BASELINE] if baseline else []) + models:
         print(f"[{name}] {model}", file=sys.stderr)
@@ -265,7 +316,7 @@ def benchmark_mesh(specimen: Specimen, workdir: Path, models: list[str], device:
             rows.append(row(model, {"failed": f"{type(exc).__name__}: {exc}"}))
             continue
         result = row(model, geometry_metrics(reference_mesh, mesh, samples, seed=0), timings)
-        result.metrics.update(view_metrics(reference_views, coloured, cameras))
+        result.metrics.update(view_metrics(reference_views, coloured, cameras, true_colours))
         result.metrics.update(triangles=len(mesh.faces), watertight=watertight, wall_s=wall, **extra)
         rows.append(result)
     return rows
@@ -295,7 +346,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if o3d is None:
         print(f"Open3D does not load ({OPEN3D_MISSING}; pip install -r bench/requirements.txt, and on Debian "
-              "apt-get install libusb-1.0-0): no baseline, and P2S, F-scores and NC are n/a", file=sys.stderr)
+              "apt-get install libusb-1.0-0): no baseline, and P2S, F-scores, NC and the colour ceiling are n/a",
+              file=sys.stderr)
     models = [name.strip() for name in args.models.split(",") if name.strip()]
     unknown = [name for name in models if name not in MODELS]
     if unknown:
