@@ -63,7 +63,7 @@ from worker.recon.colour import linear_to_srgb  # noqa: E402
 from worker.recon.evaluate import point_chamfer  # noqa: E402
 from worker.recon.inputs import load_inputs  # noqa: E402
 from worker.recon import previews  # noqa: E402
-from worker.recon.raster import rasterize  # noqa: E402
+from worker.recon.raster import Raster, rasterize  # noqa: E402
 from worker.recon.render_inputs import render_inputs  # noqa: E402
 from worker.recon.rig import ORTHO, SLOT_NAMES, Camera, look_at  # noqa: E402
 from worker.recon.surface import is_watertight  # noqa: E402
@@ -124,8 +124,18 @@ def _drawn(mesh: Coloured) -> previews.Coloured:
 def render(camera: Camera, mesh: Coloured) -> tuple[np.ndarray, np.ndarray]:
     """sRGB image (H, W, 3), black background, and the silhouette: drawn as the job's previews draw a result."""
     drawn = _drawn(mesh)
-    raster = rasterize(camera, drawn.vertices, drawn.faces)
+    return _shaded(drawn, rasterize(camera, drawn.vertices, drawn.faces))
+
+
+def _shaded(drawn: previews.Coloured, raster: Raster) -> tuple[np.ndarray, np.ndarray]:
     return previews.surface_colour(drawn, raster.tri_id, raster.bary).numpy(), (raster.tri_id >= 0).numpy()
+
+
+def _scene(vertices: np.ndarray, faces: np.ndarray) -> "o3d.t.geometry.RaycastingScene":
+    scene = o3d.t.geometry.RaycastingScene()
+    scene.add_triangles(o3d.core.Tensor(np.asarray(vertices, dtype=np.float32)),
+                        o3d.core.Tensor(np.asarray(faces, dtype=np.uint32)))
+    return scene
 
 
 class TrueColours:
@@ -134,9 +144,7 @@ class TrueColours:
 
     def __init__(self, reference: Coloured) -> None:
         self.reference = _drawn(reference)
-        self.scene = o3d.t.geometry.RaycastingScene()
-        self.scene.add_triangles(o3d.core.Tensor(reference.vertices.astype(np.float32)),
-                                 o3d.core.Tensor(reference.faces.astype(np.uint32)))
+        self.scene = _scene(reference.vertices, reference.faces)
 
     def __call__(self, points: np.ndarray) -> np.ndarray:
         """(N, 3) points -> (N, 3) sRGB colours."""
@@ -146,26 +154,19 @@ class TrueColours:
         bary = torch.stack((1 - u - v, u, v), dim=1)[:, None]
         return previews.surface_colour(self.reference, triangle, bary)[:, 0].numpy()
 
-
-def render_true_colours(camera: Camera, mesh: Coloured, colours: TrueColours) -> tuple[np.ndarray, np.ndarray]:
-    """As `render`, but every visible point of `mesh` takes the reference's colour nearest to it: the picture
-    of its geometry under a perfect texture."""
-    drawn = _drawn(mesh)
-    raster = rasterize(camera, drawn.vertices, drawn.faces)
-    covered = raster.tri_id >= 0
-    corners = drawn.vertices[drawn.faces[raster.tri_id[covered]]]
-    image = np.zeros((*covered.shape, 3), dtype=np.float32)
-    image[covered.numpy()] = colours((corners * raster.bary[covered][..., None]).sum(dim=1).numpy())
-    return image, covered.numpy()
+    def image(self, drawn: previews.Coloured, raster: Raster) -> np.ndarray:
+        """The rasterised mesh (H, W, 3) with every visible point in the reference's colour nearest to it: the
+        picture of its geometry under a perfect texture."""
+        covered = raster.tri_id >= 0
+        corners = drawn.vertices[drawn.faces[raster.tri_id[covered]]]
+        image = np.zeros((*covered.shape, 3), dtype=np.float32)
+        image[covered.numpy()] = self((corners * raster.bary[covered][..., None]).sum(dim=1).numpy())
+        return image
 
 
 def closest_on_surface(points: np.ndarray, mesh: trimesh.Trimesh) -> tuple[np.ndarray, np.ndarray]:
     """Exact distance from each point to the triangle surface and the triangle it is closest to (Open3D)."""
-    scene = o3d.t.geometry.RaycastingScene()
-    scene.add_triangles(o3d.core.Tensor(np.asarray(mesh.vertices, dtype=np.float32)),
-                        o3d.core.Tensor(np.asarray(mesh.faces, dtype=np.uint32)))
-    query = o3d.core.Tensor(points.astype(np.float32))
-    closest = scene.compute_closest_points(query)
+    closest = _scene(mesh.vertices, mesh.faces).compute_closest_points(o3d.core.Tensor(points.astype(np.float32)))
     distance = np.linalg.norm(closest["points"].numpy() - points, axis=1)
     return distance, closest["primitive_ids"].numpy().astype(np.int64)
 
@@ -208,14 +209,16 @@ def view_metrics(reference_views: list[tuple[np.ndarray, np.ndarray]], result: C
                  true_colours: TrueColours | None = None) -> dict:
     """PSNR and IoU over the held-out views; with `true_colours`, also the PSNR the result's geometry would reach
     with perfect colours: what no refinement of its colours alone can pass."""
+    drawn = _drawn(result)
     psnrs, ious, ceilings = [], [], []
     for (expected, expected_mask), camera in zip(reference_views, cameras):
-        psnr, iou = _psnr_and_iou(expected, expected_mask, *render(camera, result))
+        raster = rasterize(camera, drawn.vertices, drawn.faces)
+        got, mask = _shaded(drawn, raster)
+        psnr, iou = _psnr_and_iou(expected, expected_mask, got, mask)
         psnrs.append(psnr)
         ious.append(iou)
         if true_colours is not None:
-            ceilings.append(_psnr_and_iou(expected, expected_mask,
-                                          *render_true_colours(camera, result, true_colours))[0])
+            ceilings.append(_psnr_and_iou(expected, expected_mask, true_colours.image(drawn, raster), mask)[0])
     metrics = {"psnr_db": float(np.mean(psnrs)), "iou": float(np.mean(ious))}
     if ceilings:
         metrics["colour_ceiling_db"] = float(np.mean(ceilings))
