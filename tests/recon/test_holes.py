@@ -70,6 +70,17 @@ def test_a_well_is_depth_that_every_way_out_meets_nearer_depth():
     assert not wells(shallow, 0.5).any()  # a floor within the tolerance of its rim is no well
 
 
+@pytest.mark.parametrize("shape", [(40, 40), (1024, 1024)])  # the large map's wells come from 2-pixel cells
+def test_a_floor_that_reaches_the_image_edge_is_no_well(shape):
+    depth = np.zeros(shape, np.float32)
+    bottom, right = shape
+    depth[bottom - 36 : bottom - 6, right - 36 :] = 1.0  # a rim against the right edge...
+    depth[bottom - 30 : bottom - 10, right - 30 : right - 10] = 4.0  # ...around a far floor
+    assert wells(depth, 0.5)[bottom - 30 : bottom - 10, right - 30 : right - 10].all()
+    depth[bottom - 22 : bottom - 18, right - 10 :] = 4.0  # the floor runs out of the image
+    assert not wells(depth, 0.5).any()
+
+
 def test_an_open_scan_comes_back_as_the_surface_it_is_a_thin_closed_shell_open_where_the_scan_is(tmp_path):
     scan = open_scan()
     mesh, openings = fused_mesh(scan, tmp_path)

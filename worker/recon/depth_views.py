@@ -131,7 +131,7 @@ def opened_depth(depth: torch.Tensor, width: int = WELL_PIXELS) -> torch.Tensor:
     return square_max(-square_max(-far))[0, 0]
 
 
-def _window(mask: np.ndarray, depth: np.ndarray) -> tuple[int, int, int, int]:
+def crop_window(mask: np.ndarray, depth: np.ndarray) -> tuple[int, int, int, int]:
     """(top, left, bottom, right): the bounding box of the silhouette and the depth, plus CROP_MARGIN_PX."""
     seen = mask | (depth > 0)
     rows = np.flatnonzero(seen.any(axis=1))
@@ -206,7 +206,7 @@ def prepare_view(camera: Camera, depth: np.ndarray, mask: np.ndarray, truncation
     """`uncapped` is the depth before holes.py capped its openings: what lies between a cap and the depth seen
     through its opening is inside. `reach` (world units, the truncation unless given) is how far behind its depth
     the view says anything: a scanned surface (holes.py) has nothing behind it but its own thin shell."""
-    window = _window(mask, depth)
+    window = crop_window(mask, depth)
     top, left, bottom, right = window
     depth_t = torch.as_tensor(depth[top:bottom, left:right], dtype=torch.float32, device=device)
     uncapped_t = depth_t if uncapped is None else \

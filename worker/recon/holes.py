@@ -62,10 +62,24 @@ def wells(depth: np.ndarray, tolerance: float) -> np.ndarray:
     """(H, W) bool: depth more than `tolerance` farther than the rim it is seen through; no depth counts as
     infinitely far, so a region that reaches the background or the image's edge is no well. The spill level
     is found on a grid of at most WELL_GRID_PIXELS a side, each cell the nearest depth of its pixels (a rim
-    stays whole), and taken back to every pixel of the cell."""
+    stays whole), and taken back to every pixel of the cell; only over the depth's bounding box and a ring of
+    cells around it, all background, through which no way out is lower than it is outside (a third of the
+    time on the corpus' 512-pixel views)."""
+    factor = -(-max(depth.shape) // WELL_GRID_PIXELS)
+    found = np.zeros(depth.shape, dtype=bool)
+    rows, cols = np.flatnonzero((depth > 0).any(axis=1)), np.flatnonzero((depth > 0).any(axis=0))
+    if len(rows) == 0:
+        return found
+    box = [slice(max(int(first) // factor - 1, 0) * factor, min((int(last) // factor + 2) * factor, size))
+           for first, last, size in ((rows[0], rows[-1], depth.shape[0]), (cols[0], cols[-1], depth.shape[1]))]
+    found[tuple(box)] = _wells_on_grid(depth[tuple(box)], tolerance, factor)
+    return found
+
+
+def _wells_on_grid(depth: np.ndarray, tolerance: float, factor: int) -> np.ndarray:
+    """wells, on a grid of cells `factor` pixels a side."""
     ceiling = float(depth.max()) * 2 + 1
     far = np.where(depth > 0, depth, ceiling)
-    factor = -(-max(depth.shape) // WELL_GRID_PIXELS)
     height, width = -(-depth.shape[0] // factor) * factor, -(-depth.shape[1] // factor) * factor
     padded = np.pad(far, ((0, height - depth.shape[0]), (0, width - depth.shape[1])), constant_values=ceiling)
     coarse = padded.reshape(height // factor, factor, width // factor, factor).min(axis=(1, 3))

@@ -182,7 +182,6 @@ def _depth_offsets(
     room = torch.full_like(shift, torch.inf)  # how far inward the far side of a thin part lies
     cameras, tolerance, voxel_size = fit.cameras, fit.tolerance, fit.voxel_size
     for index, (camera, depth_map) in enumerate(zip(cameras, fit.depths)):
-        has_depth = (depth_map > 0).reshape(-1)
         width = depth_map.shape[1]
         for first in range(0, positions.shape[0], CHUNK_VERTICES):
             on_view(index + first / positions.shape[0])
@@ -199,14 +198,14 @@ def _depth_offsets(
                 torch.linalg.cross(texels[:, 3] - texels[:, 0], texels[:, 2] - texels[:, 1], dim=-1), dim=-1)
             twist = ((texels[:, 0] - texels[:, 1] - texels[:, 2] + texels[:, 3]) * plane).sum(dim=-1).abs() / 4
             along = (plane * chunk_normals).sum(dim=-1)  # the texels' plane against the point's tangent plane
-            usable = torch.nonzero(has_depth[near.flat].all(dim=-1) & (near.weights.sum(dim=-1) > 0)
+            usable = torch.nonzero((near.values[..., 0] > 0).all(dim=-1) & (near.weights.sum(dim=-1) > 0)
                                    & (twist < PLANE_SPREAD_VOXELS * voxel_size)
                                    & (along.abs() > MIN_PLANE_COS)).squeeze(1)
             seen, facing, points, plane, along, uvd = (t[usable] for t in (seen, facing, points, plane, along, uvd))
             near = Neighbours(*(t[usable] for t in near))
             depth = (near.values[..., 0] * near.weights).sum(dim=-1) / near.weights.sum(dim=-1)
             front = torch.nonzero(facing > 0).squeeze(1)  # behind, only the room to a far side is asked
-            depth[front] = _cubic_depth(depth_map, has_depth, uvd[front], depth[front], voxel_size)
+            depth[front] = _cubic_depth(depth_map, uvd[front], depth[front], voxel_size)
             surface = camera.unproject(uvd[:, 0], uvd[:, 1], depth)
             offset = ((surface - points) * plane).sum(dim=-1) / torch.where(along.abs() > 1e-6, along, 1e-6)
             w = torch.where((facing > 0) & (offset.abs() <= tolerance), facing**2, 0.0)
@@ -217,13 +216,13 @@ def _depth_offsets(
     return shift, weight, room
 
 
-def _cubic_depth(depth_map: torch.Tensor, has_depth: torch.Tensor, uvd: torch.Tensor, bilinear: torch.Tensor,
+def _cubic_depth(depth_map: torch.Tensor, uvd: torch.Tensor, bilinear: torch.Tensor,
                  voxel_size: float) -> torch.Tensor:
     """The depth at each projected vertex (N,): the Catmull-Rom cubic through the 4x4 texels around it where all
     exist and it stays within CUBIC_REACH_VOXELS of the `bilinear` depth (no depth edge among them), else that."""
     fine = neighbours_4x4(depth_map[..., None], uvd[:, 0], uvd[:, 1])
     cubic = (fine.values[..., 0] * fine.weights).sum(dim=-1)
-    curved = has_depth[fine.flat].all(dim=-1) & ((cubic - bilinear).abs() < CUBIC_REACH_VOXELS * voxel_size)
+    curved = (fine.values[..., 0] > 0).all(dim=-1) & ((cubic - bilinear).abs() < CUBIC_REACH_VOXELS * voxel_size)
     return torch.where(curved, cubic, bilinear)
 
 

@@ -35,8 +35,8 @@ import numpy as np
 import torch
 
 from ..errors import ReconstructionFailed
-from .depth_views import (MIN_FACING_COS, DepthView, depth_normals, evaluate_sdf, fits_depth, prepare_view,
-                          seen_through)
+from .depth_views import (MIN_FACING_COS, DepthView, crop_window, depth_normals, evaluate_sdf, fits_depth,
+                          prepare_view, seen_through)
 from .holes import HOLLOW_OPENING_SHARE, HOLLOW_PANEL_SHARE, capped, find_openings, two_sided
 from .inputs import ReconInputs
 from .ops import pixel_world
@@ -104,14 +104,16 @@ def _oriented_points(cameras: list, depths: list[np.ndarray], two_sides: list[np
     """The points of `depths`, with what `two_sides` (holes.two_sided of `depths`) says of them."""
     parts: list[list[torch.Tensor]] = [[], [], [], []]
     for index, (camera, depth, two_side) in enumerate(zip(cameras, depths, two_sides)):
-        depth_t = torch.as_tensor(depth, device=device)
-        at, normal = depth_normals(camera, depth_t, truncation)
-        at, normal = at[depth_t > 0], normal[depth_t > 0]
-        normal = normal / normal.norm(dim=-1, keepdim=True).clamp_min(1e-20)
-        facing = (normal * camera.view_dirs(at)).sum(dim=-1).abs() >= MIN_FACING_COS
-        sheet = facing & torch.as_tensor(two_side, device=device)
-        for part, value in zip(parts, (at, normal, facing, sheet)):
-            part.append(value)
+        if depth.any():
+            top, left, bottom, right = crop_window(depth > 0, depth)  # with a margin no difference crosses
+            depth_t = torch.as_tensor(depth[top:bottom, left:right], device=device)
+            at, normal = depth_normals(camera, depth_t, truncation, (top, left))
+            at, normal = at[depth_t > 0], normal[depth_t > 0]
+            normal = normal / normal.norm(dim=-1, keepdim=True).clamp_min(1e-20)
+            facing = (normal * camera.view_dirs(at)).sum(dim=-1).abs() >= MIN_FACING_COS
+            sheet = facing & torch.as_tensor(two_side, device=device)
+            for part, value in zip(parts, (at, normal, facing, sheet)):
+                part.append(value)
         on_view((index + 1) / len(depths))
     return _Points(*(torch.cat(part) for part in parts))
 
