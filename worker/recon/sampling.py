@@ -39,18 +39,16 @@ def neighbours_4x4(image: torch.Tensor, u: torch.Tensor, v: torch.Tensor) -> Nei
     x0, y0 = torch.floor(x), torch.floor(y)
     wx, wy = _catmull_rom(x - x0), _catmull_rom(y - y0)
     offsets = torch.arange(-1, 3, device=image.device)
-    height, width = image.shape[:2]
-    # Per axis (N, 4), then the 16 combinations: the same as _gathered on (N, 16) coordinates, in a third of the time.
-    xs, ys = x0.long()[:, None] + offsets, y0.long()[:, None] + offsets
-    inside = (((ys >= 0) & (ys < height))[:, :, None] & ((xs >= 0) & (xs < width))[:, None, :]).reshape(-1, 16)
-    flat = (ys.clamp(0, height - 1)[:, :, None] * width + xs.clamp(0, width - 1)[:, None, :]).reshape(-1, 16)
-    weights = (wy[:, :, None] * wx[:, None, :]).reshape(-1, 16)
-    values = image.reshape(height * width, -1)[flat]
-    return Neighbours(values, torch.where(inside, weights, torch.zeros_like(weights)), flat)
+    # Columns (N, 1, 4) and rows (N, 4, 1) broadcast to the 16 texels: the per-axis work is done on 4, not 16.
+    near = _gathered(image, (x0.long()[:, None] + offsets)[:, None, :], (y0.long()[:, None] + offsets)[:, :, None],
+                     wy[:, :, None] * wx[:, None, :])
+    return Neighbours(near.values.reshape(-1, 16, image.shape[-1]), near.weights.reshape(-1, 16),
+                      near.flat.reshape(-1, 16))
 
 
 def _gathered(image: torch.Tensor, xs: torch.Tensor, ys: torch.Tensor, weights: torch.Tensor) -> Neighbours:
-    """The texels at integer (xs, ys) (N, K) of an (H, W, C) map, with `weights` zeroed outside the image."""
+    """The texels at integer (xs, ys) (N, K, or shapes that broadcast to the weights') of an (H, W, C) map, with
+    `weights` zeroed outside the image."""
     height, width = image.shape[:2]
     inside, flat = _clamped(xs, ys, height, width)
     values = image.reshape(height * width, -1)[flat]
