@@ -2,6 +2,8 @@
 
 import importlib
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import yaml
@@ -50,3 +52,10 @@ def test_the_web_service_and_the_dockerfile_run_app_py():
     assert re.search(r"^FROM nvidia/cuda:\S+", dockerfile, re.M)
     assert "requirements.txt" in dockerfile
     assert "gpu" in str(COMPOSE["services"]["worker"]["deploy"]["resources"]["reservations"]["devices"])
+
+
+def test_the_dockerfiles_python_steps_run():
+    steps = re.findall(r'^RUN python -c "(.+)"$', (REPO / "Dockerfile").read_text(), re.M)
+    assert steps
+    for step in steps:
+        subprocess.run([sys.executable, "-c", step], cwd=REPO, check=True, timeout=300)

@@ -103,6 +103,32 @@ def test_baked_texels_take_the_colour_of_the_views_that_see_them_and_seams_are_p
     assert (srgb[distance > bake.PADDING_TEXELS + 1] == 0).all()
 
 
+def test_the_far_side_of_a_thin_part_takes_the_colours_seen_across_it_texel_by_texel(colour_cube_dir):
+    """A plate just under the cube's +z face: the front view sees its top, no view its underside (the view from
+    below sees the cube's far face). Within `across`, the underside takes the top's colour; beyond, the fallback."""
+    inputs = scenes.load(colour_cube_dir)
+    plate = trimesh.creation.box((1.0, 1.0, 0.004)).subdivide().subdivide()
+    plate.apply_translation((0.0, 0.0, 0.598))
+    vertices = torch.tensor(plate.vertices, dtype=torch.float32)
+    faces = torch.tensor(plate.faces)
+    atlas = build_atlas(plate.vertices, plate.faces, SIZE)
+    green = torch.tensor([[0.0, 1.0, 0.0]]).expand(len(vertices), 3)
+    plane = np.column_stack((atlas.uv[:, 0], -atlas.uv[:, 1], -np.ones(len(atlas.uv))))
+    raster = rasterize(texture_space_camera(SIZE), torch.tensor(plane, dtype=torch.float32), torch.tensor(atlas.faces))
+    covered = raster.tri_id.numpy() >= 0
+    corners = plate.vertices[atlas.source[atlas.faces[raster.tri_id.numpy()[covered]]]]
+    points = (corners * raster.bary.numpy()[covered][..., None]).sum(axis=1)
+    underside = (points[:, 2] < 0.597) & (np.abs(points[:, :2]) < 0.45).all(axis=1)
+    assert underside.sum() > 1000
+    for across, colour in ((0.01, scenes.FACE_COLOURS[(0, 0, 1)]), (0.0, (0, 255, 0))):
+        srgb, filled = bake_texture(
+            vertices, vertex_normals(vertices, faces), atlas, SIZE, inputs.rig.cameras, torch.tensor(inputs.colors),
+            torch.tensor(inputs.masks), torch.tensor(inputs.depths), 0.01, green, across=across,
+        )
+        assert np.abs(srgb[covered][underside].astype(float) - colour).max() <= 3, across
+        assert filled == pytest.approx(0.5, abs=0.05)  # still counted as filled
+
+
 def bake_seen_by_no_view(mesh: trimesh.Trimesh, inputs_dir) -> tuple:
     """(atlas, sRGB texture, filled share) of `mesh` baked with every silhouette empty and green as the fallback."""
     inputs = scenes.load(inputs_dir)

@@ -109,6 +109,9 @@ class ModelSpec:
 
 def _load_fusion(config: Settings) -> Reconstructor:
     from ..recon.fusion import reconstruct_fusion
+    from ..recon.simplify import compile_ahead
+
+    compile_ahead()
 
     def run(inputs: "ReconInputs", glb: Path, progress: "Progress", options: dict, device: str) -> "ModelReport":
         return reconstruct_fusion(inputs, glb, progress, device=device, **options)
@@ -161,6 +164,9 @@ FUSION = ModelSpec(
 
 def _load_nvdiffrec(config: Settings) -> Reconstructor:
     from ..recon.nvdiffrec import reconstruct_nvdiffrec
+    from ..recon.simplify import compile_ahead
+
+    compile_ahead()
 
     def run(inputs: "ReconInputs", glb: Path, progress: "Progress", options: dict, device: str) -> "ModelReport":
         return reconstruct_nvdiffrec(inputs, glb, progress, device=device, backend=config.render_backend,

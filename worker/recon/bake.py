@@ -5,10 +5,11 @@ exact rasterizer, seen through an orthographic camera that looks at the UV plane
 gives each texel its triangle and barycentrics, hence its 3D point and smooth
 normal. The texel then takes its colour like a vertex does (colour.vertex_colours):
 from the views whose depth map agrees with its depth, weighted by how frontally
-they see it, averaged in linear light. Texels no view sees take the mesh's
-vertex colours, gap-filled across the mesh (colour.fill_unseen), never a
-neighbour in the atlas, whose empty space joins parts of the surface that are far
-apart on the mesh; seams are padded by copying the nearest texel into the empty
+they see it, averaged in linear light. A texel no view sees within `across` of
+one a view sees is the far side of a thin part and takes that colour, at the
+texture's resolution; the others take colours filled across the mesh
+(colour.fill_unseen), never from a neighbour in the atlas, whose empty space joins
+parts of the surface that are far apart on the mesh; seams are padded by copying the nearest texel into the empty
 atlas space around every chart, so that bilinear filtering and mipmaps do not
 pull in background.
 """
@@ -20,6 +21,7 @@ from typing import Callable
 import numpy as np
 import torch
 from scipy.ndimage import distance_transform_edt
+from scipy.spatial import cKDTree
 
 from .atlas import Atlas
 from .colour import linear_to_srgb8, vertex_colours
@@ -48,12 +50,15 @@ def bake_texture(
     tolerance: float,
     fallback: torch.Tensor,
     on_view: Callable[[float], None] = lambda views_done: None,
+    across: float = 0.0,
+    fill: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> tuple[np.ndarray, float]:
     """The sRGB texture (size, size, 3) uint8 and the share of the surface (by area) that no view saw, whose
     texels took the fallback.
 
     `vertices`, `normals` and `fallback` (linear colours for what no view sees) are per input vertex; the atlas
-    maps its vertices onto them. colors, masks, depths and `tolerance` are as for colour.vertex_colours.
+    maps its vertices onto them. colors, masks, depths and `tolerance` are as for colour.vertex_colours. `fill`,
+    where given, colours unseen texels from their points (N, 3) instead of the fallback.
     """
     device = vertices.device
     source = torch.as_tensor(atlas.source, device=device)
@@ -69,7 +74,17 @@ def bake_texture(
     linear, seen = vertex_colours(points, texel_normals, cameras, colors, masks, depths, tolerance, on_view)
     unseen = ~seen
     if unseen.any():
-        linear[unseen] = (fallback[source[texel_faces[unseen]]] * weights[unseen]).sum(dim=1)
+        if fill is None:
+            linear[unseen] = (fallback[source[texel_faces[unseen]]] * weights[unseen]).sum(dim=1)
+        else:
+            linear[unseen] = torch.as_tensor(fill(points[unseen].cpu().numpy()), dtype=linear.dtype, device=device)
+        if across > 0 and seen.any():
+            far_side = np.flatnonzero(unseen.cpu().numpy())
+            distance, nearest = cKDTree(points[seen].cpu().numpy()).query(points[unseen].cpu().numpy(),
+                                                                          distance_upper_bound=across)
+            near = np.isfinite(distance)
+            linear[torch.as_tensor(far_side[near], device=device)] = linear[seen][
+                torch.as_tensor(nearest[near], device=device)]
 
     image = np.zeros((size, size, 3), dtype=np.float32)
     covered_np = covered.cpu().numpy()

@@ -6,7 +6,7 @@ whose depth agrees with its tangent plane's there (so neither an occluder nor th
 background bleeds in), from views that see it at least MIN_FACING frontally,
 weighted by how frontally. A point seen only at a grazing angle or by a sliver of a pixel has no
 trustworthy colour: it counts as unseen, and unseen vertices are filled across the
-mesh (from the nearest seen vertex along its edges), so the inside of a bore or a
+mesh (blended from the seen ones along its edges), so the inside of a bore or a
 tunnel takes the colours of its own walls and rims, never those of a surface that
 is near in space but far along the mesh (the outside of a thin wall).
 """
@@ -17,7 +17,7 @@ from typing import Callable
 
 import numpy as np
 import torch
-from scipy.sparse import coo_matrix
+from scipy.sparse import coo_matrix, csr_matrix, diags
 from scipy.sparse.csgraph import dijkstra
 from scipy.spatial import cKDTree
 
@@ -27,7 +27,8 @@ from .sampling import neighbours_2x2
 FACING_POWER = 4.0
 MIN_FACING = 0.05  # cos 87 degrees: closer to grazing, a pixel spans too long a strip of the surface
 MIN_COVERAGE = 0.25  # the agreeing pixels must hold at least this much of the bilinear weight
-SMOOTHING_ROUNDS = 5  # neighbour averages over filled vertices: enough to hide a border, too few to grey it
+HARMONIC_ITERATIONS = 300  # conjugate-gradient steps of the fill, at most
+HARMONIC_TOLERANCE = 1e-3
 CHUNK_VERTICES = 1 << 18
 
 
@@ -119,10 +120,10 @@ def fill_unseen(vertices: np.ndarray, faces: np.ndarray, colours: np.ndarray, se
 
     An unseen vertex within `across` of a seen one in space is the far side of a thin part (a wall of an open
     scan, a sheet's shell) and takes that colour: along the mesh, that side is a rim away. Filling then follows the
-    mesh: every other unseen vertex takes the colour of the seen or far-side vertex nearest to it along the mesh's
-    edges (Dijkstra from all of them at once), then SMOOTHING_ROUNDS neighbour averages among the unseen soften
-    the borders where two seen regions' colours meet. A part of the mesh no view sees at all, not even at its
-    border, takes the colour of the nearest seen vertex in space.
+    mesh: every other unseen vertex is the mean of its neighbours along the mesh's edges, the seen and far-side
+    vertices held (a harmonic fill: the colours around a bore's rim blend smoothly into it, without the seams of
+    copying each vertex's nearest seen one). A part of the mesh no view sees at all, not even at its border,
+    takes the colour of the nearest seen vertex in space.
     """
     area = vertex_areas(vertices, faces)
     share = float(area[~seen].sum() / max(area.sum(), 1e-30))
@@ -137,19 +138,43 @@ def fill_unseen(vertices: np.ndarray, faces: np.ndarray, colours: np.ndarray, se
         colours[unseen[near]] = colours[seen][nearest[near]]
         sources[unseen[near]] = True
     count = len(vertices)
-    edges = np.concatenate((faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]))
-    lengths = np.linalg.norm(vertices[edges[:, 0]] - vertices[edges[:, 1]], axis=1) + 1e-12
-    graph = coo_matrix((lengths, (edges[:, 0], edges[:, 1])), shape=(count, count)).tocsr()
-    graph = graph.maximum(graph.T)
-    _, _, source = dijkstra(graph, directed=False, indices=np.flatnonzero(sources), min_only=True,
+    around = np.concatenate((faces, faces[:, [1, 2, 0]]), axis=1).T.reshape(2, 3, -1)
+    adjacency = coo_matrix((np.ones(around[0].size), (around[0].ravel(), around[1].ravel())), shape=(count, count))
+    adjacency = (adjacency + adjacency.T).tocsr()
+    adjacency.data[:] = 1.0  # each edge once, either way, whether the mesh is closed or not
+    _, _, source = dijkstra(adjacency, indices=np.flatnonzero(sources), unweighted=True, min_only=True,
                             return_predecessors=True)
     reached = source >= 0
-    colours[reached] = colours[source[reached]]
+    colours[reached] = colours[source[reached]]  # where the harmonic fill starts from: the fewest edges away
     if not reached.all():
         _, nearest = cKDTree(vertices[seen]).query(vertices[~reached])
         colours[~reached] = colours[seen][nearest]
-    adjacency = (graph > 0).astype(colours.dtype)
-    degree = np.asarray(adjacency.sum(axis=1)).ravel()[:, None]
-    for _ in range(SMOOTHING_ROUNDS):
-        colours[~sources] = ((adjacency @ colours) / np.maximum(degree, 1))[~sources]
+    free = np.flatnonzero(reached & ~sources)
+    if len(free):
+        rows = adjacency[free]
+        held = rows @ np.where(sources[:, None], colours, 0.0)  # what the held neighbours pull toward
+        degree = np.asarray(rows.sum(axis=1)).ravel()
+        colours[free] = _solved(diags(degree) - rows[:, free], held, colours[free].astype(np.float64))
     return colours, share
+
+
+def _solved(system: csr_matrix, right: np.ndarray, start: np.ndarray) -> np.ndarray:
+    """Conjugate gradients for a symmetric positive definite `system` (N, N) and each column of `right` (N, C) at
+    once, from `start`, until each residual falls below HARMONIC_TOLERANCE of its right side or after
+    HARMONIC_ITERATIONS (a fill needs no more digits than a colour has)."""
+    solution = start.copy()
+    residual = right - system @ solution
+    direction = residual.copy()
+    power = np.einsum("nc,nc->c", residual, residual)
+    goal = (HARMONIC_TOLERANCE ** 2) * np.maximum(np.einsum("nc,nc->c", right, right), 1e-30)
+    for _ in range(HARMONIC_ITERATIONS):
+        if (power <= goal).all():
+            break
+        pushed = system @ direction
+        step = power / np.maximum(np.einsum("nc,nc->c", direction, pushed), 1e-30)
+        solution += step * direction
+        residual -= step * pushed
+        new_power = np.einsum("nc,nc->c", residual, residual)
+        direction = residual + (new_power / np.maximum(power, 1e-30)) * direction
+        power = new_power
+    return solution

@@ -10,14 +10,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
+from scipy.spatial import cKDTree
 
 from ..errors import ReconstructionFailed
 from .atlas import NO_ATLAS_WARNING, Atlas, build_atlas
 from .bake import bake_texture
-from .colour import fill_unseen, vertex_colours
+from .colour import fill_unseen, vertex_areas, vertex_colours
 from .evaluate import compare_with_inputs
 from .export import write_coloured_glb
 from .inputs import ReconInputs
@@ -25,7 +27,7 @@ from .prelude import FusedSurface, Prelude, begin, fused_surface
 from .report import ModelReport, TextureSummary, ViewCheck
 from .rig import SLOT_NAMES
 from .stages import Progress, Stage, Stages
-from .surface import is_watertight
+from .surface import is_watertight, vertex_normals
 
 GRID_RESOLUTION = 224
 TARGET_TRIANGLES = 500_000
@@ -159,8 +161,13 @@ def _colour(start: Prelude, surface: FusedSurface, vertices_np: np.ndarray, face
     stages.start("colour")
     linear, seen = vertex_colours(surface.vertices, surface.normals, cameras, colors, masks, depths,
                                   surface.tolerance, on_view=stages.views(len(SLOT_NAMES)))
-    linear, filled_share = fill_unseen(vertices_np, faces_np, linear.cpu().numpy(), seen.cpu().numpy(),
-                                       FILL_ACROSS_VOXELS * surface.grid.voxel_size)
+    linear, seen = linear.cpu().numpy(), seen.cpu().numpy()
+    areas = vertex_areas(vertices_np, faces_np)
+    filled_share = float(areas[~seen].sum() / max(areas.sum(), 1e-30))
+    fill = None
+    if seen.any() and not seen.all():
+        fill = _unseen_fill(start, surface, colors, masks, depths)
+        linear[~seen] = fill(vertices_np[~seen])
     warnings, atlas, texture, summary = [], None, None, None
     if texture_size:
         stages.start("atlas")
@@ -172,9 +179,27 @@ def _colour(start: Prelude, surface: FusedSurface, vertices_np: np.ndarray, face
         texture, filled_share = bake_texture(
             surface.vertices, surface.normals, atlas, texture_size, cameras, colors, masks, depths,
             surface.tolerance, torch.as_tensor(linear, device=device), stages.views(len(SLOT_NAMES)),
+            FILL_ACROSS_VOXELS * surface.grid.voxel_size, fill,
         )
         summary = {"size": texture_size, "charts": atlas.charts, "atlas_utilization": round(atlas.utilization, 3)}
     if filled_share > UNSEEN_WARNING_SHARE:
         warnings.append(f"{100 * filled_share:.0f}% of the surface is seen by no view; it took the colour of "
                         "the nearest seen part")
     return SurfaceColours(linear, atlas, texture, summary, warnings, filled_share)
+
+
+def _unseen_fill(start: Prelude, surface: FusedSurface, colors: torch.Tensor, masks: torch.Tensor,
+                 depths: torch.Tensor) -> Callable[[np.ndarray], np.ndarray]:
+    """Colours (N, 3) linear for points (N, 3) no view sees: those of the nearest vertex of the mesh before
+    simplification, filled across it (colour.fill_unseen). Filled at its density, not the simplified mesh's,
+    whose few vertices on an unseen wall, and their long triangles, made the colours there the simplifier's guess
+    (bore-0: 3 dB of novel-view PSNR between two simplifiers of the same error, and a dent in stripes)."""
+    vertices_np, faces_np = surface.fitted
+    vertices = torch.as_tensor(vertices_np, dtype=torch.float32, device=start.device)
+    normals = vertex_normals(vertices, torch.as_tensor(faces_np, device=start.device))
+    linear, seen = vertex_colours(vertices, normals, start.inputs.rig.cameras, colors, masks, depths,
+                                  surface.tolerance)
+    filled, _ = fill_unseen(vertices_np, faces_np, linear.cpu().numpy(), seen.cpu().numpy(),
+                            FILL_ACROSS_VOXELS * surface.grid.voxel_size)
+    tree = cKDTree(vertices_np)
+    return lambda points: filled[tree.query(points)[1]]

@@ -60,6 +60,7 @@ class FusedSurface:
     simplify_error: float  # simplify.Simplified.error as a share of the bounding-box diagonal
     snapped: float | None  # share of vertices fitted to the depth maps; None when depth is too coarse to fit
     tolerance: float  # how far a surface point may lie from a depth map and still count as seen there
+    fitted: tuple[np.ndarray, np.ndarray]  # (V, 3) float64, (F, 3): the mesh before simplification
 
 
 def fused_surface(start: Prelude, grid_resolution: int, stages: Stages, target_triangles: int = 0,
@@ -99,6 +100,7 @@ def fused_surface(start: Prelude, grid_resolution: int, stages: Stages, target_t
                                     ~placed & shells, SILHOUETTE_REACH_VOXELS * grid.voxel_size)
         snapped = float(placed.float().mean().item())
         vertices_np = fitted.cpu().numpy()
+    fitted = (vertices_np, faces_np)
     error = 0.0
     if target_triangles or max_error:
         stages.start("simplify")
@@ -107,5 +109,5 @@ def fused_surface(start: Prelude, grid_resolution: int, stages: Stages, target_t
     vertices = torch.as_tensor(np.asarray(vertices_np), dtype=torch.float32, device=device)
     faces = torch.as_tensor(np.asarray(faces_np), dtype=torch.int64, device=device)
     normals = vertex_normals(vertices, faces)
-    return FusedSurface(vertices, faces, normals, grid, extracted, error / diagonal, snapped, tolerance)
+    return FusedSurface(vertices, faces, normals, grid, extracted, error / diagonal, snapped, tolerance, fitted)
 
