@@ -10,10 +10,11 @@ import trimesh
 from scipy.ndimage import binary_fill_holes
 from scipy.spatial import cKDTree
 from skimage.measure import marching_cubes
+from skimage.morphology import reconstruction
 
 from worker.recon.evaluate import chamfer_distance
 from worker.recon.fusion import reconstruct_fusion
-from worker.recon.holes import wells
+from worker.recon.holes import _spill_levels, wells
 from worker.recon.render_inputs import render_inputs
 from worker.recon.raster import rasterize
 from worker.recon.rig import ORTHO, SLOT_NAMES, Camera, look_at
@@ -184,3 +185,15 @@ def test_an_open_scans_unseen_side_lies_on_the_side_the_views_see(open_scan_resu
     off = np.abs(np.linalg.norm(mesh.sample(20_000), axis=1) - 0.5)
     assert np.median(off) < 0.1 * voxel  # the shell's inner side stayed most of a voxel inside: 0.4
     assert np.percentile(off, 90) < 0.2 * voxel  # a tenth of it stayed 0.3 voxel inside, a step short of the side
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (3, 3), (7, 5), (64, 48)])
+def test_the_spill_level_is_the_reconstruction_of_the_border_under_the_depth(shape):
+    """The level water poured in from outside stands at: scikit-image's reconstruction by dilation (8-connected)
+    of the grid's border values under the grid, with ties as depth maps have them (flat floors, background)."""
+    rng = np.random.default_rng(sum(shape))
+    for levels in (rng.random(shape), np.round(4 * rng.random(shape)).astype(np.float32)):
+        seed = np.full_like(levels, levels.min())
+        seed[[0, -1], :] = levels[[0, -1], :]
+        seed[:, [0, -1]] = levels[:, [0, -1]]
+        np.testing.assert_array_equal(_spill_levels(levels), reconstruction(seed, levels, method="dilation"))

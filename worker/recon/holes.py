@@ -41,7 +41,7 @@ import numpy as np
 import torch
 from scipy.interpolate import griddata
 from scipy.ndimage import binary_dilation, binary_erosion, find_objects, label
-from skimage.morphology import reconstruction
+from numba import njit
 
 from .inputs import ReconInputs
 from .rig import Camera
@@ -50,7 +50,7 @@ from .stages import Done
 OPPOSITE_COS = -0.5  # a view whose direction is at least 120 degrees from another's sees its surfaces from behind
 TWO_SIDED_SHARE = 0.5  # a well is an opening when at least this share of what it shows is seen from behind too
 MIN_WELL_PIXELS = 16
-WELL_GRID_PIXELS = 512  # larger depth maps look for wells on a coarser grid (the spill level costs 0.5 s at 1024)
+WELL_GRID_PIXELS = 512  # larger depth maps look for wells on a coarser grid (the spill level takes 0.4 s at 1024)
 EDGE_PIXELS = 2
 HOLLOW_OPENING_SHARE = 0.2  # openings covering this share of a view's depth make the object a scanned surface
 HOLLOW_PANEL_SHARE = 0.2  # and so do panels of no thickness (two_sided) covering this share of a view's depth
@@ -83,12 +83,69 @@ def _wells_on_grid(depth: np.ndarray, tolerance: float, factor: int) -> np.ndarr
     height, width = -(-depth.shape[0] // factor) * factor, -(-depth.shape[1] // factor) * factor
     padded = np.pad(far, ((0, height - depth.shape[0]), (0, width - depth.shape[1])), constant_values=ceiling)
     coarse = padded.reshape(height // factor, factor, width // factor, factor).min(axis=(1, 3))
-    seed = np.full_like(coarse, coarse.min())
-    seed[[0, -1], :] = coarse[[0, -1], :]
-    seed[:, [0, -1]] = coarse[:, [0, -1]]
-    spill = reconstruction(seed, coarse, method="dilation")
+    spill = _spill_levels(coarse)
     spill = np.repeat(np.repeat(spill, factor, axis=0), factor, axis=1)[: depth.shape[0], : depth.shape[1]]
     return (depth > 0) & (far > spill + tolerance)
+
+
+@njit(cache=True)
+def _spill_levels(levels: np.ndarray) -> np.ndarray:
+    """(H, W): for each cell the highest level at which it joins the grid's border, a path's level being its lowest
+    cell (8-connected): what water poured in from outside stands at. The morphological reconstruction by dilation
+    of the border under `levels`, as a priority flood from the border, highest first (scikit-image's took 4.7x as
+    long: 0.22 s on a 512-cell grid)."""
+    height, width = levels.shape
+    flat = levels.ravel()
+    spill = np.empty(flat.size, dtype=levels.dtype)
+    reached = np.zeros(flat.size, dtype=np.bool_)
+    keys = np.empty(flat.size)  # a heap of the reached cells by level, negated: highest first
+    cells = np.empty(flat.size, dtype=np.int64)
+    size = 0
+    for cell in range(flat.size):
+        row, col = cell // width, cell % width
+        if row == 0 or col == 0 or row == height - 1 or col == width - 1:
+            reached[cell], spill[cell] = True, flat[cell]
+            size = _pushed(keys, cells, size, -flat[cell], cell)
+    while size:
+        level, cell = -keys[0], cells[0]
+        size = _popped(keys, cells, size)
+        row, col = cell // width, cell % width
+        for near_row in range(max(row - 1, 0), min(row + 2, height)):
+            for near_col in range(max(col - 1, 0), min(col + 2, width)):
+                near = near_row * width + near_col
+                if not reached[near]:
+                    reached[near], spill[near] = True, min(level, flat[near])
+                    size = _pushed(keys, cells, size, -spill[near], near)
+    return spill.reshape(height, width)
+
+
+@njit(cache=True)
+def _pushed(keys: np.ndarray, cells: np.ndarray, size: int, key: float, cell: int) -> int:
+    """Adds (key, cell) to the binary min-heap of `size` entries; returns its new size."""
+    at = size
+    while at > 0 and keys[(at - 1) >> 1] > key:
+        keys[at], cells[at] = keys[(at - 1) >> 1], cells[(at - 1) >> 1]
+        at = (at - 1) >> 1
+    keys[at], cells[at] = key, cell
+    return size + 1
+
+
+@njit(cache=True)
+def _popped(keys: np.ndarray, cells: np.ndarray, size: int) -> int:
+    """Removes the least entry of the binary min-heap of `size` entries; returns its new size."""
+    last = size - 1
+    key, cell = keys[last], cells[last]
+    at = 0
+    while 2 * at + 1 < last:
+        child = 2 * at + 1
+        if child + 1 < last and keys[child + 1] < keys[child]:
+            child += 1
+        if key <= keys[child]:
+            break
+        keys[at], cells[at] = keys[child], cells[child]
+        at = child
+    keys[at], cells[at] = key, cell
+    return last
 
 
 def _others(cameras: list[Camera], depths: list[np.ndarray], index: int) -> list[tuple[Camera, np.ndarray]]:
