@@ -20,8 +20,8 @@ WORKDIR /app
 COPY requirements.txt .
 RUN pip install --no-cache-dir -r requirements.txt
 COPY . .
-# Compile simplification's collapses into Numba's cache now, not in the first job (~10 s)
-RUN python -c "from worker.recon.simplify import compile_ahead; compile_ahead()"
+# Compile the engine's Numba code into its cache now, not in the first job (10-15 s)
+RUN python -c "from worker.recon.prelude import compile_ahead; compile_ahead()"
 
 VOLUME /data
 EXPOSE 7860

@@ -109,7 +109,7 @@ class ModelSpec:
 
 def _load_fusion(config: Settings) -> Reconstructor:
     from ..recon.fusion import reconstruct_fusion
-    from ..recon.simplify import compile_ahead
+    from ..recon.prelude import compile_ahead
 
     compile_ahead()
 
@@ -164,7 +164,7 @@ FUSION = ModelSpec(
 
 def _load_nvdiffrec(config: Settings) -> Reconstructor:
     from ..recon.nvdiffrec import reconstruct_nvdiffrec
-    from ..recon.simplify import compile_ahead
+    from ..recon.prelude import compile_ahead
 
     compile_ahead()
 

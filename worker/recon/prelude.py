@@ -12,6 +12,7 @@ import torch
 from ..errors import ReconstructionFailed
 from .consistency import agreeing_inputs
 from .depth_views import fits_depth
+from .holes import wells
 from .devices import resolve_device
 from .inputs import ReconInputs, eight_bit_depth_warning
 from .rig import SLOT_NAMES
@@ -25,6 +26,17 @@ EMPTY_SILHOUETTES = ("Every silhouette is empty, so there is no object to recons
                      "channel that covers the object, or depth renders that are non-zero on it.")
 SNAP_TOLERANCE_VOXELS = 1.5  # a vertex further than this from every depth map is left where fusion put it
 SILHOUETTE_REACH_VOXELS = 1.5  # a vertex further than this outside a silhouette is left where it is
+
+
+def compile_ahead() -> None:
+    """Compile the Numba code of the fused start (simplification's collapses, the hole search's spill level) now,
+    or load it from Numba's cache (beside the source, else under the user's cache folder), so that a model's first
+    job does not wait for it: 10-15 s on 2 cores once per install, then a fraction of a second per process.
+    Models call this when they load; the Docker image does at build."""
+    octahedron = np.array([[1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1], [0, 0, -1]], dtype=np.float64)
+    faces = np.array([[0, 2, 4], [2, 1, 4], [1, 3, 4], [3, 0, 4], [2, 0, 5], [1, 2, 5], [3, 1, 5], [0, 3, 5]])
+    simplify(octahedron, faces, 4)
+    wells(np.ones((8, 8), dtype=np.float32), 1.0)  # depth maps decode to float32
 
 
 @dataclass

@@ -283,15 +283,6 @@ def _sweep(mesh: _Mesh, threshold: float, target: int, live: int, regularisation
     return live, reached
 
 
-def compile_ahead() -> None:
-    """Compile the collapse code now (or load it from Numba's cache, next to this file or under the user's cache
-    folder) so that a model's first job does not wait for it: about 10 s on 2 cores once per install, then a
-    fraction of a second per process. Models call this when they load."""
-    octahedron = np.array([[1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1], [0, 0, -1]], dtype=np.float64)
-    faces = np.array([[0, 2, 4], [2, 1, 4], [1, 3, 4], [3, 0, 4], [2, 0, 5], [1, 2, 5], [3, 1, 5], [0, 3, 5]])
-    simplify(octahedron, faces, 4)
-
-
 def _done(first: int, now: int, target: int) -> float:
     """Progress as the share of the triangles to remove; with no count target, of nine tenths of them (an error
     bound stops at a share known only at the end)."""
