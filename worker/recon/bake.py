@@ -7,11 +7,11 @@ normal. The texel then takes its colour like a vertex does (colour.vertex_colour
 from the views whose depth map agrees with its depth, weighted by how frontally
 they see it, averaged in linear light. A texel no view sees within `across` of
 one a view sees is the far side of a thin part and takes that colour, at the
-texture's resolution; the others take colours filled across the mesh
-(colour.fill_unseen), never from a neighbour in the atlas, whose empty space joins
-parts of the surface that are far apart on the mesh; seams are padded by copying the nearest texel into the empty
-atlas space around every chart, so that bilinear filtering and mipmaps do not
-pull in background.
+texture's resolution (colour.far_sides); the others take colours filled across
+the mesh (colour.fill_unseen), never from a neighbour in the atlas, whose empty
+space joins parts of the surface that are far apart on the mesh; seams are padded
+by copying the nearest texel into the empty atlas space around every chart, so
+that bilinear filtering and mipmaps do not pull in background.
 """
 
 from __future__ import annotations
@@ -21,10 +21,9 @@ from typing import Callable
 import numpy as np
 import torch
 from scipy.ndimage import distance_transform_edt
-from scipy.spatial import cKDTree
 
 from .atlas import Atlas
-from .colour import linear_to_srgb8, vertex_colours
+from .colour import far_sides, linear_to_srgb8, vertex_colours
 from .raster import Raster, rasterize
 from .rig import ORTHO, Camera
 
@@ -79,12 +78,9 @@ def bake_texture(
         else:
             linear[unseen] = torch.as_tensor(fill(points[unseen].cpu().numpy()), dtype=linear.dtype, device=device)
         if across > 0 and seen.any():
-            far_side = np.flatnonzero(unseen.cpu().numpy())
-            distance, nearest = cKDTree(points[seen].cpu().numpy()).query(points[unseen].cpu().numpy(),
-                                                                          distance_upper_bound=across)
-            near = np.isfinite(distance)
-            linear[torch.as_tensor(far_side[near], device=device)] = linear[seen][
-                torch.as_tensor(nearest[near], device=device)]
+            far, behind = (torch.as_tensor(index, device=device)
+                           for index in far_sides(points.cpu().numpy(), seen.cpu().numpy(), across))
+            linear[far] = linear[behind]
 
     image = np.zeros((size, size, 3), dtype=np.float32)
     covered_np = covered.cpu().numpy()

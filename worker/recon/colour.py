@@ -114,6 +114,15 @@ def vertex_areas(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
     return np.bincount(faces.reshape(-1), np.repeat(face_area / 3, 3), minlength=len(vertices))
 
 
+def far_sides(points: np.ndarray, seen: np.ndarray, across: float) -> tuple[np.ndarray, np.ndarray]:
+    """The unseen `points` (N, 3) within `across` of a seen one, as indices, and the index of that seen one: the far
+    side of a thin part (a wall of an open scan, a sheet's shell), which takes the colour seen right behind it."""
+    unseen, seen_at = np.flatnonzero(~seen), np.flatnonzero(seen)
+    distance, nearest = cKDTree(points[seen_at]).query(points[unseen], distance_upper_bound=across)
+    near = np.isfinite(distance)
+    return unseen[near], seen_at[nearest[near]]
+
+
 def fill_unseen(vertices: np.ndarray, faces: np.ndarray, colours: np.ndarray, seen: np.ndarray, across: float = 0.0
                 ) -> tuple[np.ndarray, float]:
     """Colours with every unseen vertex filled, and the share of the surface (by area) that was filled.
@@ -132,11 +141,9 @@ def fill_unseen(vertices: np.ndarray, faces: np.ndarray, colours: np.ndarray, se
     colours = colours.copy()
     sources = seen.copy()
     if across > 0:
-        unseen = np.flatnonzero(~seen)
-        distance, nearest = cKDTree(vertices[seen]).query(vertices[unseen], distance_upper_bound=across)
-        near = np.isfinite(distance)
-        colours[unseen[near]] = colours[seen][nearest[near]]
-        sources[unseen[near]] = True
+        far, behind = far_sides(vertices, seen, across)
+        colours[far] = colours[behind]
+        sources[far] = True
     count = len(vertices)
     around = np.concatenate((faces, faces[:, [1, 2, 0]]), axis=1).T.reshape(2, 3, -1)
     adjacency = coo_matrix((np.ones(around[0].size), (around[0].ravel(), around[1].ravel())), shape=(count, count))

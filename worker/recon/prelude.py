@@ -12,8 +12,8 @@ import torch
 from ..errors import ReconstructionFailed
 from .consistency import agreeing_inputs
 from .depth_views import fits_depth
-from .holes import wells
 from .devices import resolve_device
+from .holes import wells
 from .inputs import ReconInputs, eight_bit_depth_warning
 from .rig import SLOT_NAMES
 from .simplify import simplify
