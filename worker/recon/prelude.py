@@ -102,7 +102,7 @@ def fused_surface(start: Prelude, grid_resolution: int, stages: Stages, target_t
     snapped = None
     if fits_depth(step, grid.voxel_size):
         stages.start("snap")
-        vertices = torch.as_tensor(vertices_np, device=device)
+        vertices = torch.as_tensor(vertices_np, dtype=torch.float32, device=device)  # float64: 1.3x the time
         depths = torch.as_tensor(inputs.depths, dtype=vertices.dtype, device=device)
         faces = torch.as_tensor(faces_np, device=device)
         fitted, placed = fit_to_depth(vertices, faces, inputs.rig.cameras, depths, tolerance, grid.voxel_size,
@@ -111,7 +111,7 @@ def fused_surface(start: Prelude, grid_resolution: int, stages: Stages, target_t
         fitted = fit_to_silhouettes(fitted, faces, inputs.rig.cameras, torch.as_tensor(inputs.masks, device=device),
                                     ~placed & shells, SILHOUETTE_REACH_VOXELS * grid.voxel_size)
         snapped = float(placed.float().mean().item())
-        vertices_np = fitted.cpu().numpy()
+        vertices_np = fitted.cpu().numpy().astype(np.float64)
     fitted = (vertices_np, faces_np)
     error = 0.0
     if target_triangles or max_error:
