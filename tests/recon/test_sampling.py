@@ -4,32 +4,17 @@ from __future__ import annotations
 
 import torch
 
-from worker.recon.sampling import neighbours_2x2, neighbours_4x4
+from worker.recon.sampling import neighbours_2x2
 
 
-def _bowl(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """A depth that curves like a rod's side: quadratic in the pixel coordinates."""
-    return 5.0 + 0.02 * (u - 8.0) ** 2 + 0.01 * (u - 8.0) * (v - 6.0) - 0.015 * (v - 6.0) ** 2
-
-
-def _map() -> torch.Tensor:
-    centres = torch.arange(16, dtype=torch.float64) + 0.5
-    v, u = torch.meshgrid(centres, centres, indexing="ij")
-    return _bowl(u, v)[..., None]
-
-
-def test_the_cubic_follows_a_curved_depth_where_bilinear_cuts_its_chord():
-    generator = torch.Generator().manual_seed(0)
-    u, v = (2 + 12 * torch.rand(200, generator=generator, dtype=torch.float64) for _ in range(2))
-    fine, near = neighbours_4x4(_map(), u, v), neighbours_2x2(_map(), u, v)
-    cubic = (fine.values[..., 0] * fine.weights).sum(dim=-1)
-    bilinear = (near.values[..., 0] * near.weights).sum(dim=-1)
-    torch.testing.assert_close(cubic, _bowl(u, v))  # Catmull-Rom reproduces quadratics
-    assert (bilinear - _bowl(u, v)).abs().max() > 1e-3
+def test_the_four_texels_around_a_point_carry_its_bilinear_weights():
+    image = torch.arange(12, dtype=torch.float64).reshape(3, 4, 1)
+    near = neighbours_2x2(image, torch.tensor([1.75]), torch.tensor([1.0]))  # a quarter past column 1, half row 0
+    assert near.flat.tolist() == [[1, 2, 5, 6]]
+    torch.testing.assert_close(near.weights, torch.tensor([[0.375, 0.125, 0.375, 0.125]]))
 
 
 def test_texels_outside_the_image_weigh_nothing():
-    near = neighbours_4x4(_map(), torch.tensor([0.7], dtype=torch.float64), torch.tensor([15.6], dtype=torch.float64))
-    assert near.weights.shape == (1, 16)
-    outside = near.weights[0].reshape(4, 4)
-    assert (outside[:, 0] == 0).all() and (outside[2:, :] == 0).all()  # the column left of 0, the rows below 15
+    near = neighbours_2x2(torch.ones(4, 4, 1), torch.tensor([0.2]), torch.tensor([3.9]))
+    assert near.weights[0, 0] == 0 and near.weights[0, 2:].eq(0).all()  # the column left of 0, the row below 3
+    assert near.weights[0, 1] > 0

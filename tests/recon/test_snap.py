@@ -11,7 +11,8 @@ from scipy.ndimage import distance_transform_edt
 from tests.support.inputs import rendered_inputs
 from worker.recon.fusion import reconstruct_fusion
 from worker.recon.rig import cube6_rig
-from worker.recon.snap import _nearest_in_silhouette, _within_half_pixel, _without_folds, fit_to_silhouettes
+from worker.recon.snap import (_cubic_depth, _nearest_in_silhouette, _within_half_pixel, _without_folds,
+                               fit_to_silhouettes)
 
 from . import scenes
 
@@ -141,3 +142,38 @@ def test_a_shell_put_back_around_depth_points_ends_at_the_silhouette_not_a_voxel
     assert (outside > 0.5).sum() <= 5
     assert (outside > 0).mean() < 0.005
     assert mesh.is_watertight
+
+
+def _bowl(u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """A depth that curves like a rod's side: quadratic in the pixel coordinates."""
+    return 5.0 + 0.02 * (u - 8.0) ** 2 + 0.01 * (u - 8.0) * (v - 6.0) - 0.015 * (v - 6.0) ** 2
+
+
+def _read_at(depth_map: np.ndarray, u: float, v: float, reach: float = 1.0) -> tuple[float, float]:
+    """The cubic depth at (u, v), and the bilinear one it starts from."""
+    x0, y0 = np.floor(u - 0.5), np.floor(v - 0.5)
+    tx, ty = u - 0.5 - x0, v - 0.5 - y0
+    r, c = int(y0), int(x0)
+    block = depth_map[r : r + 2, c : c + 2]
+    bilinear = float(block[0, 0] * (1 - tx) * (1 - ty) + block[0, 1] * tx * (1 - ty) + block[1, 0] * (1 - tx) * ty
+                     + block[1, 1] * tx * ty)
+    return _cubic_depth(depth_map, x0, y0, tx, ty, bilinear, reach), bilinear
+
+
+def test_depth_is_read_as_a_cubic_that_follows_a_curved_surface_where_bilinear_cuts_its_chord():
+    centres = np.arange(16) + 0.5
+    depth_map = _bowl(*np.meshgrid(centres, centres))
+    points = np.random.default_rng(0).uniform(2, 14, size=(200, 2))
+    read = np.array([_read_at(depth_map, u, v) for u, v in points])
+    np.testing.assert_allclose(read[:, 0], _bowl(points[:, 0], points[:, 1]), atol=1e-9)  # exact on quadratics
+    assert np.abs(read[:, 1] - _bowl(points[:, 0], points[:, 1])).max() > 1e-3
+
+
+def test_the_cubic_gives_way_to_bilinear_at_a_depth_edge_or_a_missing_texel():
+    centres = np.arange(16) + 0.5
+    depth_map = _bowl(*np.meshgrid(centres, centres))
+    cubic, bilinear = _read_at(depth_map, 8.3, 6.6, reach=1e-9)  # the cubic strays further than reach
+    assert cubic == bilinear
+    depth_map[5, 9] = 0.0  # a background texel among the 4x4 around (8.3, 6.6)
+    cubic, bilinear = _read_at(depth_map, 8.3, 6.6)
+    assert cubic == bilinear

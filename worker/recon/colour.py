@@ -13,16 +13,18 @@ is near in space but far along the mesh (the outside of a thin wall).
 
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import numpy as np
 import torch
+from numba import njit
 from scipy.sparse import coo_matrix, csr_matrix, diags
 from scipy.sparse.csgraph import dijkstra
 from scipy.spatial import cKDTree
 
-from .rig import Camera
-from .sampling import neighbours_2x2
+from .devices import on_host
+from .rig import Camera, packed_cameras, project_point, view_direction
 
 FACING_POWER = 4.0
 MIN_FACING = 0.05  # cos 87 degrees: closer to grazing, a pixel spans too long a strip of the surface
@@ -62,49 +64,85 @@ def vertex_colours(
     """Linear RGB per vertex (V, 3) and whether any view saw it (V,); unseen vertices are black.
 
     colors (6, H, W, 3) linear, masks (6, H, W), depths (6, H, W); of the 2x2 pixels around a vertex's
-    projection, those inside the mask whose depth is within `tolerance` of the vertex's depth give it colour.
-    `on_view(views_done)` reports progress in views (fractional within a view) before each chunk of vertices.
+    projection, those inside the mask whose depth is within `tolerance` of the depth the vertex's tangent plane
+    has there give it colour. `on_view(views_done)` reports progress in views (fractional) between chunks of
+    vertices. Compiled, a vertex at a time through all the views, on the CPU (as tensor operations: 6 times the
+    time).
     """
-    total = torch.zeros(vertices.shape[0], 3, dtype=colors.dtype, device=vertices.device)
-    weight = torch.zeros(vertices.shape[0], dtype=colors.dtype, device=vertices.device)
-    for index, (camera, colour_map, mask, depth_map) in enumerate(zip(cameras, colors, masks, depths)):
-        # Colour and depth share their 2x2 neighbourhoods: one lookup serves both.
-        stacked = torch.cat((colour_map, depth_map[..., None]), dim=-1)
-        usable = (mask & (depth_map > 0)).reshape(-1).to(colors.dtype)
-        for first in range(0, vertices.shape[0], CHUNK_VERTICES):
-            on_view(index + first / vertices.shape[0])
-            points, point_normals = vertices[first : first + CHUNK_VERTICES], normals[first : first + CHUNK_VERTICES]
-            facing = -(point_normals * camera.view_dirs(points)).sum(dim=-1)
-            front = torch.nonzero(facing >= MIN_FACING).squeeze(1)
-            uvd = camera.project(points[front])
-            near = neighbours_2x2(stacked, uvd[:, 0], uvd[:, 1])
-            expected = _tangent_plane_depths(camera, points[front], point_normals[front], uvd)
-            weights = near.weights * usable[near.flat] * ((near.values[..., 3] - expected).abs() <= tolerance)
-            coverage = weights.sum(dim=-1)
-            colour = (near.values[..., :3] * weights[..., None]).sum(dim=-2) / coverage.clamp_min(MIN_COVERAGE)[:, None]
-            w = torch.where(coverage >= MIN_COVERAGE, facing[front] ** FACING_POWER, 0.0)
-            total.index_add_(0, front + first, colour * w[:, None])
-            weight.index_add_(0, front + first, w)
-    seen = weight > 0
-    return torch.where(seen[:, None], total / weight.clamp_min(1e-12)[:, None], 0.0), seen
+    points, point_normals, colour_maps, depth_maps = (on_host(t) for t in (vertices, normals, colors, depths))
+    usable = on_host(masks, bool) & (depth_maps > 0)
+    packed = packed_cameras(cameras)
+    linear = np.empty((len(points), 3), dtype=colour_maps.dtype)
+    seen = np.empty(len(points), dtype=bool)
+    for first in range(0, len(points), CHUNK_VERTICES):
+        on_view(len(cameras) * first / len(points))
+        chunk = slice(first, first + CHUNK_VERTICES)
+        _seen_colours(points[chunk], point_normals[chunk], packed, colour_maps, usable, depth_maps, tolerance,
+                      linear[chunk], seen[chunk])
+    return torch.as_tensor(linear, device=vertices.device), torch.as_tensor(seen, device=vertices.device)
 
 
-def _tangent_plane_depths(camera: Camera, points: torch.Tensor, normals: torch.Tensor, uvd: torch.Tensor
-                          ) -> torch.Tensor:
-    """(N, 4): the depth each of the 2x2 pixels around a point's projection would show if the surface were the
-    point's tangent plane. Seen at a slant, neighbouring pixels show the same surface at quite other depths;
-    comparing them with the point's own depth would call the surface occluded."""
-    w2c = torch.as_tensor(camera.world_to_cam, dtype=points.dtype, device=points.device)
-    n = normals @ w2c[:3, :3].T  # camera frame: x right, y up, looking down -z
-    plane = (n * (points @ w2c[:3, :3].T + w2c[:3, 3])).sum(dim=-1, keepdim=True)
-    x0 = torch.floor(uvd[:, 0:1] - 0.5) + 0.5
-    y0 = torch.floor(uvd[:, 1:2] - 0.5) + 0.5
-    x = (torch.cat((x0, x0 + 1, x0, x0 + 1), dim=1) - camera.cx) / camera.fx
-    y = (camera.cy - torch.cat((y0, y0, y0 + 1, y0 + 1), dim=1)) / camera.fy
-    slope = n[:, 0:1] * x + n[:, 1:2] * y
-    if camera.is_ortho:  # the pixel's ray is (x, y, -depth)
-        return (slope - plane) / n[:, 2:3].clamp_min(1e-6)
-    return plane / (slope - n[:, 2:3]).clamp_max(-1e-6)  # ...or depth * (x, y, -1)
+@njit("void(f4[:, ::1], f4[:, ::1], f8[:, ::1], f4[:, :, :, ::1], b1[:, :, ::1], f4[:, :, ::1], f8, f4[:, ::1], b1[::1])",
+      cache=True, nogil=True)
+def _seen_colours(points: np.ndarray, normals: np.ndarray, cameras: np.ndarray, colours: np.ndarray,
+                  usable: np.ndarray, depths: np.ndarray, tolerance: float, linear: np.ndarray, seen: np.ndarray
+                  ) -> None:
+    """vertex_colours for points (N, 3), normals (N, 3), packed cameras (K, CAMERA_ROW), colours (K, H, W, 3),
+    usable (K, H, W) and depths (K, H, W); writes linear (N, 3) and seen (N,).
+
+    Of each view's 2x2 pixels, a pixel counts where its depth lies within `tolerance` of what the point's tangent
+    plane would show at its centre: seen at a slant, neighbouring pixels show the same surface at quite other
+    depths, and comparing them with the point's own depth would call the surface occluded."""
+    height, width = depths.shape[1], depths.shape[2]
+    for i in range(len(points)):
+        px, py, pz = points[i, 0], points[i, 1], points[i, 2]
+        nx, ny, nz = normals[i, 0], normals[i, 1], normals[i, 2]
+        red, green, blue, total = 0.0, 0.0, 0.0, 0.0
+        for k in range(len(cameras)):
+            camera = cameras[k]
+            dx, dy, dz = view_direction(camera, px, py, pz)
+            facing = -(nx * dx + ny * dy + nz * dz)
+            if facing < MIN_FACING:
+                continue
+            u, v, _ = project_point(camera, px, py, pz)
+            # The tangent plane in the camera frame (x right, y up, looking down -z): normal . point = offset.
+            cnx = camera[5] * nx + camera[6] * ny + camera[7] * nz
+            cny = camera[9] * nx + camera[10] * ny + camera[11] * nz
+            cnz = camera[13] * nx + camera[14] * ny + camera[15] * nz
+            offset = (cnx * (camera[5] * px + camera[6] * py + camera[7] * pz + camera[8])
+                      + cny * (camera[9] * px + camera[10] * py + camera[11] * pz + camera[12])
+                      + cnz * (camera[13] * px + camera[14] * py + camera[15] * pz + camera[16]))
+            x0, y0 = math.floor(u - 0.5), math.floor(v - 0.5)
+            tx, ty = u - 0.5 - x0, v - 0.5 - y0
+            coverage, r_sum, g_sum, b_sum = 0.0, 0.0, 0.0, 0.0
+            for corner in range(4):  # (x0, y0), (x0 + 1, y0), (x0, y0 + 1), (x0 + 1, y0 + 1)
+                right, below = corner & 1, corner >> 1
+                c, r = int(x0) + right, int(y0) + below
+                if not (0 <= c < width and 0 <= r < height and usable[k, r, c]):
+                    continue
+                ray_x = (x0 + right + 0.5 - camera[3]) / camera[1]
+                ray_y = (camera[4] - (y0 + below + 0.5)) / camera[2]
+                slope = cnx * ray_x + cny * ray_y
+                if camera[0] > 0.5:  # the pixel's ray is (x, y, -depth)...
+                    expected = (slope - offset) / max(cnz, 1e-6)
+                else:  # ...or depth * (x, y, -1)
+                    expected = offset / min(slope - cnz, -1e-6)
+                if abs(depths[k, r, c] - expected) > tolerance:
+                    continue
+                w = (tx if right else 1.0 - tx) * (ty if below else 1.0 - ty)
+                coverage += w
+                r_sum += colours[k, r, c, 0] * w
+                g_sum += colours[k, r, c, 1] * w
+                b_sum += colours[k, r, c, 2] * w
+            if coverage < MIN_COVERAGE:
+                continue
+            w = facing ** FACING_POWER / coverage
+            red, green, blue, total = red + r_sum * w, green + g_sum * w, blue + b_sum * w, total + facing ** FACING_POWER
+        seen[i] = total > 0
+        if total > 0:
+            linear[i, 0], linear[i, 1], linear[i, 2] = red / total, green / total, blue / total
+        else:
+            linear[i, 0], linear[i, 1], linear[i, 2] = 0.0, 0.0, 0.0
 
 
 def vertex_areas(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:

@@ -30,14 +30,17 @@ beyond which a voxel is simply far outside the silhouette.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
 import torch
+from numba import njit
 from scipy.ndimage import distance_transform_edt
 
-from .rig import Camera
+from .devices import on_host
+from .rig import Camera, packed_cameras, view_direction
 
 MIN_COS = 0.05
 MIN_FACING_COS = 0.25  # a view at more than about 75 degrees to a surface cannot tell whether it sees past it
@@ -217,50 +220,70 @@ def prepare_view(camera: Camera, depth: np.ndarray, mask: np.ndarray, truncation
                      truncation if reach is None else reach, table, 1.0 / max(camera.fx, camera.fy), camera)
 
 
-class Terms(NamedTuple):
-    """What one view says about world points (N,): each tensor (N,)."""
+class ViewStack(NamedTuple):
+    """The prepared views packed for the compiled lookups: a row of numbers per view (VIEW_ROW), their cell tables
+    end to end, and their cameras (rig.packed_cameras)."""
 
-    weighted: torch.Tensor  # signed distance * weight
-    weight: torch.Tensor
-    smooth: torch.Tensor  # the weight of smooth-depth observations
-    bound: torch.Tensor  # silhouette lower bound
-    relaxed: torch.Tensor  # the bound with UNOBSERVED_SLACK_PX
-    ceiling: torch.Tensor  # upper bound between a cap and what its opening shows (holes.py); else +inf
+    views: list[DepthView]
+    rows: np.ndarray  # (K, VIEW_ROW) float64
+    cells: np.ndarray  # (total cells, 12) float32
+    cameras: np.ndarray  # (K, CAMERA_ROW) float64
 
 
-def view_terms(view: DepthView, points: torch.Tensor, truncation: float) -> Terms:
-    projected = torch.addmm(view.transform[:, 3], points, view.transform[:, :3].T)
-    depth = projected[:, 2]
-    xy = projected[:, :2]
-    if view.perspective:
-        xy = xy / depth.clamp_min(1e-9)[:, None]
-    corner = torch.floor(xy)
-    t = xy - corner
-    tx, ty = t[:, 0], t[:, 1]
-    cx, cy = corner[:, 0].long(), corner[:, 1].long()
-    in_image = (cx >= 0) & (cx <= view.width) & (cy >= 0) & (cy <= view.height)
-    if view.perspective:
-        in_image &= depth > 0
-    top, left, bottom, right = view.window
-    row, column = cy - top, cx - left
-    in_window = (row >= 0) & (row <= bottom - top) & (column >= 0) & (column <= right - left)
-    no_data = view.cells.shape[0] - 2
-    index = torch.where(in_window, row * view.cells_per_row + column, no_data + 1)
-    index = torch.where(in_image, index, no_data)
-    a, b, c, d, weight, e, f, g, h, opened, smooth, behind = view.cells.index_select(0, index).unbind(dim=-1)
-    surface = a + b * tx + (c + d * tx) * ty
-    distance = (surface - depth) * weight
+VIEW_ROW = 23  # transform (12), perspective, width, height, window (top, left, bottom, right), reach, pixel, first
+# cell, cells (the table's rows)
+
+
+def stack_views(views: list[DepthView]) -> ViewStack:
+    """Pack `views` once for every lookup that follows."""
+    tables = [on_host(view.cells) for view in views]
+    firsts = np.cumsum([0] + [len(table) for table in tables])
+    rows = np.array([
+        [*view.transform.cpu().numpy().ravel(), float(view.perspective), view.width, view.height, *view.window,
+         view.reach, view.pixel, first, len(table)]
+        for view, table, first in zip(views, tables, firsts)
+    ], dtype=np.float64).reshape(len(views), VIEW_ROW)
+    cells = np.concatenate(tables) if tables else np.zeros((0, 12), dtype=np.float32)
+    return ViewStack(views, rows, cells, packed_cameras(tuple(view.camera for view in views)))
+
+
+@njit(cache=True, nogil=True)
+def _view_terms(row: np.ndarray, cells: np.ndarray, x: float, y: float, z: float, truncation: float
+                ) -> tuple[float, float, float, float, float, float]:
+    """What one view (a ViewStack row) says about a world point: its signed distance times its weight, the weight,
+    the weight of smooth-depth observations, the silhouette's lower bound, that bound with UNOBSERVED_SLACK_PX, and
+    the upper bound between a cap and what its opening shows (holes.py; else +inf)."""
+    cell_x = row[0] * x + row[1] * y + row[2] * z + row[3]
+    cell_y = row[4] * x + row[5] * y + row[6] * z + row[7]
+    depth = row[8] * x + row[9] * y + row[10] * z + row[11]
+    perspective = row[12] > 0.5
+    if perspective:
+        cell_x, cell_y = cell_x / max(depth, 1e-9), cell_y / max(depth, 1e-9)
+    corner_x, corner_y = math.floor(cell_x), math.floor(cell_y)
+    tx, ty = cell_x - corner_x, cell_y - corner_y
+    top, left, bottom, right = row[15], row[16], row[17], row[18]
+    first, count = int(row[21]), int(row[22])
+    no_data = count - 2
+    if corner_x < 0 or corner_x > row[13] or corner_y < 0 or corner_y > row[14] or (perspective and not depth > 0):
+        index = no_data
+    elif 0 <= corner_y - top <= bottom - top and 0 <= corner_x - left <= right - left:
+        index = int(corner_y - top) * int(right - left + 1) + int(corner_x - left)
+    else:
+        index = no_data + 1
+    cell = cells[first + index]
+    reach = row[19]
+    surface = cell[0] + cell[1] * tx + (cell[2] + cell[3] * tx) * ty
+    distance = (surface - depth) * cell[4]
     # More than its reach along the ray behind the opened depth (a gap's rim, or a surface seen at a grazing
     # angle) the view says nothing; closer behind its surface it says less and less.
-    hidden = depth > opened + view.reach
-    weight = torch.where(hidden, 0.0, weight * (1.0 + distance / view.reach).clamp(0.0, 1.0))
-    bound = e + f * tx + (g + h * tx) * ty
-    relief = (SILHOUETTE_SLACK_PX - UNOBSERVED_SLACK_PX) * view.pixel
-    if view.perspective:
-        bound = torch.where(depth > 0, bound * depth, NO_BOUND)
-        relief = relief * depth
-    ceiling = torch.where((depth > surface) & (depth < behind), surface - depth, torch.inf)
-    return Terms(distance.clamp_max(truncation) * weight, weight, weight * smooth, bound, bound + relief, ceiling)
+    weight = 0.0 if depth > cell[9] + reach else cell[4] * min(max(1.0 + distance / reach, 0.0), 1.0)
+    bound = cell[5] + cell[6] * tx + (cell[7] + cell[8] * tx) * ty
+    relief = (SILHOUETTE_SLACK_PX - UNOBSERVED_SLACK_PX) * row[20]
+    if perspective:
+        bound = bound * depth if depth > 0 else NO_BOUND
+        relief *= depth
+    ceiling = surface - depth if depth > surface and depth < cell[11] else np.inf
+    return min(distance, truncation) * weight, weight, weight * cell[10], bound, bound + relief, ceiling
 
 
 class Fused(NamedTuple):
@@ -271,47 +294,64 @@ class Fused(NamedTuple):
     # front of its own: inside a surface, whatever views that see past it (a wall edge-on) say
 
 
-def evaluate_sdf(views: list[DepthView], points: torch.Tensor, truncation: float, hollow: bool = False) -> Fused:
+def evaluate_sdf(views: ViewStack, points: torch.Tensor, truncation: float, hollow: bool = False) -> Fused:
     """The fused, truncated signed distance at world points (N, 3); a point no view observes is inside, or outside
     when the object is `hollow` (a scanned surface, holes.py).
 
     Where a smooth stretch of some depth map observes a point, the silhouettes bound it with their safe slack
     (they must not carve a surface the depth places exactly); elsewhere (unobserved, or only by the nearest depth
     of a cell at a depth or silhouette edge, which reaches half a pixel past the silhouette) with their expected
-    one: half a pixel tighter, so such parts are not systematically fatter than the truth."""
-    total = torch.zeros(points.shape[0], dtype=points.dtype, device=points.device)
-    weight = torch.zeros_like(total)
-    bound = torch.full_like(total, NO_BOUND)
-    relaxed = torch.full_like(total, NO_BOUND)
-    smooth = torch.zeros_like(total)
-    ceiling = torch.full_like(total, torch.inf)
-    behind = torch.zeros_like(total, dtype=torch.bool)
-    in_front = torch.zeros_like(behind)
-    for view in views:
-        terms = view_terms(view, points, truncation)
-        behind |= terms.weighted < 0
-        in_front |= (terms.weighted >= 0) & (terms.weighted < truncation * terms.weight)
-        total += terms.weighted
-        weight += terms.weight
-        smooth += terms.smooth
-        bound = torch.maximum(bound, terms.bound)
-        relaxed = torch.maximum(relaxed, terms.relaxed)
-        ceiling = torch.minimum(ceiling, terms.ceiling)
+    one: half a pixel tighter, so such parts are not systematically fatter than the truth. Compiled, a point at a
+    time through all the views, on the CPU."""
+    at = on_host(points)
+    sdf = np.empty(len(at), dtype=np.float32)
+    within = np.empty(len(at), dtype=bool)
+    _fused(views.rows, views.cells, at, truncation, hollow, sdf, within)
+    return Fused(torch.as_tensor(sdf, device=points.device), torch.as_tensor(within, device=points.device))
+
+
+@njit("void(f8[:, ::1], f4[:, ::1], f4[:, ::1], f8, b1, f4[::1], b1[::1])", cache=True, nogil=True)
+def _fused(rows: np.ndarray, cells: np.ndarray, points: np.ndarray, truncation: float, hollow: bool, sdf: np.ndarray,
+           within: np.ndarray) -> None:
     unobserved = truncation if hollow else -truncation
-    fused = torch.minimum(torch.where(weight > 0, total / weight.clamp_min(1e-12), unobserved), ceiling)
-    bounded = torch.maximum(fused, torch.where(smooth > 0, bound, relaxed)).clamp(-truncation, truncation)
-    return Fused(bounded, behind & ~in_front)
+    for i in range(len(points)):
+        x, y, z = points[i, 0], points[i, 1], points[i, 2]
+        total, weight, smooth, bound, relaxed, ceiling = 0.0, 0.0, 0.0, NO_BOUND, NO_BOUND, np.inf
+        behind, in_front = False, False
+        for k in range(len(rows)):
+            weighted, w, s, b, r, c = _view_terms(rows[k], cells, x, y, z, truncation)
+            behind = behind or weighted < 0
+            in_front = in_front or (0 <= weighted < truncation * w)
+            total, weight, smooth = total + weighted, weight + w, smooth + s
+            bound, relaxed, ceiling = max(bound, b), max(relaxed, r), min(ceiling, c)
+        fused = min(total / weight if weight > 0 else unobserved, ceiling)
+        sdf[i] = min(max(max(fused, bound if smooth > 0 else relaxed), -truncation), truncation)
+        within[i] = behind and not in_front
 
 
-def seen_through(views: list[DepthView], points: torch.Tensor, normals: torch.Tensor, facing: torch.Tensor,
+def seen_through(views: ViewStack, points: torch.Tensor, normals: torch.Tensor, facing: torch.Tensor,
                  truncation: float, tolerance: float) -> torch.Tensor:
     """(N,) bool: some view has the point in its free space (outside its silhouette, or in front of its depth),
     not counting views that see the point's surface (unit `normals`, (N, 3), where `facing` (N,) says they are
     known) at a grazing angle: for them a sheet of no thickness falls between pixel centres, which see past it."""
-    free = torch.zeros(points.shape[0], dtype=torch.bool, device=points.device)
-    for view in views:
-        terms = view_terms(view, points, truncation)
-        in_front = (terms.weight > 0) & (terms.weighted > tolerance * terms.weight)
-        grazing = facing & ((normals * view.camera.view_dirs(points)).sum(dim=-1).abs() < MIN_FACING_COS)
-        free |= ~grazing & (in_front | (terms.bound > tolerance))
-    return free
+    free = np.empty(points.shape[0], dtype=bool)
+    _free(views.rows, views.cells, views.cameras, on_host(points), on_host(normals), on_host(facing, bool), truncation,
+          tolerance, free)
+    return torch.as_tensor(free, device=points.device)
+
+
+@njit("void(f8[:, ::1], f4[:, ::1], f8[:, ::1], f4[:, ::1], f4[:, ::1], b1[::1], f8, f8, b1[::1])", cache=True, nogil=True)
+def _free(rows: np.ndarray, cells: np.ndarray, cameras: np.ndarray, points: np.ndarray, normals: np.ndarray,
+          facing: np.ndarray, truncation: float, tolerance: float, free: np.ndarray) -> None:
+    for i in range(len(points)):
+        x, y, z = points[i, 0], points[i, 1], points[i, 2]
+        free[i] = False
+        for k in range(len(rows)):
+            weighted, weight, _, bound, _, _ = _view_terms(rows[k], cells, x, y, z, truncation)
+            if facing[i]:
+                dx, dy, dz = view_direction(cameras[k], x, y, z)
+                if abs(normals[i, 0] * dx + normals[i, 1] * dy + normals[i, 2] * dz) < MIN_FACING_COS:
+                    continue  # grazing
+            if (weight > 0 and weighted > tolerance * weight) or bound > tolerance:
+                free[i] = True
+                break

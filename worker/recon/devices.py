@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import cache
 
+import numpy as np
 import torch
 
 
@@ -23,3 +24,9 @@ def set_threads(count: int) -> None:
     """0 leaves torch's own choice."""
     if count > 0:
         torch.set_num_threads(count)
+
+
+def on_host(tensor: torch.Tensor, dtype: type = np.float32) -> np.ndarray:
+    """The tensor as a C-contiguous NumPy array of `dtype` in host memory: what the compiled (Numba) loops take,
+    which run on the CPU whatever the device."""
+    return np.ascontiguousarray(tensor.detach().cpu().numpy(), dtype=dtype)

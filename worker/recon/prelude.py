@@ -29,10 +29,14 @@ SILHOUETTE_REACH_VOXELS = 1.5  # a vertex further than this outside a silhouette
 
 
 def compile_ahead() -> None:
-    """Compile the Numba code of the fused start (simplification's collapses, the hole search's spill level) now,
-    or load it from Numba's cache (beside the source, else under the user's cache folder), so that a model's first
-    job does not wait for it: 10-15 s on 2 cores once per install, then a fraction of a second per process.
-    Models call this when they load; the Docker image does at build."""
+    """Compile the fused start's Numba code now, or load it from Numba's cache (beside the source, else under the
+    user's cache folder), so that a model's first job does not wait for it: 20-30 s on 2 cores once per install,
+    then under a second per process. The loops over points (fusion's lookups, the fit to the depth maps, the
+    colours) have fixed signatures and compile when their modules are imported; simplification's collapses and the
+    hole search's spill level compile at a first call, made here on small inputs. Models call this when they load;
+    the Docker image does at build."""
+    from . import colour  # noqa: F401  (the others are this module's own imports)
+
     octahedron = np.array([[1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1], [0, 0, -1]], dtype=np.float64)
     faces = np.array([[0, 2, 4], [2, 1, 4], [1, 3, 4], [3, 0, 4], [2, 0, 5], [1, 2, 5], [3, 1, 5], [0, 3, 5]])
     simplify(octahedron, faces, 4)

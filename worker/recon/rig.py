@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from numba import njit
 
 from ..errors import FileValidationError
 
@@ -115,6 +116,13 @@ class Camera:
         v, u = torch.meshgrid(rows, cols, indexing="ij")
         return self.unproject(u, v, depth)
 
+    @property
+    def packed(self) -> np.ndarray:
+        """The camera as one float64 row (CAMERA_ROW) for the compiled per-point functions below."""
+        return np.concatenate(([float(self.is_ortho), self.fx, self.fy, self.cx, self.cy],
+                               self.world_to_cam[:3].ravel(), self.cam_to_world[:3].ravel(), self.forward,
+                               self.position))
+
     def view_dirs(self, points: torch.Tensor) -> torch.Tensor:
         """Unit directions (..., 3) along which this camera looks at each world point."""
         forward = _as_tensor(self.forward, points)
@@ -122,6 +130,51 @@ class Camera:
             return forward.expand_as(points)
         offset = points - _as_tensor(self.position, points)
         return offset / offset.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+
+
+CAMERA_ROW = 35  # Camera.packed: is_ortho, fx, fy, cx, cy, world_to_cam[:3] (12), cam_to_world[:3] (12), forward, position
+
+
+def packed_cameras(cameras: tuple[Camera, ...]) -> np.ndarray:
+    """(K, CAMERA_ROW) float64: what compiled loops over points and views take for `cameras`."""
+    return np.stack([camera.packed for camera in cameras])
+
+
+# Compiled code that visits each point once, for every view, takes a camera as a packed row and works on one
+# point at a time (floats, not tensors): these are Camera's project, unproject and view_dirs for it.
+
+@njit(cache=True, nogil=True)
+def project_point(camera: np.ndarray, x: float, y: float, z: float) -> tuple[float, float, float]:
+    """A world point -> (u, v, depth), as Camera.project."""
+    cam_x = camera[5] * x + camera[6] * y + camera[7] * z + camera[8]
+    cam_y = camera[9] * x + camera[10] * y + camera[11] * z + camera[12]
+    depth = -(camera[13] * x + camera[14] * y + camera[15] * z + camera[16])
+    if camera[0] < 0.5:
+        safe = depth if abs(depth) > 1e-12 else 1e-12
+        cam_x, cam_y = cam_x / safe, cam_y / safe
+    return cam_x * camera[1] + camera[3], camera[4] - cam_y * camera[2], depth
+
+
+@njit(cache=True, nogil=True)
+def unproject_point(camera: np.ndarray, u: float, v: float, depth: float) -> tuple[float, float, float]:
+    """Continuous pixel coordinates and z-depth -> a world point, as Camera.unproject."""
+    x = (u - camera[3]) / camera[1]
+    y = (camera[4] - v) / camera[2]
+    if camera[0] < 0.5:
+        x, y = x * depth, y * depth
+    return (camera[17] * x + camera[18] * y - camera[19] * depth + camera[20],
+            camera[21] * x + camera[22] * y - camera[23] * depth + camera[24],
+            camera[25] * x + camera[26] * y - camera[27] * depth + camera[28])
+
+
+@njit(cache=True, nogil=True)
+def view_direction(camera: np.ndarray, x: float, y: float, z: float) -> tuple[float, float, float]:
+    """The unit direction along which the camera looks at a world point, as Camera.view_dirs."""
+    if camera[0] > 0.5:
+        return camera[29], camera[30], camera[31]
+    dx, dy, dz = x - camera[32], y - camera[33], z - camera[34]
+    norm = max(math.sqrt(dx * dx + dy * dy + dz * dz), 1e-12)
+    return dx / norm, dy / norm, dz / norm
 
 
 @dataclass(frozen=True)

@@ -30,22 +30,6 @@ def neighbours_2x2(image: torch.Tensor, u: torch.Tensor, v: torch.Tensor) -> Nei
     return _gathered(image, xs, ys, weights)
 
 
-def neighbours_4x4(image: torch.Tensor, u: torch.Tensor, v: torch.Tensor) -> Neighbours:
-    """The 4x4 texels around each (u, v) of an (H, W, C) map, row by row, with Catmull-Rom weights (N, 16): a
-    cubic through the texels follows a curved surface where the 2x2 bilinear mean cuts a chord inside it (on a rod
-    a few voxels thick, a fifth of a pixel). Weights of texels outside the image are 0 and the rest are not
-    renormalised: callers use the result only where all 16 exist."""
-    x, y = u - 0.5, v - 0.5
-    x0, y0 = torch.floor(x), torch.floor(y)
-    wx, wy = _catmull_rom(x - x0), _catmull_rom(y - y0)
-    offsets = torch.arange(-1, 3, device=image.device)
-    # Columns (N, 1, 4) and rows (N, 4, 1) broadcast to the 16 texels: the per-axis work is done on 4, not 16.
-    near = _gathered(image, (x0.long()[:, None] + offsets)[:, None, :], (y0.long()[:, None] + offsets)[:, :, None],
-                     wy[:, :, None] * wx[:, None, :])
-    return Neighbours(near.values.reshape(-1, 16, image.shape[-1]), near.weights.reshape(-1, 16),
-                      near.flat.reshape(-1, 16))
-
-
 def _gathered(image: torch.Tensor, xs: torch.Tensor, ys: torch.Tensor, weights: torch.Tensor) -> Neighbours:
     """The texels at integer (xs, ys) (N, K, or shapes that broadcast to the weights') of an (H, W, C) map, with
     `weights` zeroed outside the image."""
@@ -65,13 +49,6 @@ def _clamped(xs: torch.Tensor, ys: torch.Tensor, height: int, width: int) -> tup
     """Whether integer pixel coordinates lie inside an (H, W) image, and their flat index clamped into it."""
     inside = (xs >= 0) & (xs < width) & (ys >= 0) & (ys < height)
     return inside, ys.clamp(0, height - 1) * width + xs.clamp(0, width - 1)
-
-
-def _catmull_rom(t: torch.Tensor) -> torch.Tensor:
-    """(N,) fractions -> (N, 4) weights of the texels at -1, 0, 1, 2 (they sum to 1)."""
-    t2, t3 = t * t, t * t * t
-    return torch.stack(((-t3 + 2 * t2 - t) / 2, (3 * t3 - 5 * t2 + 2) / 2, (-3 * t3 + 4 * t2 + t) / 2,
-                        (t3 - t2) / 2), dim=-1)
 
 
 def sample_masked(

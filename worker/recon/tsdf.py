@@ -33,10 +33,12 @@ from typing import Callable
 
 import numpy as np
 import torch
+from numba import njit
 
 from ..errors import ReconstructionFailed
-from .depth_views import (MIN_FACING_COS, DepthView, crop_window, depth_normals, evaluate_sdf, fits_depth,
-                          prepare_view, seen_through)
+from .depth_views import (MIN_FACING_COS, ViewStack, crop_window, depth_normals, evaluate_sdf, fits_depth,
+                          prepare_view, seen_through, stack_views)
+from .devices import on_host
 from .holes import HOLLOW_OPENING_SHARE, HOLLOW_PANEL_SHARE, capped, find_openings, two_sided
 from .inputs import ReconInputs
 from .ops import pixel_world
@@ -132,7 +134,7 @@ def _band_blocks(points: torch.Tensor, origin: torch.Tensor, voxel: float, block
     return active
 
 
-def _evaluate_chunked(views: list[DepthView], points: torch.Tensor, truncation: float, hollow: bool,
+def _evaluate_chunked(views: ViewStack, points: torch.Tensor, truncation: float, hollow: bool,
                       on_chunk: Callable[[float], None]) -> torch.Tensor:
     """evaluate_sdf in chunks of CHUNK_VOXELS points, calling `on_chunk(done)` after each."""
     out = torch.empty(points.shape[0], dtype=points.dtype, device=points.device)
@@ -180,12 +182,13 @@ def fuse_depth(
         two_sides = two_sided(cameras, depths, truncation)
     oriented = _oriented_points(cameras, depths, two_sides, truncation, device, lambda done: report(done, (0.03, 0.07)))
     reach = HOLLOW_REACH_VOXELS * voxel if hollow else truncation
-    views = []
+    prepared = []
     for index, (camera, depth, mask, uncapped) in enumerate(zip(inputs.rig.cameras, depths, inputs.masks,
                                                                inputs.depths)):
         if mask.any():
-            views.append(prepare_view(camera, depth, mask, truncation, device, uncapped, reach))
+            prepared.append(prepare_view(camera, depth, mask, truncation, device, uncapped, reach))
         report((index + 1) / len(inputs.depths), (0.07, 0.1))
+    views = stack_views(prepared)
     origin_t = torch.as_tensor(origin, dtype=torch.float32, device=device)
     active = _band_blocks(oriented.at, origin_t, voxel, blocks, lambda done: report(done, (0.1, 0.15)))
 
@@ -237,7 +240,7 @@ def fuse_depth(
 
 
 def restore_lost_surfaces(dense: torch.Tensor, origin: torch.Tensor, voxel: float, points: _Points,
-                          views: list[DepthView], truncation: float, tolerance: float,
+                          views: ViewStack, truncation: float, tolerance: float,
                           free: torch.Tensor | None = None, slab_reach: float = SLAB_REACH_VOXELS,
                           looks_in: bool = False) -> int:
     """Put back, as thin closed shells, surfaces that the views' average cancelled: a sheet of zero thickness is
@@ -288,7 +291,7 @@ def restore_lost_surfaces(dense: torch.Tensor, origin: torch.Tensor, voxel: floa
 def _shells(shape: torch.Size, centres: torch.Tensor, voxel: float) -> torch.Tensor:
     """(X * Y * Z,) the distance from each voxel of a grid of `shape` to the nearest of the voxel coordinates
     `centres` (N, 3) less SHELL_RADIUS_VOXELS, in world units, at the 8 voxels around each centre; inf elsewhere."""
-    return _least_around(shape, centres, range(2), lambda offset: offset.norm(dim=1) - SHELL_RADIUS_VOXELS) * voxel
+    return _least_around(shape, centres, None, 0, 1, SHELL_RADIUS_VOXELS, math.inf, voxel)
 
 
 def lowest_around(grid: torch.Tensor, coordinates: torch.Tensor, reach: int) -> torch.Tensor:
@@ -305,29 +308,46 @@ def lowest_around(grid: torch.Tensor, coordinates: torch.Tensor, reach: int) -> 
 
 def _slabs(shape: torch.Size, centres: torch.Tensor, normals: torch.Tensor, voxel: float, reach: float,
            radius: float = SHELL_RADIUS_VOXELS) -> torch.Tensor:
-    """Like _shells, but the distance to each centre's tangent plane, at the voxels within `reach` voxels of it:
-    balls around depth points a voxel or more apart (a surface seen at a slant) leave voxels touching only at their
-    corners, which marching cubes opens into pinholes, while a slab 2 x SHELL_RADIUS_VOXELS thick holds a
-    face-connected layer of voxels at any slant (digital planes: thickness |nx| + |ny| + |nz|); `radius`: half
-    its thickness, in voxels."""
-    def distance(offset: torch.Tensor) -> torch.Tensor:
-        across = (offset * normals).sum(dim=1).abs() - radius
-        return torch.maximum(across, offset.norm(dim=1) - reach)
-
+    """Like _shells, but the distance to each centre's tangent plane (unit `normals` (N, 3)), at the voxels within
+    `reach` voxels of it: balls around depth points a voxel or more apart (a surface seen at a slant) leave voxels
+    touching only at their corners, which marching cubes opens into pinholes, while a slab 2 x SHELL_RADIUS_VOXELS
+    thick holds a face-connected layer of voxels at any slant (digital planes: thickness |nx| + |ny| + |nz|);
+    `radius`: half its thickness, in voxels."""
     extent = math.ceil(reach)
-    return _least_around(shape, centres, range(-extent, extent + 1), distance) * voxel
+    return _least_around(shape, centres, normals, -extent, extent, radius, reach, voxel)
 
 
-def _least_around(shape: torch.Size, centres: torch.Tensor, steps: range,
-                  distance: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
-    """(X * Y * Z,) per voxel of a grid of `shape`, the least `distance` (N, 3) -> (N,) of the offsets to it from the
-    voxel coordinates `centres` (N, 3) whose cell's corner it is `steps` away from along each axis; inf elsewhere."""
-    least = torch.full((shape[0] * shape[1] * shape[2],), torch.inf, dtype=centres.dtype, device=centres.device)
-    limit = torch.tensor(shape, device=centres.device) - 1
-    base = torch.floor(centres).long()
-    strides = torch.tensor([shape[1] * shape[2], shape[2], 1], device=centres.device)
-    offsets = torch.tensor(list(steps), device=centres.device)
-    for corner in torch.cartesian_prod(offsets, offsets, offsets):
-        index = (base + corner).clamp(torch.zeros_like(limit), limit)
-        least.scatter_reduce_(0, (index * strides).sum(dim=1), distance(index - centres), reduce="amin")
-    return least
+def _least_around(shape: torch.Size, centres: torch.Tensor, normals: torch.Tensor | None, low: int, high: int,
+                  radius: float, reach: float, voxel: float) -> torch.Tensor:
+    """(X * Y * Z,) per voxel of a grid of `shape`, in world units, the least distance to it from the voxel
+    coordinates `centres` (N, 3) whose cell's corner it is `low`..`high` steps away from along each axis (inf
+    elsewhere): to the centre less `radius`, or with `normals` to the centre's tangent plane less `radius`, no
+    nearer than to the centre less `reach`. Compiled (as a scatter of tensors: seconds for the slabs of a scan)."""
+    least = np.full(shape[0] * shape[1] * shape[2], np.inf, dtype=np.float32)
+    across = np.zeros((0, 3), dtype=np.float32) if normals is None else on_host(normals)
+    _scatter_least(least, np.asarray(shape, dtype=np.int64), on_host(centres), across, low, high,
+                   radius, reach)
+    return torch.as_tensor(least, device=centres.device) * voxel
+
+
+@njit("void(f4[::1], i8[::1], f4[:, ::1], f4[:, ::1], i8, i8, f8, f8)", cache=True, nogil=True)
+def _scatter_least(least: np.ndarray, shape: np.ndarray, centres: np.ndarray, normals: np.ndarray, low: int,
+                   high: int, radius: float, reach: float) -> None:
+    slabs = len(normals) > 0
+    for n in range(len(centres)):
+        cx, cy, cz = centres[n, 0], centres[n, 1], centres[n, 2]
+        bx, by, bz = int(math.floor(cx)), int(math.floor(cy)), int(math.floor(cz))
+        for i in range(low, high + 1):
+            x = min(max(bx + i, 0), shape[0] - 1)
+            for j in range(low, high + 1):
+                y = min(max(by + j, 0), shape[1] - 1)
+                for k in range(low, high + 1):
+                    z = min(max(bz + k, 0), shape[2] - 1)
+                    ox, oy, oz = x - cx, y - cy, z - cz
+                    length = math.sqrt(ox * ox + oy * oy + oz * oz)
+                    distance = length - radius
+                    if slabs:
+                        distance = max(abs(ox * normals[n, 0] + oy * normals[n, 1] + oz * normals[n, 2]) - radius,
+                                       length - reach)
+                    at = (x * shape[1] + y) * shape[2] + z
+                    least[at] = min(least[at], distance)
