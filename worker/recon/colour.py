@@ -18,7 +18,7 @@ from typing import Callable
 
 import numpy as np
 import torch
-from numba import njit
+from numba import njit, prange
 from scipy.sparse import coo_matrix, csr_matrix, diags
 from scipy.sparse.csgraph import dijkstra
 from scipy.spatial import cKDTree
@@ -83,7 +83,7 @@ def vertex_colours(
 
 
 @njit("void(f4[:, ::1], f4[:, ::1], f8[:, ::1], f4[:, :, :, ::1], b1[:, :, ::1], f4[:, :, ::1], f8, f4[:, ::1], b1[::1])",
-      cache=True, nogil=True)
+      cache=True, nogil=True, parallel=True)
 def _seen_colours(points: np.ndarray, normals: np.ndarray, cameras: np.ndarray, colours: np.ndarray,
                   usable: np.ndarray, depths: np.ndarray, tolerance: float, linear: np.ndarray, seen: np.ndarray
                   ) -> None:
@@ -94,7 +94,7 @@ def _seen_colours(points: np.ndarray, normals: np.ndarray, cameras: np.ndarray, 
     plane would show at its centre: seen at a slant, neighbouring pixels show the same surface at quite other
     depths, and comparing them with the point's own depth would call the surface occluded."""
     height, width = depths.shape[1], depths.shape[2]
-    for i in range(len(points)):
+    for i in prange(len(points)):
         px, py, pz = points[i, 0], points[i, 1], points[i, 2]
         nx, ny, nz = normals[i, 0], normals[i, 1], normals[i, 2]
         red, green, blue, total = 0.0, 0.0, 0.0, 0.0

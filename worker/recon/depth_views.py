@@ -36,7 +36,7 @@ from typing import NamedTuple
 
 import numpy as np
 import torch
-from numba import njit
+from numba import njit, prange
 from scipy.ndimage import distance_transform_edt
 
 from .devices import on_host
@@ -310,11 +310,12 @@ def evaluate_sdf(views: ViewStack, points: torch.Tensor, truncation: float, holl
     return Fused(torch.as_tensor(sdf, device=points.device), torch.as_tensor(within, device=points.device))
 
 
-@njit("void(f8[:, ::1], f4[:, ::1], f4[:, ::1], f8, b1, f4[::1], b1[::1])", cache=True, nogil=True)
+@njit("void(f8[:, ::1], f4[:, ::1], f4[:, ::1], f8, b1, f4[::1], b1[::1])", cache=True, nogil=True,
+      parallel=True)
 def _fused(rows: np.ndarray, cells: np.ndarray, points: np.ndarray, truncation: float, hollow: bool, sdf: np.ndarray,
            within: np.ndarray) -> None:
     unobserved = truncation if hollow else -truncation
-    for i in range(len(points)):
+    for i in prange(len(points)):
         x, y, z = points[i, 0], points[i, 1], points[i, 2]
         total, weight, smooth, bound, relaxed, ceiling = 0.0, 0.0, 0.0, NO_BOUND, NO_BOUND, np.inf
         behind, in_front = False, False
@@ -340,10 +341,11 @@ def seen_through(views: ViewStack, points: torch.Tensor, normals: torch.Tensor, 
     return torch.as_tensor(free, device=points.device)
 
 
-@njit("void(f8[:, ::1], f4[:, ::1], f8[:, ::1], f4[:, ::1], f4[:, ::1], b1[::1], f8, f8, b1[::1])", cache=True, nogil=True)
+@njit("void(f8[:, ::1], f4[:, ::1], f8[:, ::1], f4[:, ::1], f4[:, ::1], b1[::1], f8, f8, b1[::1])", cache=True,
+      nogil=True, parallel=True)
 def _free(rows: np.ndarray, cells: np.ndarray, cameras: np.ndarray, points: np.ndarray, normals: np.ndarray,
           facing: np.ndarray, truncation: float, tolerance: float, free: np.ndarray) -> None:
-    for i in range(len(points)):
+    for i in prange(len(points)):
         x, y, z = points[i, 0], points[i, 1], points[i, 2]
         free[i] = False
         for k in range(len(rows)):

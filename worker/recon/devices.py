@@ -4,8 +4,13 @@ from __future__ import annotations
 
 from functools import cache
 
+import numba
 import numpy as np
 import torch
+
+# Numba's parallel loops run on OpenMP where it is installed (as torch's do), else on TBB or Numba's own pool
+# (safe for one job at a time only): its default tries TBB first, which warns in every process where it is too old.
+numba.config.THREADING_LAYER_PRIORITY = ["omp", "tbb", "workqueue"]
 
 
 @cache
@@ -21,9 +26,10 @@ def resolve_device(name: str = "auto") -> str:
 
 
 def set_threads(count: int) -> None:
-    """0 leaves torch's own choice."""
+    """Threads for torch's and Numba's loops; 0 leaves their own choice (one per core)."""
     if count > 0:
         torch.set_num_threads(count)
+        numba.set_num_threads(min(count, numba.config.NUMBA_NUM_THREADS))
 
 
 def on_host(tensor: torch.Tensor, dtype: type = np.float32) -> np.ndarray:

@@ -36,7 +36,7 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 import torch
-from numba import njit
+from numba import njit, prange
 
 from .devices import on_host
 from .rig import Camera, packed_cameras, project_point, unproject_point, view_direction
@@ -226,8 +226,23 @@ def _catmull_rom(t: float) -> tuple[float, float, float, float]:
     return (-t3 + 2 * t2 - t) / 2, (3 * t3 - 5 * t2 + 2) / 2, (-3 * t3 + 4 * t2 + t) / 2, (t3 - t2) / 2
 
 
+@njit(cache=True, nogil=True)
+def _texel(camera: np.ndarray, depth_map: np.ndarray, column: int, row: int) -> tuple[float, float, float, float]:
+    """The depth of a texel (clamped into the image) and the world point at its centre at that depth."""
+    height, width = depth_map.shape
+    column, row = min(max(column, 0), width - 1), min(max(row, 0), height - 1)
+    value = depth_map[row, column]
+    x, y, z = unproject_point(camera, column + 0.5, row + 0.5, value)
+    return value, x, y, z
+
+
+@njit(cache=True, nogil=True)
+def _on_image(column: int, row: int, width: int, height: int) -> bool:
+    return 0 <= column < width and 0 <= row < height
+
+
 @njit("void(f4[:, ::1], f4[:, ::1], f8[:, ::1], f4[:, :, ::1], f8[::1], f4[::1], f4[::1], f4[::1])", cache=True,
-      nogil=True)
+      nogil=True, parallel=True)
 def _offsets(points: np.ndarray, normals: np.ndarray, cameras: np.ndarray, depths: np.ndarray, limits: np.ndarray,
              shift: np.ndarray, weight: np.ndarray, room: np.ndarray) -> None:
     """_depth_offsets for points (N, 3), normals (N, 3), packed cameras (K, CAMERA_ROW) and depths (K, H, W);
@@ -235,8 +250,7 @@ def _offsets(points: np.ndarray, normals: np.ndarray, cameras: np.ndarray, depth
     three outputs (N,)."""
     tolerance, spread, reach, thin = limits[0], limits[1], limits[2], limits[3]
     height, width = depths.shape[1], depths.shape[2]
-    texels = np.empty((4, 3))
-    for i in range(len(points)):
+    for i in prange(len(points)):
         px, py, pz = points[i, 0], points[i, 1], points[i, 2]
         nx, ny, nz = normals[i, 0], normals[i, 1], normals[i, 2]
         total, total_weight, nearest_far = 0.0, 0.0, np.inf
@@ -250,33 +264,27 @@ def _offsets(points: np.ndarray, normals: np.ndarray, cameras: np.ndarray, depth
             x0, y0 = math.floor(u - 0.5), math.floor(v - 0.5)
             tx, ty = u - 0.5 - x0, v - 0.5 - y0
             column, row = int(x0), int(y0)
-            whole, weight_sum, bilinear = True, 0.0, 0.0
-            for corner in range(4):  # (x0, y0), (x0 + 1, y0), (x0, y0 + 1), (x0 + 1, y0 + 1)
-                right, below = corner & 1, corner >> 1
-                c, r = column + right, row + below
-                cc, rc = min(max(c, 0), width - 1), min(max(r, 0), height - 1)
-                value = depth_map[rc, cc]
-                whole = whole and value > 0
-                if 0 <= c < width and 0 <= r < height:
-                    w = (tx if right else 1.0 - tx) * (ty if below else 1.0 - ty)
-                    weight_sum += w
-                    bilinear += value * w
-                texels[corner, 0], texels[corner, 1], texels[corner, 2] = unproject_point(camera, cc + 0.5, rc + 0.5,
-                                                                                          value)
-            if not (whole and weight_sum > 0):
+            # The 2x2 texels (value, world point) and their bilinear weights (0 off the image).
+            t00, t10 = _texel(camera, depth_map, column, row), _texel(camera, depth_map, column + 1, row)
+            t01, t11 = _texel(camera, depth_map, column, row + 1), _texel(camera, depth_map, column + 1, row + 1)
+            w00 = (1.0 - tx) * (1.0 - ty) if _on_image(column, row, width, height) else 0.0
+            w10 = tx * (1.0 - ty) if _on_image(column + 1, row, width, height) else 0.0
+            w01 = (1.0 - tx) * ty if _on_image(column, row + 1, width, height) else 0.0
+            w11 = tx * ty if _on_image(column + 1, row + 1, width, height) else 0.0
+            weight_sum = w00 + w10 + w01 + w11
+            if not (t00[0] > 0 and t10[0] > 0 and t01[0] > 0 and t11[0] > 0 and weight_sum > 0):
                 continue
-            ax, ay, az = texels[3, 0] - texels[0, 0], texels[3, 1] - texels[0, 1], texels[3, 2] - texels[0, 2]
-            bx, by, bz = texels[2, 0] - texels[1, 0], texels[2, 1] - texels[1, 1], texels[2, 2] - texels[1, 2]
+            ax, ay, az = t11[1] - t00[1], t11[2] - t00[2], t11[3] - t00[3]
+            bx, by, bz = t01[1] - t10[1], t01[2] - t10[2], t01[3] - t10[3]
             qx, qy, qz = ay * bz - az * by, az * bx - ax * bz, ax * by - ay * bx
             norm = max(math.sqrt(qx * qx + qy * qy + qz * qz), 1e-12)
             qx, qy, qz = qx / norm, qy / norm, qz / norm
-            twist = abs((texels[0, 0] - texels[1, 0] - texels[2, 0] + texels[3, 0]) * qx
-                        + (texels[0, 1] - texels[1, 1] - texels[2, 1] + texels[3, 1]) * qy
-                        + (texels[0, 2] - texels[1, 2] - texels[2, 2] + texels[3, 2]) * qz) / 4
+            twist = abs((t00[1] - t10[1] - t01[1] + t11[1]) * qx + (t00[2] - t10[2] - t01[2] + t11[2]) * qy
+                        + (t00[3] - t10[3] - t01[3] + t11[3]) * qz) / 4
             along = qx * nx + qy * ny + qz * nz  # the texels' plane against the point's tangent plane
             if not (twist < spread and abs(along) > MIN_PLANE_COS):
                 continue
-            depth = bilinear / weight_sum
+            depth = (t00[0] * w00 + t10[0] * w10 + t01[0] * w01 + t11[0] * w11) / weight_sum
             if facing > 0:  # behind, only the room to a far side is asked
                 depth = _cubic_depth(depth_map, x0, y0, tx, ty, depth, reach)
             sx, sy, sz = unproject_point(camera, u, v, depth)
