@@ -16,14 +16,17 @@ that bilinear filtering and mipmaps do not pull in background.
 
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import numpy as np
 import torch
+from numba import njit
 from scipy.ndimage import distance_transform_edt
 
 from .atlas import Atlas
 from .colour import far_sides, linear_to_srgb8, vertex_colours
+from .devices import on_host
 from .raster import Raster, rasterize
 from .rig import ORTHO, Camera
 
@@ -95,42 +98,53 @@ def _texel_triangles(raster: Raster, atlas: Atlas, size: int) -> tuple[torch.Ten
     """The triangle (-1: none) and barycentrics of each texel: the rasterizer's, plus every texel that a triangle
     crosses without covering its centre (slivers, and whole tiny charts of them). Without those the texture
     would be read there from another chart's padding, or from black, empty atlas."""
-    tri_id, bary = raster.tri_id.clone(), raster.bary.clone()
+    tri_id, bary = on_host(raster.tri_id, np.int64).copy(), on_host(raster.bary).copy()
     corners = atlas.uv[atlas.faces].astype(np.float64) * size  # (F, 3, 2) in texels
     edge1, edge2 = corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0]
     area = 0.5 * np.abs(edge1[:, 0] * edge2[:, 1] - edge1[:, 1] * edge2[:, 0])
-    held = np.bincount(tri_id[tri_id >= 0].cpu().numpy(), minlength=len(corners))
+    held = np.bincount(tri_id[tri_id >= 0], minlength=len(corners))
     longest = np.linalg.norm(corners - np.roll(corners, -1, axis=1), axis=2).max(axis=1)
     # A triangle holding most of the texels it spans is drawn well enough; a sliver holds few for its length.
     thin = np.flatnonzero((held < 0.5 * area + 1) | (longest > 2 * held + 2))
-    face, weights = _edge_samples(corners[thin])
-    face = thin[face]
-    point = np.einsum("nk,nkc->nc", weights, corners[face])
-    texel = (np.clip(point[:, 1].astype(np.int64), 0, size - 1) * size
-             + np.clip(point[:, 0].astype(np.int64), 0, size - 1))
-    empty = tri_id.reshape(-1).cpu().numpy()[texel] < 0
-    texel, chosen = np.unique(texel[empty], return_index=True)
-    texel = torch.as_tensor(texel, device=tri_id.device)
-    tri_id.view(-1)[texel] = torch.as_tensor(face[empty][chosen], device=tri_id.device)
-    bary.view(-1, 3)[texel] = torch.as_tensor(weights[empty][chosen], dtype=bary.dtype, device=bary.device)
-    return tri_id, bary
+    _claim_crossed(corners, thin, size, tri_id.reshape(-1), bary.reshape(-1, 3))
+    device = raster.tri_id.device
+    return torch.as_tensor(tri_id, device=device), torch.as_tensor(bary, device=device)
 
 
-def _edge_samples(corners: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Points along the edges of every triangle (F, 3, 2) half a texel apart, and its centroid, pulled a tenth of
-    the way to the centroid so that each lies inside: (face index, barycentrics) per point. A triangle thinner
-    than a texel touches no texel that these points miss."""
-    count = len(corners)
-    steps = np.ceil(2 * np.linalg.norm(corners - np.roll(corners, -1, axis=1), axis=2)).astype(np.int64) + 1
-    steps = np.minimum(steps, MAX_EDGE_SAMPLES).ravel()  # edge k runs from corner k to corner k + 1
-    edge = np.repeat(np.arange(3 * count), steps)
-    t = (np.arange(len(edge)) - np.repeat(np.cumsum(steps) - steps, steps)) / np.maximum(steps[edge] - 1, 1)
-    walked = np.zeros((len(edge), 3))
-    walked[np.arange(len(t)), edge % 3] = 1 - t
-    walked[np.arange(len(t)), (edge + 1) % 3] += t
-    face = np.concatenate((edge // 3, np.arange(count)))
-    weights = np.concatenate((0.9 * walked + 0.1 / 3, np.full((count, 3), 1 / 3)))
-    return face, weights
+@njit(cache=True, nogil=True)
+def _claim(corners: np.ndarray, face: int, weights: np.ndarray, size: int, tri_id: np.ndarray, bary: np.ndarray
+           ) -> None:
+    """The texel under the point at barycentrics `weights` of a triangle's corners (3, 2) goes to `face` if empty."""
+    x = weights[0] * corners[0, 0] + weights[1] * corners[1, 0] + weights[2] * corners[2, 0]
+    y = weights[0] * corners[0, 1] + weights[1] * corners[1, 1] + weights[2] * corners[2, 1]
+    texel = min(max(int(y), 0), size - 1) * size + min(max(int(x), 0), size - 1)
+    if tri_id[texel] < 0:
+        tri_id[texel] = face
+        bary[texel, 0], bary[texel, 1], bary[texel, 2] = weights[0], weights[1], weights[2]
+
+
+@njit("void(f8[:, :, ::1], i8[::1], i8, i8[::1], f4[:, ::1])", cache=True, nogil=True)
+def _claim_crossed(corners: np.ndarray, thin: np.ndarray, size: int, tri_id: np.ndarray, bary: np.ndarray) -> None:
+    """Gives each empty texel (tri_id -1) that a `thin` triangle (of corners (F, 3, 2), in texels) crosses to the
+    first one that does: sampled along its edges half a texel apart, and at its centroid, every point pulled a
+    tenth of the way to the centroid so that it lies inside. A triangle thinner than a texel touches no texel that
+    these points miss."""
+    weights = np.empty(3)
+    for face in thin:
+        for k in range(3):
+            start, end = k, (k + 1) % 3
+            length = math.sqrt((corners[face, end, 0] - corners[face, start, 0]) ** 2
+                               + (corners[face, end, 1] - corners[face, start, 1]) ** 2)
+            steps = min(int(math.ceil(2 * length)) + 1, MAX_EDGE_SAMPLES)
+            for j in range(steps):
+                t = j / max(steps - 1, 1)
+                weights[:] = 0.1 / 3
+                weights[start] += 0.9 * (1 - t)
+                weights[end] += 0.9 * t
+                _claim(corners[face], face, weights, size, tri_id, bary)
+    weights[:] = 1 / 3
+    for face in thin:
+        _claim(corners[face], face, weights, size, tri_id, bary)
 
 
 def _area_share(vertices: torch.Tensor, faces: torch.Tensor, uv: torch.Tensor, texel_faces: torch.Tensor,

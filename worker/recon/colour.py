@@ -82,8 +82,8 @@ def vertex_colours(
     return torch.as_tensor(linear, device=vertices.device), torch.as_tensor(seen, device=vertices.device)
 
 
-@njit("void(f4[:, ::1], f4[:, ::1], f8[:, ::1], f4[:, :, :, ::1], b1[:, :, ::1], f4[:, :, ::1], f8, f4[:, ::1], b1[::1])",
-      cache=True, nogil=True, parallel=True)
+@njit("void(f4[:, ::1], f4[:, ::1], f8[:, ::1], f4[:, :, :, ::1], b1[:, :, ::1], f4[:, :, ::1], f8, f4[:, ::1],"
+      " b1[::1])", cache=True, nogil=True, parallel=True)
 def _seen_colours(points: np.ndarray, normals: np.ndarray, cameras: np.ndarray, colours: np.ndarray,
                   usable: np.ndarray, depths: np.ndarray, tolerance: float, linear: np.ndarray, seen: np.ndarray
                   ) -> None:
@@ -136,8 +136,9 @@ def _seen_colours(points: np.ndarray, normals: np.ndarray, cameras: np.ndarray, 
                 b_sum += colours[k, r, c, 2] * w
             if coverage < MIN_COVERAGE:
                 continue
-            w = facing ** FACING_POWER / coverage
-            red, green, blue, total = red + r_sum * w, green + g_sum * w, blue + b_sum * w, total + facing ** FACING_POWER
+            view_weight = facing ** FACING_POWER
+            w = view_weight / coverage
+            red, green, blue, total = red + r_sum * w, green + g_sum * w, blue + b_sum * w, total + view_weight
         seen[i] = total > 0
         if total > 0:
             linear[i, 0], linear[i, 1], linear[i, 2] = red / total, green / total, blue / total
@@ -156,7 +157,7 @@ def far_sides(points: np.ndarray, seen: np.ndarray, across: float) -> tuple[np.n
     """The unseen `points` (N, 3) within `across` of a seen one, as indices, and the index of that seen one: the far
     side of a thin part (a wall of an open scan, a sheet's shell), which takes the colour seen right behind it."""
     unseen, seen_at = np.flatnonzero(~seen), np.flatnonzero(seen)
-    distance, nearest = cKDTree(points[seen_at]).query(points[unseen], distance_upper_bound=across)
+    distance, nearest = cKDTree(points[seen_at]).query(points[unseen], distance_upper_bound=across, workers=-1)
     near = np.isfinite(distance)
     return unseen[near], seen_at[nearest[near]]
 
@@ -192,7 +193,7 @@ def fill_unseen(vertices: np.ndarray, faces: np.ndarray, colours: np.ndarray, se
     reached = source >= 0
     colours[reached] = colours[source[reached]]  # where the harmonic fill starts from: the fewest edges away
     if not reached.all():
-        _, nearest = cKDTree(vertices[seen]).query(vertices[~reached])
+        _, nearest = cKDTree(vertices[seen]).query(vertices[~reached], workers=-1)
         colours[~reached] = colours[seen][nearest]
     free = np.flatnonzero(reached & ~sources)
     if len(free):

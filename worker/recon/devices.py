@@ -34,5 +34,5 @@ def set_threads(count: int) -> None:
 
 def on_host(tensor: torch.Tensor, dtype: type = np.float32) -> np.ndarray:
     """The tensor as a C-contiguous NumPy array of `dtype` in host memory: what the compiled (Numba) loops take,
-    which run on the CPU whatever the device."""
+    which run on the CPU whatever the device. It shares memory with a CPU tensor of that dtype: copy to write."""
     return np.ascontiguousarray(tensor.detach().cpu().numpy(), dtype=dtype)

@@ -202,4 +202,4 @@ def _unseen_fill(start: Prelude, surface: FusedSurface, colors: torch.Tensor, ma
     filled, _ = fill_unseen(vertices_np, faces_np, linear.cpu().numpy(), seen.cpu().numpy(),
                             FILL_ACROSS_VOXELS * surface.grid.voxel_size)
     tree = cKDTree(vertices_np)
-    return lambda points: filled[tree.query(points)[1]]
+    return lambda points: filled[tree.query(points, workers=-1)[1]]

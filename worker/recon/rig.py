@@ -132,7 +132,8 @@ class Camera:
         return offset / offset.norm(dim=-1, keepdim=True).clamp_min(1e-12)
 
 
-CAMERA_ROW = 35  # Camera.packed: is_ortho, fx, fy, cx, cy, world_to_cam[:3] (12), cam_to_world[:3] (12), forward, position
+CAMERA_ROW = 35  # Camera.packed: is_ortho, fx, fy, cx, cy, world_to_cam[:3], cam_to_world[:3] (12 each), forward,
+# position
 
 
 def packed_cameras(cameras: tuple[Camera, ...]) -> np.ndarray:

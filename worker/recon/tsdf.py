@@ -33,7 +33,7 @@ from typing import Callable
 
 import numpy as np
 import torch
-from numba import njit
+from numba import njit, prange
 
 from ..errors import ReconstructionFailed
 from .depth_views import (MIN_FACING_COS, ViewStack, crop_window, depth_normals, evaluate_sdf, fits_depth,
@@ -296,14 +296,24 @@ def _shells(shape: torch.Size, centres: torch.Tensor, voxel: float) -> torch.Ten
 
 def lowest_around(grid: torch.Tensor, coordinates: torch.Tensor, reach: int) -> torch.Tensor:
     """(N,) the lowest grid value in the cube of (2 reach + 1)^3 voxels around each voxel coordinate (N, 3)."""
-    limit = torch.tensor(grid.shape, device=grid.device) - 1
-    centre = torch.round(coordinates).long()
-    lowest = torch.full((coordinates.shape[0],), torch.inf, dtype=grid.dtype, device=grid.device)
-    steps = torch.arange(-reach, reach + 1, device=grid.device)
-    for offset in torch.cartesian_prod(steps, steps, steps):
-        index = (centre + offset).clamp(torch.zeros_like(limit), limit)
-        torch.minimum(lowest, grid[index[:, 0], index[:, 1], index[:, 2]], out=lowest)
-    return lowest
+    lowest = np.empty(coordinates.shape[0], dtype=np.float32)
+    _lowest(on_host(grid), on_host(coordinates), reach, lowest)
+    return torch.as_tensor(lowest, device=grid.device)
+
+
+@njit("void(f4[:, :, ::1], f4[:, ::1], i8, f4[::1])", cache=True, nogil=True, parallel=True)
+def _lowest(grid: np.ndarray, coordinates: np.ndarray, reach: int, lowest: np.ndarray) -> None:
+    size_x, size_y, size_z = grid.shape
+    for n in prange(len(coordinates)):
+        cx, cy, cz = int(np.rint(coordinates[n, 0])), int(np.rint(coordinates[n, 1])), int(np.rint(coordinates[n, 2]))
+        least = np.inf
+        for i in range(cx - reach, cx + reach + 1):
+            x = min(max(i, 0), size_x - 1)
+            for j in range(cy - reach, cy + reach + 1):
+                y = min(max(j, 0), size_y - 1)
+                for k in range(cz - reach, cz + reach + 1):
+                    least = min(least, grid[x, y, min(max(k, 0), size_z - 1)])
+        lowest[n] = least
 
 
 def _slabs(shape: torch.Size, centres: torch.Tensor, normals: torch.Tensor, voxel: float, reach: float,
