@@ -1,19 +1,24 @@
-"""An exact, vectorised z-buffer rasterizer in PyTorch, in the spirit of nvdiffrast's rasterize/interpolate.
+"""An exact z-buffer rasterizer, in the spirit of nvdiffrast's rasterize/interpolate.
 
 Each triangle is expanded into the pixels of its bounding box, an edge-function
-test at pixel centres keeps the covered ones, and a scatter-min over an int64
-key (quantised depth, then triangle id) resolves visibility. Edge functions of a
-shared edge are evaluated from the same, canonically ordered endpoints in both
-triangles, so they are exact negatives: a closed mesh renders without cracks.
-Runs wherever the tensors live (CPU or CUDA).
+test at pixel centres keeps the covered ones, and the lowest int64 key (quantised
+depth, then triangle id) resolves visibility. Edge functions of a shared edge are
+evaluated from the same, canonically ordered endpoints in both triangles, so they
+are exact negatives: a closed mesh renders without cracks. The setup and the
+barycentrics are tensor operations wherever the tensors live; the loop over
+(triangle, pixel) pairs is compiled and runs on the CPU (as tensor operations it
+took 12 times the time on a CPU).
 """
 
 from __future__ import annotations
 
 from typing import Callable, NamedTuple
 
+import numpy as np
 import torch
+from numba import njit
 
+from .devices import on_host
 from .rig import Camera
 
 TRI_BITS = 24
@@ -55,12 +60,42 @@ def _edge_values(edges: torch.Tensor, u: torch.Tensor, v: torch.Tensor) -> torch
     return edges[:, 12:15] * (delta_x * (v[:, None] - origin_y) - delta_y * (u[:, None] - origin_x))
 
 
+@njit("void(f4[:, ::1], i8[:, ::1], i8[::1], i8, f8, f8, b1, i8, i8[::1])", cache=True, nogil=True)
+def _nearest_keys(packed: np.ndarray, boxes: np.ndarray, counts: np.ndarray, first: int, z_lo: float,
+                  z_scale: float, ortho: bool, width: int, zbuffer: np.ndarray) -> None:
+    """Every (triangle, pixel) pair of the candidates `first`.. (packed edge data and corner depths (C, 19), boxes
+    (C, 3) of first column, first row and width, and pair counts (C,)): where the pixel centre lies inside, the
+    key (quantised depth, then candidate index) goes into `zbuffer` (H * W) if lower. In float32, as
+    _edge_values: a shared edge's functions stay exact negatives."""
+    half, low, levels = np.float32(0.5), np.float32(z_lo), np.float32(z_scale)
+    for c in range(len(packed)):
+        pair = packed[c]
+        for local in range(counts[c]):
+            col = boxes[c, 0] + local % boxes[c, 2]
+            row = boxes[c, 1] + local // boxes[c, 2]
+            u, v = np.float32(col) + half, np.float32(row) + half
+            e0 = pair[12] * (pair[6] * (v - pair[1]) - pair[7] * (u - pair[0]))
+            e1 = pair[13] * (pair[8] * (v - pair[3]) - pair[9] * (u - pair[2]))
+            e2 = pair[14] * (pair[10] * (v - pair[5]) - pair[11] * (u - pair[4]))
+            if e0 < 0 or e1 < 0 or e2 < 0:
+                continue
+            b0, b1, b2 = e0 / pair[15], e1 / pair[15], e2 / pair[15]
+            if ortho:
+                depth = b0 * pair[16] + b1 * pair[17] + b2 * pair[18]
+            else:
+                depth = np.float32(1) / max(b0 / pair[16] + b1 / pair[17] + b2 / pair[18], np.float32(1e-12))
+            quantised = int(min(max((depth - low) * levels, np.float32(0)), np.float32(DEPTH_LEVELS)))
+            key = (quantised << TRI_BITS) | (first + c)
+            at = row * width + col
+            zbuffer[at] = min(zbuffer[at], key)
+
+
 def rasterize(camera: Camera, vertices: torch.Tensor, faces: torch.Tensor, *, max_pairs: int | None = None,
               on_chunk: Callable[[], None] = lambda: None) -> Raster:
     """Render the nearest triangle at every pixel centre of `camera` (no culling: both sides are visible).
 
-    The (triangle, pixel) pairs are tested `max_pairs` at a time, which bounds memory, and `on_chunk` is called
-    after each batch, so that a large mesh on a CPU keeps reporting progress (it may raise to abandon the work).
+    The (triangle, pixel) pairs are tested `max_pairs` at a time and `on_chunk` is called after each batch, so
+    that a large mesh keeps reporting progress (it may raise to abandon the work).
     This is the one visibility pass: the differentiable ops, the bake and the evaluation all start from it.
 
     Triangles with a corner behind a PERSPECTIVE camera's image plane are skipped (no clipping).
@@ -96,25 +131,16 @@ def rasterize(camera: Camera, vertices: torch.Tensor, faces: torch.Tensor, *, ma
         z_lo = corners[..., 2].min().item()
         z_scale = DEPTH_LEVELS / max(corners[..., 2].max().item() - z_lo, 1e-12)
         ends = torch.cumsum(counts, 0)
+        host = on_host(zbuffer, np.int64)
         first = 0
         while first < candidates.numel():
             done = ends[first - 1].item() if first else 0
             last = max(int(torch.searchsorted(ends, done + max_pairs, right=True).item()), first + 1)
-            chunk_counts = counts[first:last]
-            owner = torch.repeat_interleave(torch.arange(first, last, device=device), chunk_counts)
-            offsets = torch.cumsum(chunk_counts, 0) - chunk_counts
-            local = torch.arange(owner.numel(), device=device) - offsets.index_select(0, owner - first)
-            pair = packed.index_select(0, owner)
-            box = boxes.index_select(0, owner)
-            col = box[:, 0] + local % box[:, 2]
-            row = box[:, 1] + local // box[:, 2]
-            edge = _edge_values(pair, col.to(pair.dtype) + 0.5, row.to(pair.dtype) + 0.5)
-            depth = _depth(edge / pair[:, 15:16], pair[:, 16:19], camera.is_ortho)
-            quantised = ((depth - z_lo) * z_scale).clamp(0, DEPTH_LEVELS).long()
-            key = torch.where((edge >= 0).all(dim=1), (quantised << TRI_BITS) | owner, no_hit)
-            zbuffer.scatter_reduce_(0, row * width + col, key, reduce="amin")
+            _nearest_keys(on_host(packed[first:last]), on_host(boxes[first:last], np.int64),
+                          on_host(counts[first:last], np.int64), first, z_lo, z_scale, camera.is_ortho, width, host)
             first = last
             on_chunk()
+        zbuffer = torch.as_tensor(host, device=device)
 
     covered = zbuffer != no_hit
     pixels = torch.nonzero(covered).squeeze(1)
