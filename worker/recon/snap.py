@@ -304,42 +304,74 @@ def _face_normals(vertices: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
 
 def _without_folds(vertices: torch.Tensor, faces: torch.Tensor, step: torch.Tensor, min_turn_cos: float = MIN_TURN_COS
                    ) -> torch.Tensor:
-    """The steps, made to agree at the corners of every face they would turn by more than arccos(min_turn_cos):
-    first each such corner takes the mean step of its folding faces (marching cubes' slivers then move as one
-    instead of flipping: without it a fifth of a thin rod's vertices stayed half a voxel out), then the steps
-    there are halved, and dropped if halving does not help. After the first look only the faces around the
-    corners whose step changed are looked at again: the others turn as they did."""
-    before = _face_normals(vertices, faces)
-    before_norm = before.norm(dim=1)
-    folded = _turned(before, before_norm, _face_normals(vertices + step, faces), min_turn_cos)
+    """The steps (V, 3), made to agree at the corners of every face they would turn by more than
+    arccos(min_turn_cos): first each such corner takes the mean step of its folding faces (marching cubes' slivers
+    then move as one instead of flipping: without it a fifth of a thin rod's vertices stayed half a voxel out),
+    then the steps there are halved, and dropped if halving does not help. After the first look only the faces
+    around the corners whose step changed are looked at again: the others turn as they did. Compiled, on the CPU."""
+    kept = on_host(step).copy()
+    _unfolded(on_host(vertices), on_host(faces, np.int64), kept, min_turn_cos)
+    return torch.as_tensor(kept, device=step.device)
+
+
+@njit(cache=True, nogil=True)
+def _normal(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> tuple[float, float, float]:
+    """The (unnormalised) normal of the triangle of corners a, b, c (3,)."""
+    ux, uy, uz = b[0] - a[0], b[1] - a[1], b[2] - a[2]
+    vx, vy, vz = c[0] - a[0], c[1] - a[1], c[2] - a[2]
+    return uy * vz - uz * vy, uz * vx - ux * vz, ux * vy - uy * vx
+
+
+@njit(cache=True, nogil=True)
+def _turns(before: np.ndarray, after: tuple[float, float, float], min_turn_cos: float) -> bool:
+    """Whether a face turns by more than arccos(min_turn_cos), from normal `before` (3,) to `after`."""
+    dot = before[0] * after[0] + before[1] * after[1] + before[2] * after[2]
+    before_norm = math.sqrt(before[0] ** 2 + before[1] ** 2 + before[2] ** 2)
+    after_norm = math.sqrt(after[0] ** 2 + after[1] ** 2 + after[2] ** 2)
+    return dot <= min_turn_cos * before_norm * after_norm
+
+
+@njit("void(f4[:, ::1], i8[:, ::1], f4[:, ::1], f8)", cache=True, nogil=True)
+def _unfolded(vertices: np.ndarray, faces: np.ndarray, step: np.ndarray, min_turn_cos: float) -> None:
+    """_without_folds on vertices (V, 3) and faces (F, 3); changes `step` (V, 3) in place."""
+    before = np.empty((len(faces), 3), dtype=np.float32)
+    moved = vertices + step
+    folded = np.zeros(len(faces), dtype=np.bool_)
+    for f in range(len(faces)):
+        a, b, c = faces[f]
+        before[f] = _normal(vertices[a], vertices[b], vertices[c])
+        folded[f] = _turns(before[f], _normal(moved[a], moved[b], moved[c]), min_turn_cos)
+    total = np.zeros_like(step)
+    count = np.zeros(len(vertices), dtype=np.float32)
+    changed = np.zeros(len(vertices), dtype=np.bool_)
     for attempt in range(FOLD_AVERAGINGS + FOLD_HALVINGS + 1):
         if not folded.any():
             break
-        folding = faces[folded]
-        corners = folding.reshape(-1)
-        if attempt < FOLD_AVERAGINGS:
-            mean = step[folding].mean(dim=1).repeat_interleave(3, dim=0)
-            total = torch.zeros_like(step).index_add_(0, corners, mean)
-            count = torch.zeros_like(step[:, 0]).index_add_(0, corners, torch.ones_like(mean[:, 0]))
-            step = torch.where(count[:, None] > 0, total / count.clamp_min(1.0)[:, None], step)
+        changed[:] = False
+        if attempt < FOLD_AVERAGINGS:  # each corner of a folding face: the mean step of its folding faces
+            total[:] = 0.0
+            count[:] = 0.0
+            for f in np.flatnonzero(folded):
+                mean = (step[faces[f, 0]] + step[faces[f, 1]] + step[faces[f, 2]]) / np.float32(3)
+                for corner in faces[f]:
+                    total[corner] += mean
+                    count[corner] += 1
+                    changed[corner] = True
+            for v in np.flatnonzero(changed):
+                step[v] = total[v] / count[v]
         else:
-            factor = 0.5 if attempt < FOLD_AVERAGINGS + FOLD_HALVINGS else 0.0
-            step = step.index_copy(0, corners, step[corners] * factor)
-            if factor == 0.0:
+            for f in np.flatnonzero(folded):
+                changed[faces[f]] = True
+            factor = np.float32(0.5) if attempt < FOLD_AVERAGINGS + FOLD_HALVINGS else np.float32(0.0)
+            for v in np.flatnonzero(changed):
+                step[v] *= factor
+            if factor == 0:
                 break
-        changed = torch.zeros(vertices.shape[0], dtype=torch.bool, device=vertices.device)
-        changed[corners] = True
-        again = torch.nonzero(changed[faces].any(dim=1)).squeeze(1)
-        near = faces[again]
-        folded[again] = _turned(before[again], before_norm[again], _face_normals(vertices + step, near),
-                                min_turn_cos)
-    return step
-
-
-def _turned(before: torch.Tensor, before_norm: torch.Tensor, after: torch.Tensor, min_turn_cos: float
-            ) -> torch.Tensor:
-    """Which faces (F,) bool turn by more than arccos(min_turn_cos), from normals `before` (F, 3) to `after`."""
-    return (before * after).sum(dim=1) <= min_turn_cos * before_norm * after.norm(dim=1)
+        for f in range(len(faces)):
+            a, b, c = faces[f]
+            if changed[a] or changed[b] or changed[c]:
+                folded[f] = _turns(before[f], _normal(vertices[a] + step[a], vertices[b] + step[b],
+                                                      vertices[c] + step[c]), min_turn_cos)
 
 
 def fit_to_silhouettes(vertices: torch.Tensor, faces: torch.Tensor, cameras: tuple[Camera, ...], masks: torch.Tensor,
