@@ -103,7 +103,8 @@ def extract_surface(grid: SdfGrid, on_progress: Callable[[float], None] = lambda
     # several edges coincide once written as float32 (degenerate triangles, edges of four faces): keep every value
     # at least a nudge away from zero, on its own side (zero counts as outside).
     nudge = ZERO_NUDGE_VOXELS * grid.voxel_size
-    values[:] = np.where(values < 0, np.minimum(values, -nudge), np.maximum(values, nudge))
+    near = np.abs(values) < nudge
+    values[near] = np.where(values[near] < 0, -nudge, nudge)
     vertices, faces = marching_cubes_slabs(values, lambda done: on_progress(0.8 * done))
     if len(faces) == 0:
         raise ReconstructionFailed(
