@@ -201,5 +201,5 @@ def _unseen_fill(start: Prelude, surface: FusedSurface, colors: torch.Tensor, ma
                                   surface.tolerance)
     filled, _ = fill_unseen(vertices_np, faces_np, linear.cpu().numpy(), seen.cpu().numpy(),
                             FILL_ACROSS_VOXELS * surface.grid.voxel_size)
-    tree = cKDTree(vertices_np)
+    tree = cKDTree(vertices_np, balanced_tree=False, compact_nodes=False)
     return lambda points: filled[tree.query(points, workers=-1)[1]]
