@@ -2,8 +2,9 @@
 vertex colours) from the views -> GLB + report.
 
 Seconds on a CPU, same code on CUDA: the device is chosen once and every torch
-stage follows the tensors (marching cubes, simplification and atlas packing run
-on the CPU either way).
+stage follows the tensors. Marching cubes, simplification, atlas packing and the
+compiled (Numba) loops over points (fusion's lookups, the fit to the depth maps,
+the colours, the rasterizer's pairs) run on the CPU either way.
 """
 
 from __future__ import annotations
