@@ -85,13 +85,13 @@ def bake_texture(
                            for index in far_sides(points.cpu().numpy(), seen.cpu().numpy(), across))
             linear[far] = linear[behind]
 
-    image = np.zeros((size, size, 3), dtype=np.float32)
+    image = np.zeros((size, size, 3), dtype=np.uint8)
     covered_np = covered.cpu().numpy()
-    image[covered_np] = linear.cpu().numpy()
+    image[covered_np] = linear_to_srgb8(linear.cpu().numpy())  # the covered texels only: the rest stay black
     distance, (rows, cols) = distance_transform_edt(~covered_np, return_indices=True)
     pad = (distance > 0) & (distance <= PADDING_TEXELS)
     image[pad] = image[rows[pad], cols[pad]]
-    return linear_to_srgb8(image), _area_share(vertices[source], faces, uv, tri_id[covered], unseen)
+    return image, _area_share(vertices[source], faces, uv, tri_id[covered], unseen)
 
 
 def _texel_triangles(raster: Raster, atlas: Atlas, size: int) -> tuple[torch.Tensor, torch.Tensor]:
