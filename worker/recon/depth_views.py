@@ -71,10 +71,6 @@ class DepthView:
     pixel: float  # world units per pixel (per unit of depth for PERSPECTIVE)
     camera: Camera
 
-    @property
-    def cells_per_row(self) -> int:
-        return self.window[3] - self.window[1] + 1
-
 
 def _shift(image: torch.Tensor, axis: int, offset: int) -> tuple[torch.Tensor, torch.Tensor]:
     """image[p + offset along axis] (edge-replicated) and whether that neighbour exists."""
@@ -224,7 +220,6 @@ class ViewStack(NamedTuple):
     """The prepared views packed for the compiled lookups: a row of numbers per view (VIEW_ROW), their cell tables
     end to end, and their cameras (rig.packed_cameras)."""
 
-    views: list[DepthView]
     rows: np.ndarray  # (K, VIEW_ROW) float64
     cells: np.ndarray  # (total cells, 12) float32
     cameras: np.ndarray  # (K, CAMERA_ROW) float64
@@ -244,7 +239,7 @@ def stack_views(views: list[DepthView]) -> ViewStack:
         for view, table, first in zip(views, tables, firsts)
     ], dtype=np.float64).reshape(len(views), VIEW_ROW)
     cells = np.concatenate(tables) if tables else np.zeros((0, 12), dtype=np.float32)
-    return ViewStack(views, rows, cells, packed_cameras(tuple(view.camera for view in views)))
+    return ViewStack(rows, cells, packed_cameras(tuple(view.camera for view in views)))
 
 
 @njit(cache=True, nogil=True)
