@@ -123,15 +123,28 @@ def _oriented_points(cameras: list, depths: list[np.ndarray], two_sides: list[np
 def _band_blocks(points: torch.Tensor, origin: torch.Tensor, voxel: float, blocks: tuple[int, int, int],
                  on_pass: Callable[[float], None]) -> torch.Tensor:
     """(blocks) bool: blocks within BAND_VOXELS of a depth point (the corners of a box around each point)."""
-    active = torch.zeros(blocks, dtype=torch.bool, device=points.device)
-    limit = torch.tensor(blocks, device=points.device) - 1
-    grid_points = (points - origin) / voxel
-    offsets = torch.cartesian_prod(*[torch.tensor([-BAND_VOXELS, BAND_VOXELS], device=points.device)] * 3)
-    for number, offset in enumerate(offsets):
-        index = torch.minimum(torch.floor((grid_points + offset) / BLOCK).long().clamp_min(0), limit)
-        active[index[:, 0], index[:, 1], index[:, 2]] = True
-        on_pass((number + 1) / len(offsets))
-    return active
+    active = np.zeros(blocks, dtype=np.bool_)
+    _mark_band(on_host((points - origin) / voxel), np.asarray(blocks, dtype=np.int64), active)
+    on_pass(1.0)
+    return torch.as_tensor(active, device=points.device)
+
+
+@njit(cache=True, nogil=True)
+def _block_of(coordinate: float, size: float, count: int) -> int:
+    return min(max(int(math.floor(coordinate / size)), 0), count - 1)
+
+
+@njit("void(f4[:, ::1], i8[::1], b1[:, :, ::1])", cache=True, nogil=True)
+def _mark_band(grid_points: np.ndarray, blocks: np.ndarray, active: np.ndarray) -> None:
+    """Marks the block of each corner of the box BAND_VOXELS around each point (N, 3) in voxel coordinates, in
+    float32 as the points are."""
+    reach, size = np.float32(BAND_VOXELS), np.float32(BLOCK)
+    for n in range(len(grid_points)):
+        x, y, z = grid_points[n, 0], grid_points[n, 1], grid_points[n, 2]
+        for i in (_block_of(x - reach, size, blocks[0]), _block_of(x + reach, size, blocks[0])):
+            for j in (_block_of(y - reach, size, blocks[1]), _block_of(y + reach, size, blocks[1])):
+                for k in (_block_of(z - reach, size, blocks[2]), _block_of(z + reach, size, blocks[2])):
+                    active[i, j, k] = True
 
 
 def _evaluate_chunked(views: ViewStack, points: torch.Tensor, truncation: float, hollow: bool,
