@@ -282,29 +282,14 @@ def restore_lost_surfaces(dense: torch.Tensor, origin: torch.Tensor, voxel: floa
                                      points.facing[candidates], truncation, tolerance)
     if not lost.any():
         return 0
-    shell = _shells(dense.shape, coordinates[lost], voxel)
-    if free is not None:
-        slab = lost & points.facing
-        centres, normals = coordinates[slab], points.normals[slab]
-        balls = shell
-        shell = torch.minimum(balls, _slabs(dense.shape, centres, normals, voxel, slab_reach))
-        thinner = (SHELL_RADIUS_VOXELS - FREE_SHELL_RADIUS_VOXELS) * voxel
-        if looks_in:
-            others = shell + thinner
-        else:
-            others = torch.minimum(balls + thinner,
-                                   _slabs(dense.shape, centres, normals, voxel, slab_reach, FREE_SHELL_RADIUS_VOXELS))
-        sheets = _shells(dense.shape, coordinates[lost & points.sheet], voxel)
-        shell = torch.where(free.view(-1), torch.minimum(sheets, others), shell)
-    flat = dense.view(-1)
-    torch.minimum(flat, shell.to(dense.dtype), out=flat)
+    hollow = free is not None
+    grid = on_host(dense)  # the grid itself where it lives on the CPU
+    _put_back(grid, on_host(coordinates[lost]), on_host(points.normals[lost]), on_host(points.sheet[lost], bool),
+              on_host(points.facing[lost] & hollow, bool), on_host(free, bool) if hollow else np.zeros((0, 0, 0), bool),
+              looks_in, slab_reach, voxel)
+    if dense.device.type != "cpu":
+        dense.copy_(torch.as_tensor(grid, device=dense.device))
     return int(lost.sum())
-
-
-def _shells(shape: torch.Size, centres: torch.Tensor, voxel: float) -> torch.Tensor:
-    """(X * Y * Z,) the distance from each voxel of a grid of `shape` to the nearest of the voxel coordinates
-    `centres` (N, 3) less SHELL_RADIUS_VOXELS, in world units, at the 8 voxels around each centre; inf elsewhere."""
-    return _least_around(shape, centres, None, 0, 1, SHELL_RADIUS_VOXELS, math.inf, voxel)
 
 
 def lowest_around(grid: torch.Tensor, coordinates: torch.Tensor, reach: int) -> torch.Tensor:
@@ -329,48 +314,46 @@ def _lowest(grid: np.ndarray, coordinates: np.ndarray, reach: int, lowest: np.nd
         lowest[n] = least
 
 
-def _slabs(shape: torch.Size, centres: torch.Tensor, normals: torch.Tensor, voxel: float, reach: float,
-           radius: float = SHELL_RADIUS_VOXELS) -> torch.Tensor:
-    """Like _shells, but the distance to each centre's tangent plane (unit `normals` (N, 3)), at the voxels within
-    `reach` voxels of it: balls around depth points a voxel or more apart (a surface seen at a slant) leave voxels
-    touching only at their corners, which marching cubes opens into pinholes, while a slab 2 x SHELL_RADIUS_VOXELS
-    thick holds a face-connected layer of voxels at any slant (digital planes: thickness |nx| + |ny| + |nz|);
-    `radius`: half its thickness, in voxels."""
-    extent = math.ceil(reach)
-    return _least_around(shape, centres, normals, -extent, extent, radius, reach, voxel)
+@njit(cache=True, nogil=True)
+def _lower(grid: np.ndarray, x: int, y: int, z: int, value: float) -> None:
+    grid[x, y, z] = min(grid[x, y, z], value)
 
 
-def _least_around(shape: torch.Size, centres: torch.Tensor, normals: torch.Tensor | None, low: int, high: int,
-                  radius: float, reach: float, voxel: float) -> torch.Tensor:
-    """(X * Y * Z,) per voxel of a grid of `shape`, in world units, the least distance to it from the voxel
-    coordinates `centres` (N, 3) whose cell's corner it is `low`..`high` steps away from along each axis (inf
-    elsewhere): to the centre less `radius`, or with `normals` to the centre's tangent plane less `radius`, no
-    nearer than to the centre less `reach`. Compiled (as a scatter of tensors: seconds for the slabs of a scan)."""
-    least = np.full(shape[0] * shape[1] * shape[2], np.inf, dtype=np.float32)
-    across = np.zeros((0, 3), dtype=np.float32) if normals is None else on_host(normals)
-    _scatter_least(least, np.asarray(shape, dtype=np.int64), on_host(centres), across, low, high,
-                   radius, reach)
-    return torch.as_tensor(least, device=centres.device) * voxel
-
-
-@njit("void(f4[::1], i8[::1], f4[:, ::1], f4[:, ::1], i8, i8, f8, f8)", cache=True, nogil=True)
-def _scatter_least(least: np.ndarray, shape: np.ndarray, centres: np.ndarray, normals: np.ndarray, low: int,
-                   high: int, radius: float, reach: float) -> None:
-    slabs = len(normals) > 0
+@njit("void(f4[:, :, ::1], f4[:, ::1], f4[:, ::1], b1[::1], b1[::1], b1[:, :, ::1], b1, f8, f8)", cache=True,
+      nogil=True)
+def _put_back(grid: np.ndarray, centres: np.ndarray, normals: np.ndarray, sheet: np.ndarray, slab: np.ndarray,
+              free: np.ndarray, looks_in: bool, slab_reach: float, voxel: float) -> None:
+    """restore_lost_surfaces' shells, lowered into the grid (X, Y, Z) in one pass, in world units: around each
+    point at voxel coordinates `centres` (N, 3) a ball (its 8 voxels, the distance less SHELL_RADIUS_VOXELS) and,
+    where `slab` (N,), a slab along its tangent plane (unit `normals` (N, 3)) `slab_reach` voxels around it. Where
+    `free` (the grid's shape; empty: nowhere) a `sheet` point's ball is whole, the other balls are thinner by
+    SHELL_RADIUS_VOXELS - FREE_SHELL_RADIUS_VOXELS, and so are the slabs where the views `looks_in`, else they are
+    FREE_SHELL_RADIUS_VOXELS thick. Voxels past the grid's edge count at its edge, at their distance from there."""
+    thinner = SHELL_RADIUS_VOXELS - FREE_SHELL_RADIUS_VOXELS
+    size_x, size_y, size_z = grid.shape
+    anywhere_free = free.size > 0
+    extent = math.ceil(slab_reach)
     for n in range(len(centres)):
         cx, cy, cz = centres[n, 0], centres[n, 1], centres[n, 2]
         bx, by, bz = int(math.floor(cx)), int(math.floor(cy)), int(math.floor(cz))
-        for i in range(low, high + 1):
-            x = min(max(bx + i, 0), shape[0] - 1)
-            for j in range(low, high + 1):
-                y = min(max(by + j, 0), shape[1] - 1)
-                for k in range(low, high + 1):
-                    z = min(max(bz + k, 0), shape[2] - 1)
+        low, high = (-extent, extent) if slab[n] else (0, 1)
+        for i in range(bx + low, bx + high + 1):
+            x = min(max(i, 0), size_x - 1)
+            for j in range(by + low, by + high + 1):
+                y = min(max(j, 0), size_y - 1)
+                for k in range(bz + low, bz + high + 1):
+                    z = min(max(k, 0), size_z - 1)
                     ox, oy, oz = x - cx, y - cy, z - cz
                     length = math.sqrt(ox * ox + oy * oy + oz * oz)
-                    distance = length - radius
-                    if slabs:
-                        distance = max(abs(ox * normals[n, 0] + oy * normals[n, 1] + oz * normals[n, 2]) - radius,
-                                       length - reach)
-                    at = (x * shape[1] + y) * shape[2] + z
-                    least[at] = min(least[at], distance)
+                    is_free = anywhere_free and free[x, y, z]
+                    if 0 <= i - bx <= 1 and 0 <= j - by <= 1 and 0 <= k - bz <= 1:  # the ball's 8 voxels
+                        ball = length - SHELL_RADIUS_VOXELS
+                        _lower(grid, x, y, z, (ball + thinner if is_free and not sheet[n] else ball) * voxel)
+                    if slab[n]:
+                        across = abs(ox * normals[n, 0] + oy * normals[n, 1] + oz * normals[n, 2])
+                        if is_free and not looks_in:
+                            value = max(across - FREE_SHELL_RADIUS_VOXELS, length - slab_reach)
+                        else:
+                            value = max(across - SHELL_RADIUS_VOXELS, length - slab_reach)
+                            value += thinner if is_free else 0.0
+                        _lower(grid, x, y, z, value * voxel)
