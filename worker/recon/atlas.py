@@ -22,6 +22,8 @@ import xatlas
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
+from .surface import face_cross
+
 # Direction k, then two axes (e1, e2) of its plane with e1 x e2 = direction, so projected faces keep their winding.
 DIRECTIONS = np.array([[1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1], [0, 0, -1]], dtype=np.float64)
 PLANE_AXES = np.array([
@@ -135,8 +137,7 @@ def segment(normals: np.ndarray, neighbours: np.ndarray) -> tuple[np.ndarray, np
 def build_atlas(vertices: np.ndarray, faces: np.ndarray, size: int) -> Atlas | None:
     """Charts, seams and packed UVs for a closed, oriented mesh, for a square texture of `size` texels; None when
     xatlas packs nothing."""
-    corners = vertices[faces]
-    normals = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
+    normals = face_cross(vertices, faces)
     normals /= np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-30)
     label, chart = segment(normals, face_neighbours(faces))
 

@@ -25,6 +25,7 @@ from scipy.spatial import cKDTree
 
 from .devices import on_host
 from .rig import Camera, packed_cameras, project_point, view_direction
+from .surface import face_cross
 
 FACING_POWER = 4.0
 MIN_FACING = 0.05  # cos 87 degrees: closer to grazing, a pixel spans too long a strip of the surface
@@ -148,8 +149,8 @@ def _seen_colours(points: np.ndarray, normals: np.ndarray, cameras: np.ndarray, 
 
 def vertex_areas(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
     """The surface area each vertex stands for: a third of its faces' areas."""
-    corners = vertices[faces]
-    face_area = 0.5 * np.linalg.norm(np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0]), axis=1)
+    cross = face_cross(vertices, faces)
+    face_area = 0.5 * np.sqrt(np.einsum("ij,ij->i", cross, cross))
     return np.bincount(faces.reshape(-1), np.repeat(face_area / 3, 3), minlength=len(vertices))
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 import torch
@@ -11,7 +11,9 @@ from scipy.sparse.csgraph import connected_components
 from skimage.measure import marching_cubes
 
 from ..errors import ReconstructionFailed
-from .tsdf import SdfGrid
+
+if TYPE_CHECKING:  # only a type here: tsdf imports what imports this module
+    from .tsdf import SdfGrid
 
 MIN_COMPONENT_FRACTION = 0.01
 SLAB_VOXELS = 1 << 22
@@ -42,6 +44,15 @@ def vertex_normals(vertices: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
     for k in range(3):
         normals.index_add_(0, faces[:, k], face_normals)  # face normals' length is twice the area
     return torch.nn.functional.normalize(normals, dim=1)
+
+
+def face_cross(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """(F, 3): each face's normal times twice its area, from corners (F, 3) into vertices (V, 3). Written out
+    because np.cross took 4 times as long on 600k faces."""
+    a, b, c = (vertices[faces[:, k]] for k in range(3))
+    u, w = b - a, c - a
+    return np.stack((u[:, 1] * w[:, 2] - u[:, 2] * w[:, 1], u[:, 2] * w[:, 0] - u[:, 0] * w[:, 2],
+                     u[:, 0] * w[:, 1] - u[:, 1] * w[:, 0]), axis=1)
 
 
 def is_watertight(faces: np.ndarray) -> bool:
