@@ -65,9 +65,11 @@ def simplify(vertices: np.ndarray, faces: np.ndarray, target: int = 0, max_error
     reached, bound_sq = 0.0, max_error ** 2
     scale_sq = float(((verts.max(axis=0) - verts.min(axis=0)) ** 2).sum())
     threshold = (FREE_SHARE * max_error) ** 2 if max_error else (FREE_SHARE * 1e-4) ** 2 * scale_sq
+    sweep = 0
     while True:
         before = live
-        live, most = _sweep(mesh, threshold, target if threshold > bound_sq else 0, live, regularisation)
+        live, most = _sweep(mesh, sweep, threshold, target if threshold > bound_sq else 0, live, regularisation)
+        sweep += 1
         reached = max(reached, most)
         on_progress(_done(first, live, target))
         if threshold < bound_sq:
@@ -220,6 +222,9 @@ class _Mesh(NamedTuple):
     valence: np.ndarray  # (V,) live faces around each vertex
     head: np.ndarray  # (V,) int64: its first corner (3 face + k), -1 for none
     after: np.ndarray  # (3 F,) int64: the next corner of the same vertex, -1 at the end
+    error: np.ndarray  # (3 F,) the mean squared error of the edge from each corner, as last computed...
+    computed: np.ndarray  # (3 F,) int64: ...in this sweep (-1: never)
+    changed: np.ndarray  # (V,) int64: the sweep in which the vertex last moved (-1: never)
 
 
 @njit(cache=True)
@@ -234,14 +239,18 @@ def _linked(vertices: np.ndarray, quadrics: np.ndarray, faces: np.ndarray) -> _M
         after[corner] = head[vertex]
         head[vertex] = corner
         valence[vertex] += 1
-    return _Mesh(vertices, quadrics, faces, np.ones(face_count, dtype=np.bool_), valence, head, after)
+    never = np.full(3 * face_count, -1, dtype=np.int64)
+    return _Mesh(vertices, quadrics, faces, np.ones(face_count, dtype=np.bool_), valence, head, after,
+                 np.zeros(3 * face_count), never, np.full(count, -1, dtype=np.int64))
 
 
 @njit(cache=True)
-def _sweep(mesh: _Mesh, threshold: float, target: int, live: int, regularisation: float) -> tuple[int, float]:
-    """One pass over the faces in order: collapse every edge whose mean squared error is within `threshold`,
-    while more than `target` faces live, if it keeps the mesh manifold and neither end moved earlier in the
-    pass. Returns the faces left and the largest mean squared error taken."""
+def _sweep(mesh: _Mesh, sweep: int, threshold: float, target: int, live: int, regularisation: float
+           ) -> tuple[int, float]:
+    """Sweep number `sweep`, one pass over the faces in order: collapse every edge whose mean squared error is
+    within `threshold`, while more than `target` faces live, if it keeps the mesh manifold and neither end moved
+    earlier in the pass. An edge's error is computed again only where an end moved since it last was (most edges
+    wait through several sweeps). Returns the faces left and the largest mean squared error taken."""
     vertices, faces, face_alive, valence = mesh.vertices, mesh.faces, mesh.face_alive, mesh.valence
     moved = np.zeros(len(vertices), dtype=np.bool_)
     ring_a, ring_b = np.empty(RING, dtype=np.int64), np.empty(RING, dtype=np.int64)
@@ -254,9 +263,14 @@ def _sweep(mesh: _Mesh, threshold: float, target: int, live: int, regularisation
         a, b = faces[face, k], faces[face, (k + 1) % 3]
         if not face_alive[face] or a > b or moved[a] or moved[b]:
             continue
-        x, y, z, _, mean_sq = _placement(mesh.quadrics, vertices, a, b, regularisation)
+        if mesh.computed[corner] > max(mesh.changed[a], mesh.changed[b]):
+            mean_sq = mesh.error[corner]
+        else:
+            mean_sq = _placement(mesh.quadrics, vertices, a, b, regularisation)[4]
+            mesh.error[corner], mesh.computed[corner] = mean_sq, sweep
         if not mean_sq <= threshold:
             continue
+        x, y, z, _, mean_sq = _placement(mesh.quadrics, vertices, a, b, regularisation)
         count_a = _around(a, faces, face_alive, mesh.head, mesh.after, ring_a)
         count_b = _around(b, faces, face_alive, mesh.head, mesh.after, ring_b)
         if not _valid(a, b, x, y, z, vertices, faces, valence, ring_a, count_a, ring_b, count_b, around_a,
@@ -278,6 +292,7 @@ def _sweep(mesh: _Mesh, threshold: float, target: int, live: int, regularisation
         mesh.quadrics[a] += mesh.quadrics[b]
         valence[a] = count_a + count_b - 4
         moved[a] = True
+        mesh.changed[a] = sweep
         live -= 2
         reached = max(reached, mean_sq)
     return live, reached
