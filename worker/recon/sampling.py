@@ -1,8 +1,9 @@
-"""Bilinear lookups of per-pixel maps at continuous pixel coordinates (pixel centres at +0.5).
+"""Lookups of per-pixel maps at continuous pixel coordinates (pixel centres at +0.5), as tensor operations.
 
-Fusion and colouring need more than plain bilinear filtering: they must know
-which of the 2x2 texels exist (inside the image and the silhouette) so that
-background never bleeds into a depth or a colour.
+A bilinear lookup must know which of the 2x2 texels exist (inside the image, and
+valid) so that background never bleeds into a colour: the previews and the input
+renderer read textures this way. Fusion's own loops over points read their depth
+and colour texels the same way, compiled (snap, colour).
 """
 
 from __future__ import annotations
