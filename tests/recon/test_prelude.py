@@ -20,15 +20,15 @@ import json, sys
 from pathlib import Path
 from numba.core.dispatcher import Dispatcher
 from worker.recon.prelude import compile_ahead
-from worker.recon.fusion import reconstruct_fusion
-from tests.recon.scenes import load
 
 def versions():
     return {f"{name}.{attribute}": len(value.signatures) for name, module in list(sys.modules.items())
             if name.startswith("worker.") for attribute, value in vars(module).items() if isinstance(value, Dispatcher)}
 
-compile_ahead()
+compile_ahead()  # alone, as the Docker image runs it: the modules a job imports next must compile nothing either
 before = versions()
+from worker.recon.fusion import reconstruct_fusion
+from tests.recon.scenes import load
 for directory in sys.argv[1:]:
     reconstruct_fusion(load(Path(directory)), Path(directory) / "out.glb", lambda f, s: None,
                        grid_resolution=48)

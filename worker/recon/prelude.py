@@ -32,10 +32,10 @@ def compile_ahead() -> None:
     """Compile the fused start's Numba code now, or load it from Numba's cache (beside the source, else under the
     user's cache folder), so that a model's first job does not wait for it: 20-30 s on 2 cores once per install,
     then under a second per process. The loops over points (fusion's lookups, the fit to the depth maps, the
-    colours) have fixed signatures and compile when their modules are imported; simplification's collapses and the
-    hole search's spill level compile at a first call, made here on small inputs. Models call this when they load;
-    the Docker image does at build."""
-    from . import colour  # noqa: F401  (the others are this module's own imports)
+    colours, the rasterizer, the bake) have fixed signatures and compile when their modules are imported;
+    simplification's collapses and the hole search's spill level compile at a first call, made here on small
+    inputs. Models call this when they load; the Docker image does at build."""
+    from . import bake  # noqa: F401  (the only such module this one does not import already)
 
     octahedron = np.array([[1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1], [0, 0, -1]], dtype=np.float64)
     faces = np.array([[0, 2, 4], [2, 1, 4], [1, 3, 4], [3, 0, 4], [2, 0, 5], [1, 2, 5], [3, 1, 5], [0, 3, 5]])
