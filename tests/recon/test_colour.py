@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from worker.recon.colour import fill_unseen, linear_to_srgb, vertex_colours
+from worker.recon.colour import fill_unseen, linear_to_srgb, unseen_share, vertex_colours
 from worker.recon.render_inputs import procedural_albedo
 from worker.recon.surface import vertex_normals
 
@@ -37,7 +37,7 @@ def test_unseen_vertices_blend_the_colours_seen_along_the_mesh_not_in_space():
     colours = np.zeros((len(vertices), 3), dtype=np.float32)
     colours[arc <= 0.5] = RED
     colours[arc >= 1.9] = BLUE
-    filled, share = fill_unseen(vertices, faces, colours, seen)
+    filled, share = fill_unseen(vertices, faces, colours, seen), unseen_share(vertices, faces, seen)
     np.testing.assert_array_equal(filled[seen], colours[seen])
     # Along the strip the fill runs evenly from red (arc 0.5) to blue (arc 1.9): a harmonic fill on a strip.
     blue_share = np.clip((arc - 0.5) / 1.4, 0.0, 1.0)
@@ -57,7 +57,8 @@ def test_the_far_side_of_a_thin_part_takes_the_colour_seen_across_it():
     colours = np.zeros((len(vertices), 3), dtype=np.float32)
     colours[arc <= 0.5] = RED
     colours[arc >= 1.9] = BLUE
-    filled, share = fill_unseen(vertices, faces, colours, seen, across=0.06)  # the arms are 0.05 apart
+    filled = fill_unseen(vertices, faces, colours, seen, across=0.06)  # the arms are 0.05 apart
+    share = unseen_share(vertices, faces, seen)
     assert (filled[(arc > 1.55) & (arc < 1.85)] == RED).all()  # arm two over arm one's red
     assert (filled[(arc > 0.55) & (arc < 0.9)] == RED).all()
     assert share == pytest.approx(1.0 - (0.5 + 0.1) / 2.0, abs=0.02)  # still counted as filled
@@ -69,7 +70,7 @@ def test_where_two_fills_meet_the_colours_blend_instead_of_jumping():
     colours = np.zeros((len(vertices), 3), dtype=np.float32)
     colours[arc <= 0.2] = RED
     colours[arc >= 1.8] = BLUE
-    filled, _ = fill_unseen(vertices, faces, colours, seen)
+    filled = fill_unseen(vertices, faces, colours, seen)
     order = np.argsort(arc[: len(arc) // 2])
     steps = np.abs(np.diff(filled[order], axis=0)).max()
     assert steps < 0.5  # red to blue across more than one edge
@@ -83,7 +84,7 @@ def test_a_part_no_view_sees_even_at_its_border_takes_the_nearest_colour_in_spac
     seen = np.concatenate((np.ones(len(vertices), bool), np.zeros(len(island), bool)))
     colours = np.zeros((len(all_vertices), 3), dtype=np.float32)
     colours[: len(vertices)] = np.where((arc <= 1.0)[:, None], RED, BLUE)
-    filled, share = fill_unseen(all_vertices, all_faces, colours, seen)
+    filled, share = fill_unseen(all_vertices, all_faces, colours, seen), unseen_share(all_vertices, all_faces, seen)
     assert (filled[len(vertices):][arc < 0.9] == RED).all()
     assert (filled[len(vertices):][arc > 1.1] == BLUE).all()
     assert share == pytest.approx(0.5)
@@ -98,7 +99,8 @@ def test_a_bore_seen_only_at_grazing_angles_gets_its_true_colours_and_no_black(b
     normals = vertex_normals(vertices, torch.tensor(mesh.faces))
     linear, seen = vertex_colours(vertices, normals, inputs.rig.cameras, torch.tensor(inputs.colors),
                                   torch.tensor(inputs.masks), torch.tensor(inputs.depths), 0.02)
-    filled, share = fill_unseen(mesh.vertices, mesh.faces, linear.numpy(), seen.numpy())
+    filled = fill_unseen(mesh.vertices, mesh.faces, linear.numpy(), seen.numpy())
+    share = unseen_share(mesh.vertices, mesh.faces, seen.numpy())
     srgb = linear_to_srgb(filled)
     truth = procedural_albedo(mesh.vertices)
     assert 0.02 < share < 0.5  # the bore's walls

@@ -154,6 +154,12 @@ def vertex_areas(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
     return np.bincount(faces.reshape(-1), np.repeat(face_area / 3, 3), minlength=len(vertices))
 
 
+def unseen_share(vertices: np.ndarray, faces: np.ndarray, seen: np.ndarray) -> float:
+    """The share of the surface (by area) whose vertices no view saw: what fill_unseen colours."""
+    area = vertex_areas(vertices, faces)
+    return float(area[~seen].sum() / max(area.sum(), 1e-30))
+
+
 def far_sides(points: np.ndarray, seen: np.ndarray, across: float) -> tuple[np.ndarray, np.ndarray]:
     """The unseen `points` (N, 3) within `across` of a seen one, as indices, and the index of that seen one: the far
     side of a thin part (a wall of an open scan, a sheet's shell), which takes the colour seen right behind it."""
@@ -165,8 +171,8 @@ def far_sides(points: np.ndarray, seen: np.ndarray, across: float) -> tuple[np.n
 
 
 def fill_unseen(vertices: np.ndarray, faces: np.ndarray, colours: np.ndarray, seen: np.ndarray, across: float = 0.0
-                ) -> tuple[np.ndarray, float]:
-    """Colours with every unseen vertex filled, and the share of the surface (by area) that was filled.
+                ) -> np.ndarray:
+    """Colours with every unseen vertex filled (unseen_share says how much of the surface that is).
 
     An unseen vertex within `across` of a seen one in space is the far side of a thin part (a wall of an open
     scan, a sheet's shell) and takes that colour: along the mesh, that side is a rim away. Filling then follows the
@@ -175,10 +181,8 @@ def fill_unseen(vertices: np.ndarray, faces: np.ndarray, colours: np.ndarray, se
     copying each vertex's nearest seen one). A part of the mesh no view sees at all, not even at its border,
     takes the colour of the nearest seen vertex in space.
     """
-    area = vertex_areas(vertices, faces)
-    share = float(area[~seen].sum() / max(area.sum(), 1e-30))
     if seen.all() or not seen.any():
-        return colours, share
+        return colours
     colours = colours.copy()
     sources = seen.copy()
     if across > 0:
@@ -203,7 +207,7 @@ def fill_unseen(vertices: np.ndarray, faces: np.ndarray, colours: np.ndarray, se
         held = rows @ np.where(sources[:, None], colours, 0.0)  # what the held neighbours pull toward
         degree = np.asarray(rows.sum(axis=1)).ravel()
         colours[free] = _solved(diags(degree) - rows[:, free], held, colours[free].astype(np.float64))
-    return colours, share
+    return colours
 
 
 def _solved(system: csr_matrix, right: np.ndarray, start: np.ndarray) -> np.ndarray:

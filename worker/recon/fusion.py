@@ -20,7 +20,7 @@ from scipy.spatial import cKDTree
 from ..errors import ReconstructionFailed
 from .atlas import NO_ATLAS_WARNING, Atlas, build_atlas
 from .bake import bake_texture
-from .colour import fill_unseen, vertex_areas, vertex_colours
+from .colour import fill_unseen, unseen_share, vertex_colours
 from .evaluate import compare_with_inputs
 from .export import write_coloured_glb
 from .inputs import ReconInputs
@@ -163,8 +163,7 @@ def _colour(start: Prelude, surface: FusedSurface, vertices_np: np.ndarray, face
     linear, seen = vertex_colours(surface.vertices, surface.normals, cameras, colors, masks, depths,
                                   surface.tolerance, on_view=stages.views(len(SLOT_NAMES)))
     linear, seen = linear.cpu().numpy(), seen.cpu().numpy()
-    areas = vertex_areas(vertices_np, faces_np)
-    filled_share = float(areas[~seen].sum() / max(areas.sum(), 1e-30))
+    filled_share = unseen_share(vertices_np, faces_np, seen)
     fill = None
     if seen.any() and not seen.all():
         fill = _unseen_fill(start, surface, colors, masks, depths)
@@ -200,7 +199,7 @@ def _unseen_fill(start: Prelude, surface: FusedSurface, colors: torch.Tensor, ma
     normals = vertex_normals(vertices, torch.as_tensor(faces_np, device=start.device))
     linear, seen = vertex_colours(vertices, normals, start.inputs.rig.cameras, colors, masks, depths,
                                   surface.tolerance)
-    filled, _ = fill_unseen(vertices_np, faces_np, linear.cpu().numpy(), seen.cpu().numpy(),
-                            FILL_ACROSS_VOXELS * surface.grid.voxel_size)
+    filled = fill_unseen(vertices_np, faces_np, linear.cpu().numpy(), seen.cpu().numpy(),
+                         FILL_ACROSS_VOXELS * surface.grid.voxel_size)
     tree = cKDTree(vertices_np, balanced_tree=False, compact_nodes=False)
     return lambda points: filled[tree.query(points, workers=-1)[1]]
