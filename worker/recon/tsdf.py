@@ -328,7 +328,10 @@ def _put_back(grid: np.ndarray, centres: np.ndarray, normals: np.ndarray, sheet:
     where `slab` (N,), a slab along its tangent plane (unit `normals` (N, 3)) `slab_reach` voxels around it. Where
     `free` (the grid's shape; empty: nowhere) a `sheet` point's ball is whole, the other balls are thinner by
     SHELL_RADIUS_VOXELS - FREE_SHELL_RADIUS_VOXELS, and so are the slabs where the views `looks_in`, else they are
-    FREE_SHELL_RADIUS_VOXELS thick. Voxels past the grid's edge count at its edge, at their distance from there."""
+    FREE_SHELL_RADIUS_VOXELS thick. Voxels past the grid's edge count at its edge, at their distance from there.
+    Slabs, because balls around depth points a voxel or more apart (a surface seen at a slant) leave voxels
+    touching only at their corners, which marching cubes opens into pinholes, while a slab 2 x SHELL_RADIUS_VOXELS
+    thick holds a face-connected layer of voxels at any slant (digital planes: thickness |nx| + |ny| + |nz|)."""
     thinner = SHELL_RADIUS_VOXELS - FREE_SHELL_RADIUS_VOXELS
     size_x, size_y, size_z = grid.shape
     anywhere_free = free.size > 0
