@@ -122,11 +122,18 @@ class MeshInputs:
         return RenderedInputs(**rendered, seconds=time.monotonic() - started)
 
     def _work(self, path: Path, rig: Rig, client: str, abandoned: threading.Event) -> dict:
-        """Runs in the pool; frees its slot when done, and publishes nothing once the caller stopped waiting."""
+        """Runs in the pool; frees its slot when done, and publishes nothing once the caller stopped waiting. Once
+        it has, the rasterizer's next batch of pixels stops the render: a mesh of many image-filling triangles
+        would otherwise hold the slot for hours after its refusal."""
+
+        def still_wanted() -> None:
+            if abandoned.is_set():
+                raise TimeoutError("the page stopped waiting for this render")
+
         try:
             mesh = read_mesh(path, self.limits)
             with tempfile.TemporaryDirectory(prefix="mesh-inputs-") as staging:
-                written = render_inputs(mesh, Path(staging) / "inputs", rig=rig)
+                written = render_inputs(mesh, Path(staging) / "inputs", rig=rig, on_chunk=still_wanted)
                 files = [file for file in written if file.suffix in (".png", ".json")]
                 archive = _zip(files, Path(staging) / ZIP_NAME)
                 if abandoned.is_set():

@@ -110,3 +110,22 @@ def test_a_render_past_the_time_limit_is_answered_in_time_and_publishes_nothing(
     assert caught.value.message == "Rendering the mesh took longer than 0.05 s; try 256 px or a simpler mesh."
     renderer.pool.shutdown(wait=True)  # the abandoned render finishes in the background
     assert files_under(upload_folder) == before
+
+
+def test_a_render_the_page_stopped_waiting_for_stops_and_frees_its_slot(tmp_path, upload_folder):
+    """20,000 triangles that each fill the front and back views: 10G pixel tests, minutes of rasterizing. Once the
+    page stops waiting, the render stops at the rasterizer's next batch instead of holding one of the few render
+    slots until it is done."""
+    renderer = make_renderer(tmp_path, upload_folder, RECON_MESH_RENDER_TIME_LIMIT_S="0.5")
+    count = 20_000
+    heights = np.linspace(-0.5, 0.5, count)
+    vertices = np.concatenate([[[-1.0, -1.0, z], [3.0, -1.0, z], [-1.0, 3.0, z]] for z in heights])
+    path = upload_folder / "0123abcd" / "stack.ply"
+    path.parent.mkdir(parents=True)
+    trimesh.Trimesh(vertices, np.arange(3 * count).reshape(count, 3), process=False).export(path)
+    with pytest.raises(FileValidationError, match="took longer than 0.5 s"):
+        renderer.render(str(path), "cube6", 512, "mallory")
+    started = time.monotonic()
+    renderer.pool.shutdown(wait=True)
+    assert time.monotonic() - started < 10  # all 6 views to the end: minutes
+    assert renderer.free.acquire(blocking=False)

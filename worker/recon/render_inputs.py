@@ -16,6 +16,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -110,10 +111,12 @@ def _reference(mesh: trimesh.Trimesh) -> trimesh.Trimesh:
 
 
 def render_inputs(mesh: trimesh.Trimesh, out_dir: Path, res: int = 512, depth_bits: int = 16,
-                  rig: Rig | None = None, normalize: bool = True) -> list[Path]:
+                  rig: Rig | None = None, normalize: bool = True, on_chunk: Callable[[], None] = lambda: None
+                  ) -> list[Path]:
     """Write view_i_<slot>.png, depth_i_<slot>.png, cameras.json and reference.glb/.ply; return their paths.
 
     `rig` defaults to cube6 at `res` x `res`; a given rig brings its own image size and depth encoding.
+    `on_chunk` is called while rasterizing (raster.rasterize) and may raise to abandon the work.
     """
     if depth_bits not in (8, 16):
         raise ValueError(f"depth_bits must be 8 or 16, got {depth_bits}")
@@ -127,7 +130,7 @@ def render_inputs(mesh: trimesh.Trimesh, out_dir: Path, res: int = 512, depth_bi
     texture = _texture_image(mesh)
     paths = []
     for index, (slot, camera) in enumerate(zip(SLOT_NAMES, rig.cameras)):
-        raster = rasterize(camera, vertices, faces)
+        raster = rasterize(camera, vertices, faces, on_chunk=on_chunk)
         covered = (raster.tri_id >= 0).numpy()
         points = interpolate(vertices, raster.tri_id, raster.bary, faces)
         colour = _shade(mesh, texture, faces, raster.tri_id, raster.bary, points).clamp(0, 1).numpy()
