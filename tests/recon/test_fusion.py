@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import io
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pygltflib
@@ -19,6 +23,8 @@ from worker.recon.fusion import reconstruct_fusion
 from worker.recon.rig import SLOT_NAMES
 
 from . import scenes
+
+ROOT = Path(__file__).resolve().parents[2]
 
 STAGES = ["decoding inputs", "checking that the depth renders agree", "fusing depth", "extracting surface",
           "fitting the surface to the depth maps and silhouettes", "simplifying", "colouring", "building UV atlas",
@@ -194,9 +200,11 @@ def test_fitting_to_16_bit_depth_brings_the_surface_closer(sphere_dir, reconstru
     assert np.abs(radius - 0.7).mean() < 0.0005  # a fiftieth of a voxel at grid 128
 
 
-def test_cancellation_propagates_and_writes_no_mesh(sphere_dir, tmp_path):
-    def progress(fraction: float, stage: str) -> None:
-        if stage == "extracting surface":
+@pytest.mark.parametrize("stage", ["extracting surface", "colouring", "baking texture"])
+def test_cancellation_propagates_and_writes_no_mesh(sphere_dir, tmp_path, stage):
+    """Also while the fill, the atlas and the check run beside the job's thread."""
+    def progress(fraction: float, text: str) -> None:
+        if text == stage:
             raise JobCancelled()
 
     with pytest.raises(JobCancelled):
@@ -217,6 +225,20 @@ def test_no_depth_is_a_sentence_not_a_traceback(sphere_dir, tmp_path):
     inputs.depths[:] = 0
     with pytest.raises(ReconstructionFailed, match="depth"):
         reconstruct_fusion(inputs, tmp_path / "model.glb", lambda f, s: None, grid_resolution=128)
+
+
+def test_stages_that_overlap_write_what_they_write_one_after_another(bored_block_dir, tmp_path):
+    """The unseen walls' fill, the atlas and the check run beside other stages where Numba's loops may run from
+    two threads; in its own pool they cannot, and run in turn: the file must be the same to the byte."""
+    script = ("import sys; from pathlib import Path; from worker.recon.fusion import reconstruct_fusion; "
+              "from tests.recon.scenes import load; "
+              "reconstruct_fusion(load(Path(sys.argv[1])), Path(sys.argv[2]), lambda f, s: None, grid_resolution=96)")
+    reconstruct_fusion(scenes.load(bored_block_dir), tmp_path / "beside.glb", lambda f, s: None, grid_resolution=96)
+    done = subprocess.run([sys.executable, "-c", script, str(bored_block_dir), str(tmp_path / "in_turn.glb")],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "NUMBA_THREADING_LAYER": "workqueue"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (tmp_path / "beside.glb").read_bytes() == (tmp_path / "in_turn.glb").read_bytes()
 
 
 @pytest.mark.gpu

@@ -67,6 +67,19 @@ def begin(inputs: ReconInputs, device: str | torch.device | None, stages: Stages
 
 
 @dataclass
+class FittedSurface:
+    """Marching cubes' fine mesh fitted to the depth maps: what simplification starts from, and what colours
+    filled across the surface are computed on (at its density)."""
+
+    vertices: np.ndarray  # (V, 3) float64
+    faces: np.ndarray  # (F, 3)
+    grid: SdfGrid
+    snapped: float | None  # share of vertices fitted to the depth maps; None when depth is too coarse to fit
+    tolerance: float  # how far a surface point may lie from a depth map and still count as seen there
+    diagonal: float  # of the bounding box, before the fit: the scale of simplification's error bound
+
+
+@dataclass
 class FusedSurface:
     vertices: torch.Tensor  # (V, 3) float32 on the run's device
     faces: torch.Tensor  # (F, 3) int64
@@ -74,16 +87,13 @@ class FusedSurface:
     grid: SdfGrid
     extracted_triangles: int  # before simplification
     simplify_error: float  # simplify.Simplified.error as a share of the bounding-box diagonal
-    snapped: float | None  # share of vertices fitted to the depth maps; None when depth is too coarse to fit
-    tolerance: float  # how far a surface point may lie from a depth map and still count as seen there
-    fitted: tuple[np.ndarray, np.ndarray]  # (V, 3) float64, (F, 3): the mesh before simplification
+    snapped: float | None  # as FittedSurface.snapped
+    tolerance: float  # as FittedSurface.tolerance
 
 
-def fused_surface(start: Prelude, grid_resolution: int, stages: Stages, target_triangles: int = 0,
-                  max_error: float = 0.0) -> FusedSurface:
-    """Runs the `fuse`, `extract`, `snap` (on marching cubes' fine triangles, before simplification moves them
-    off the surface) and `simplify` (with a `target_triangles` or a `max_error`, a share of the bounding-box
-    diagonal) stages."""
+def fitted_surface(start: Prelude, grid_resolution: int, stages: Stages) -> FittedSurface:
+    """Runs the `fuse`, `extract` and `snap` stages (the fit runs on marching cubes' fine triangles, before
+    simplification moves them off the surface)."""
     inputs, device = start.inputs, start.device
     stages.start("fuse")
     grid = fuse_depth(inputs, grid_resolution, device, stages.within)
@@ -99,7 +109,6 @@ def fused_surface(start: Prelude, grid_resolution: int, stages: Stages, target_t
                               "closed shell")
     stages.start("extract")
     vertices_np, faces_np = extract_surface(grid, stages.within)
-    extracted = len(faces_np)
     diagonal = float(np.linalg.norm(vertices_np.max(axis=0) - vertices_np.min(axis=0)))
     step = inputs.rig.depth.step(inputs.depth_bits)
     tolerance = max(SNAP_TOLERANCE_VOXELS * grid.voxel_size, step)
@@ -116,7 +125,14 @@ def fused_surface(start: Prelude, grid_resolution: int, stages: Stages, target_t
                                     ~placed & shells, SILHOUETTE_REACH_VOXELS * grid.voxel_size)
         snapped = float(placed.float().mean().item())
         vertices_np = fitted.cpu().numpy().astype(np.float64)
-    fitted = (vertices_np, faces_np)
+    return FittedSurface(vertices_np, faces_np, grid, snapped, tolerance, diagonal)
+
+
+def simplified_surface(fitted: FittedSurface, device: torch.device, stages: Stages, target_triangles: int = 0,
+                       max_error: float = 0.0) -> FusedSurface:
+    """Runs the `simplify` stage where there is a `target_triangles` or a `max_error` (a share of the
+    bounding-box diagonal)."""
+    vertices_np, faces_np, diagonal = fitted.vertices, fitted.faces, fitted.diagonal
     error = 0.0
     if target_triangles or max_error:
         stages.start("simplify")
@@ -125,5 +141,5 @@ def fused_surface(start: Prelude, grid_resolution: int, stages: Stages, target_t
     vertices = torch.as_tensor(np.asarray(vertices_np), dtype=torch.float32, device=device)
     faces = torch.as_tensor(np.asarray(faces_np), dtype=torch.int64, device=device)
     normals = vertex_normals(vertices, faces)
-    return FusedSurface(vertices, faces, normals, grid, extracted, error / diagonal, snapped, tolerance, fitted)
-
+    return FusedSurface(vertices, faces, normals, fitted.grid, len(fitted.faces), error / diagonal, fitted.snapped,
+                        fitted.tolerance)
