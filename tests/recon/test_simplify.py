@@ -3,6 +3,11 @@ the shape and its genus."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import trimesh
@@ -10,6 +15,8 @@ from skimage.measure import marching_cubes
 
 from worker.recon.simplify import simplify
 from worker.recon.surface import is_watertight
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def euler_characteristic(vertices: np.ndarray, faces: np.ndarray) -> int:
@@ -161,3 +168,23 @@ def test_exactly_flat_faces_simplify_as_far_as_noisy_ones():
     assert is_watertight(exact) and is_watertight(noisy)
     assert len(exact) < len(faces) / 4 and len(noisy) < len(faces) / 4  # ties in index order stalled at 3052, 5086
     assert abs(len(exact) - len(noisy)) < 0.1 * len(exact)
+
+
+def test_the_mesh_is_the_same_whatever_the_number_of_threads():
+    """Within a bound, parts of the mesh are swept at once; how many threads run them must not show."""
+    script = """
+import hashlib, sys
+import numpy as np
+from skimage.measure import marching_cubes
+from worker.recon.simplify import simplify
+grid = np.mgrid[-1:1:96j, -1:1:96j, -1:1:96j]
+field = np.sqrt((grid ** 2).sum(axis=0)) - 0.7 - 0.05 * np.sin(9 * grid[0]) * np.cos(7 * grid[1])
+vertices, faces, _, _ = marching_cubes(field, 0.0)
+simplified = simplify(vertices, faces[:, ::-1].copy(), 0, 0.01)
+print(len(simplified.faces), hashlib.sha256(simplified.vertices.tobytes() + simplified.faces.tobytes()).hexdigest())
+"""
+    outputs = [subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                              env={**os.environ, "NUMBA_NUM_THREADS": threads}) for threads in ("1", "3")]
+    assert [done.returncode for done in outputs] == [0, 0], outputs[0].stderr[-2000:] + outputs[1].stderr[-2000:]
+    one, three = (done.stdout.split() for done in outputs)
+    assert one == three and 0 < int(one[0]) < 20_000

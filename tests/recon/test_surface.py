@@ -54,6 +54,10 @@ def test_watertight_means_closed_and_consistently_oriented():
     flipped[0] = flipped[0][::-1]
     assert not surface.is_watertight(flipped)
     assert not surface.is_watertight(np.concatenate([sphere.faces, sphere.faces]))  # four faces per edge
+    pinched = sphere.faces.copy()
+    pinched[0, 1] = pinched[0, 0]
+    assert not surface.is_watertight(pinched)  # a face with a repeated corner
+    assert not surface.is_watertight(np.concatenate([sphere.faces, sphere.faces[:1, ::-1]]))  # three on an edge
 
 
 def test_vertex_normals_point_outward_on_a_sphere():

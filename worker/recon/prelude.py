@@ -39,7 +39,8 @@ def compile_ahead() -> None:
 
     octahedron = np.array([[1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1], [0, 0, -1]], dtype=np.float64)
     faces = np.array([[0, 2, 4], [2, 1, 4], [1, 3, 4], [3, 0, 4], [2, 0, 5], [1, 2, 5], [3, 1, 5], [0, 3, 5]])
-    simplify(octahedron, faces, 4)
+    simplify(octahedron, faces, 4)  # down to a count: swept in turn
+    simplify(octahedron, faces, 0, 0.1)  # within a bound: swept in parts at once
     wells(np.ones((8, 8), dtype=np.float32), 1.0)  # depth maps decode to float32
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 from typing import Callable, NamedTuple
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from .surface import is_watertight
 
@@ -34,6 +34,7 @@ FREE_SHARE = 0.01  # the first sweep's threshold, as a share of the bound: flat 
 STEP = 4.0  # each sweep allows this many times the mean squared error of the last, up to the bound
 STALL_SHARE = 0.01  # at the bound, sweeps go on while each removes at least this share of the triangles
 RING = 64  # corners gathered around a vertex at most (a vertex with more is over MAX_VALENCE: never collapsed)
+PARTS = 8  # runs of faces swept at once (a constant, so that the mesh does not depend on the number of cores)
 
 
 class Simplified(NamedTuple):
@@ -65,10 +66,14 @@ def simplify(vertices: np.ndarray, faces: np.ndarray, target: int = 0, max_error
     reached, bound_sq = 0.0, max_error ** 2
     scale_sq = float(((verts.max(axis=0) - verts.min(axis=0)) ** 2).sum())
     threshold = (FREE_SHARE * max_error) ** 2 if max_error else (FREE_SHARE * 1e-4) ** 2 * scale_sq
+    owner, deferred = np.empty(len(verts), dtype=np.int64), np.empty(3 * len(tris), dtype=np.int64)
     sweep = 0
     while True:
         before = live
-        live, most = _sweep(mesh, sweep, threshold, target if threshold > bound_sq else 0, live, regularisation)
+        if target and threshold > bound_sq:
+            live, most = _sweep(mesh, sweep, threshold, target, live, regularisation)
+        else:
+            live, most = _sweep_in_parts(mesh, sweep, threshold, live, regularisation, owner, deferred)
         sweep += 1
         reached = max(reached, most)
         on_progress(_done(first, live, target))
@@ -244,21 +249,25 @@ def _linked(vertices: np.ndarray, quadrics: np.ndarray, faces: np.ndarray) -> _M
                  np.zeros(3 * face_count), never, np.full(count, -1, dtype=np.int64))
 
 
-@njit(cache=True)
-def _sweep(mesh: _Mesh, sweep: int, threshold: float, target: int, live: int, regularisation: float
-           ) -> tuple[int, float]:
-    """Sweep number `sweep`, one pass over the faces in order: collapse every edge whose mean squared error is
-    within `threshold`, while more than `target` faces live, if it keeps the mesh manifold and neither end moved
-    earlier in the pass. An edge's error is computed again only where an end moved since it last was (most edges
-    wait through several sweeps). Returns the faces left and the largest mean squared error taken."""
+@njit(cache=True, nogil=True)
+def _sweep_corners(mesh: _Mesh, sweep: int, threshold: float, target: int, live: int, regularisation: float,
+                   moved: np.ndarray, first: int, end: int, order: np.ndarray, part: int, owner: np.ndarray,
+                   deferred: np.ndarray) -> tuple[int, float, int]:
+    """Visits the corners `order[first:end]` (`first:end` where `order` is empty) in turn: collapse the edge from
+    each if its mean squared error is within `threshold`, while more than `target` faces live, if it keeps the
+    mesh manifold and neither end `moved` earlier in the sweep. With a `part` (>= 0), only edges whose ends and
+    their neighbours all belong to it (`owner`, see _owners), so that parts may run at once; the others are
+    written to `deferred[first:]`. An edge's error is computed again only where an end moved since it last was
+    (most edges wait through several sweeps). Returns the faces left, the largest mean squared error taken and
+    how many corners were deferred."""
     vertices, faces, face_alive, valence = mesh.vertices, mesh.faces, mesh.face_alive, mesh.valence
-    moved = np.zeros(len(vertices), dtype=np.bool_)
     ring_a, ring_b = np.empty(RING, dtype=np.int64), np.empty(RING, dtype=np.int64)
     around_a, around_b = np.empty(RING, dtype=np.int64), np.empty(RING, dtype=np.int64)
-    reached = 0.0
-    for corner in range(3 * len(faces)):
+    reached, left = 0.0, 0
+    for i in range(first, end):
         if live <= target:
             break
+        corner = order[i] if len(order) else i
         face, k = corner // 3, corner % 3
         a, b = faces[face, k], faces[face, (k + 1) % 3]
         if not face_alive[face] or a > b or moved[a] or moved[b]:
@@ -270,24 +279,31 @@ def _sweep(mesh: _Mesh, sweep: int, threshold: float, target: int, live: int, re
             mesh.error[corner], mesh.computed[corner] = mean_sq, sweep
         if not mean_sq <= threshold:
             continue
+        if part >= 0 and (owner[a] != part or owner[b] != part):
+            deferred[first + left], left = corner, left + 1
+            continue
         x, y, z, _, mean_sq = _placement(mesh.quadrics, vertices, a, b, regularisation)
         count_a = _around(a, faces, face_alive, mesh.head, mesh.after, ring_a)
         count_b = _around(b, faces, face_alive, mesh.head, mesh.after, ring_b)
+        if part >= 0 and not (count_a <= RING and count_b <= RING and _owned(faces, ring_a, count_a, owner, part)
+                              and _owned(faces, ring_b, count_b, owner, part)):
+            deferred[first + left], left = corner, left + 1
+            continue
         if not _valid(a, b, x, y, z, vertices, faces, valence, ring_a, count_a, ring_b, count_b, around_a,
                       around_b):
             continue
-        for i in range(count_a):  # the two faces on the edge go; their third vertices lose a neighbour
-            near, at_a = ring_a[i] // 3, ring_a[i] % 3
+        for j in range(count_a):  # the two faces on the edge go; their third vertices lose a neighbour
+            near, at_a = ring_a[j] // 3, ring_a[j] % 3
             at_b = (at_a + 1) % 3 if faces[near, (at_a + 1) % 3] == b else (at_a + 2) % 3
             if faces[near, at_b] == b:
                 face_alive[near] = False
                 valence[faces[near, 3 - at_a - at_b]] -= 1
-        for i in range(count_b):  # b's other faces now hold a
-            near, at_b = ring_b[i] // 3, ring_b[i] % 3
+        for j in range(count_b):  # b's other faces now hold a
+            near, at_b = ring_b[j] // 3, ring_b[j] % 3
             if face_alive[near]:
                 faces[near, at_b] = a
-                mesh.after[ring_b[i]] = mesh.head[a]
-                mesh.head[a] = ring_b[i]
+                mesh.after[ring_b[j]] = mesh.head[a]
+                mesh.head[a] = ring_b[j]
         vertices[a, 0], vertices[a, 1], vertices[a, 2] = x, y, z
         mesh.quadrics[a] += mesh.quadrics[b]
         valence[a] = count_a + count_b - 4
@@ -295,7 +311,72 @@ def _sweep(mesh: _Mesh, sweep: int, threshold: float, target: int, live: int, re
         mesh.changed[a] = sweep
         live -= 2
         reached = max(reached, mean_sq)
+    return live, reached, left
+
+
+@njit(cache=True, nogil=True)
+def _owned(faces: np.ndarray, ring: np.ndarray, count: int, owner: np.ndarray, part: int) -> bool:
+    """Every vertex of the faces of `ring` belongs to `part`."""
+    for i in range(count):
+        face = ring[i] // 3
+        for k in range(3):
+            if owner[faces[face, k]] != part:
+                return False
+    return True
+
+
+@njit(cache=True, nogil=True)
+def _owners(faces: np.ndarray, face_alive: np.ndarray, owner: np.ndarray) -> None:
+    """Per vertex the part (of PARTS equal runs of faces) that holds all its live faces, -1 where they lie in
+    several. Marching cubes writes its faces slab by slab, so each part is a slice of the object."""
+    owner[:] = PARTS
+    per_part = -(-len(faces) // PARTS)
+    for face in range(len(faces)):
+        if face_alive[face]:
+            part = face // per_part
+            for k in range(3):
+                vertex = faces[face, k]
+                if owner[vertex] == PARTS:
+                    owner[vertex] = part
+                elif owner[vertex] != part:
+                    owner[vertex] = -1
+
+
+@njit(cache=True)
+def _sweep(mesh: _Mesh, sweep: int, threshold: float, target: int, live: int, regularisation: float
+           ) -> tuple[int, float]:
+    """Sweep number `sweep`: one pass over the faces in order (_sweep_corners). Returns the faces left and the
+    largest mean squared error taken."""
+    none = np.empty(0, dtype=np.int64)
+    live, reached, _ = _sweep_corners(mesh, sweep, threshold, target, live, regularisation,
+                                      np.zeros(len(mesh.vertices), dtype=np.bool_), 0, 3 * len(mesh.faces), none, -1,
+                                      none, none)
     return live, reached
+
+
+@njit(cache=True, parallel=True)
+def _sweep_in_parts(mesh: _Mesh, sweep: int, threshold: float, live: int, regularisation: float, owner: np.ndarray,
+                    deferred: np.ndarray) -> tuple[int, float]:
+    """_sweep without a target, the same whatever the number of threads: the PARTS runs of faces at once, each
+    collapsing the edges that reach no other part, then the edges they left, in order."""
+    _owners(mesh.faces, mesh.face_alive, owner)
+    moved = np.zeros(len(mesh.vertices), dtype=np.bool_)
+    corners, per_part = 3 * len(mesh.faces), 3 * -(-len(mesh.faces) // PARTS)
+    none = np.empty(0, dtype=np.int64)
+    left, removed, reached = np.zeros(PARTS, dtype=np.int64), np.zeros(PARTS, dtype=np.int64), np.zeros(PARTS)
+    for part in prange(PARTS):
+        first = part * per_part
+        after, reached[part], left[part] = _sweep_corners(mesh, sweep, threshold, 0, live, regularisation, moved,
+                                                          first, min(first + per_part, corners), none, part, owner,
+                                                          deferred)
+        removed[part] = live - after
+    live, most = live - removed.sum(), reached.max()
+    for part in range(PARTS):
+        first = part * per_part
+        live, taken, _ = _sweep_corners(mesh, sweep, threshold, 0, live, regularisation, moved, first,
+                                        first + left[part], deferred, -1, none, none)
+        most = max(most, taken)
+    return live, most
 
 
 def _done(first: int, now: int, target: int) -> float:

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 import torch
+from numba import njit
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from skimage.measure import marching_cubes
@@ -18,6 +19,7 @@ if TYPE_CHECKING:  # only a type here: tsdf imports what imports this module
 MIN_COMPONENT_FRACTION = 0.01
 SLAB_VOXELS = 1 << 22
 ZERO_NUDGE_VOXELS = 1e-3
+SMALL_FAN = 32  # edges from a vertex that is_watertight sorts by insertion
 
 
 def keep_large_components(vertices: np.ndarray, faces: np.ndarray, fraction: float = MIN_COMPONENT_FRACTION
@@ -57,13 +59,60 @@ def face_cross(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
 
 def is_watertight(faces: np.ndarray) -> bool:
     """Every edge is shared by exactly two faces that traverse it in opposite directions (closed, oriented)."""
-    start, end = faces.reshape(-1), np.roll(faces, -1, axis=1).reshape(-1)
-    lo, hi = np.minimum(start, end).astype(np.int64), np.maximum(start, end).astype(np.int64)
-    keys = np.sort((lo * (int(faces.max()) + 1) + hi) * 2 + (start > end))
-    if len(keys) % 2:
-        return False
-    first, second = keys[0::2], keys[1::2]
-    return bool((first % 2 == 0).all() and (second == first + 1).all() and (first[1:] > second[:-1]).all())
+    faces = np.ascontiguousarray(faces, dtype=np.int64)
+    return len(faces) == 0 or _closed_oriented(faces, int(faces.max()) + 1)
+
+
+@njit(cache=True, nogil=True)
+def _insertion_sort(values: np.ndarray, first: int, end: int) -> None:
+    """Sorts values[first:end] in place: for the few edges around a vertex, faster than a call to sort."""
+    for i in range(first + 1, end):
+        value, j = values[i], i - 1
+        while j >= first and values[j] > value:
+            values[j + 1] = values[j]
+            j -= 1
+        values[j + 1] = value
+
+
+@njit("b1(i8[:, ::1], i8)", cache=True, nogil=True)
+def _closed_oriented(faces: np.ndarray, count: int) -> bool:
+    """is_watertight on the faces' directed edges grouped by their first vertex (sorting them all as keys took
+    0.16 s on 600k faces): none twice, none from a vertex to itself, each with its reverse."""
+    starts = np.zeros(count + 1, dtype=np.int64)
+    for face in range(len(faces)):
+        for k in range(3):
+            starts[faces[face, k] + 1] += 1
+    for vertex in range(count):
+        starts[vertex + 1] += starts[vertex]
+    ends, filled = np.empty(3 * len(faces), dtype=np.int64), starts[:-1].copy()
+    for face in range(len(faces)):
+        for k in range(3):
+            a, b = faces[face, k], faces[face, (k + 1) % 3]
+            if a == b:
+                return False
+            ends[filled[a]] = b
+            filled[a] += 1
+    for vertex in range(count):
+        first, end = starts[vertex], starts[vertex + 1]
+        if end - first > SMALL_FAN:
+            ends[first:end].sort()
+        else:
+            _insertion_sort(ends, first, end)
+        for i in range(first + 1, end):
+            if ends[i] == ends[i - 1]:
+                return False
+    for a in range(count):
+        for i in range(starts[a], starts[a + 1]):
+            low, high = starts[ends[i]], starts[ends[i] + 1]  # binary search for a in b's sorted ends
+            while low < high:
+                middle = (low + high) // 2
+                if ends[middle] < a:
+                    low = middle + 1
+                else:
+                    high = middle
+            if low == starts[ends[i] + 1] or ends[low] != a:
+                return False
+    return True
 
 
 def _weld(vertices: np.ndarray, faces: np.ndarray, seams: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
