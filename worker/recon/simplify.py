@@ -13,7 +13,10 @@ Compiled (Numba), in memory order. Vectorised in NumPy, collapses had to be take
 batches far enough apart to be checked on their own; a batch removed at most an
 eighth of the triangles, and a 490,000-triangle bore took 19 batches and 5 s, where
 this takes 0.5 s. A heap, cheapest collapse first, visits the mesh at random: 2 s
-for triangle counts within 3% of these.
+for triangle counts within 3% of these. Within the bound, eight runs of faces (slices of the
+object, as marching cubes writes them) are swept at once, each collapsing only edges whose
+ends and neighbours lie in it, the rest after them in order: 1.3x faster on 2 cores, and
+the same mesh on any number.
 """
 
 from __future__ import annotations
