@@ -19,8 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import xatlas
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
+from numba import njit
 
 from .surface import face_cross
 
@@ -77,13 +76,37 @@ def _labels(facing: np.ndarray, neighbours: np.ndarray) -> np.ndarray:
 
 
 def _charts(label: np.ndarray, neighbours: np.ndarray) -> np.ndarray:
-    """Connected components of faces with the same label (across shared edges)."""
-    count = len(label)
-    rows = np.repeat(np.arange(count), 3)
-    cols = neighbours.reshape(-1)
-    same = label[rows] == label[cols]
-    graph = coo_matrix((np.ones(int(same.sum()), dtype=np.int8), (rows[same], cols[same])), shape=(count, count))
-    return connected_components(graph, directed=False)[1]
+    """Connected components of faces with the same label (across shared edges), numbered in the order of their
+    first face."""
+    return _components(np.ascontiguousarray(label, dtype=np.int64), np.ascontiguousarray(neighbours, dtype=np.int64))
+
+
+@njit(cache=True, nogil=True)
+def _root(parent: np.ndarray, face: int) -> int:
+    while parent[face] != face:
+        parent[face] = parent[parent[face]]  # path halving
+        face = parent[face]
+    return face
+
+
+@njit("i8[::1](i8[::1], i8[:, ::1])", cache=True, nogil=True)
+def _components(label: np.ndarray, neighbours: np.ndarray) -> np.ndarray:
+    """_charts by union-find (a sparse graph and SciPy's connected_components took 4x the time)."""
+    parent = np.arange(len(label))
+    for face in range(len(label)):
+        for k in range(3):
+            other = neighbours[face, k]
+            if label[other] == label[face]:
+                a, b = _root(parent, face), _root(parent, other)
+                if a != b:
+                    parent[max(a, b)] = min(a, b)
+    chart, number, count = np.empty(len(label), dtype=np.int64), np.full(len(label), -1, dtype=np.int64), 0
+    for face in range(len(label)):
+        root = _root(parent, face)
+        if number[root] < 0:
+            number[root], count = count, count + 1
+        chart[face] = number[root]
+    return chart
 
 
 def _merge_small(label: np.ndarray, chart: np.ndarray, facing: np.ndarray, neighbours: np.ndarray) -> np.ndarray:
@@ -91,8 +114,7 @@ def _merge_small(label: np.ndarray, chart: np.ndarray, facing: np.ndarray, neigh
     provided every face of it still faces that direction by MERGE_MIN_FACING (so no face flips)."""
     count = int(chart.max()) + 1
     sizes = np.bincount(chart, minlength=count)
-    worst = np.full((count, len(DIRECTIONS)), np.inf)
-    np.minimum.at(worst, chart, facing)
+    worst, _ = chart_bounds(chart, facing, count)
     here = np.repeat(chart, 3)
     there = chart[neighbours.reshape(-1)]
     pairs = (here != there) & (sizes[here] < SMALL_CHART_FACES) & (sizes[there] >= SMALL_CHART_FACES)
@@ -111,6 +133,23 @@ def _merge_small(label: np.ndarray, chart: np.ndarray, facing: np.ndarray, neigh
     new_direction[small[first]] = key[first] % len(DIRECTIONS)
     moved = new_direction[chart] >= 0
     return np.where(moved, new_direction[chart], label)
+
+
+def chart_bounds(chart: np.ndarray, values: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """The least and the greatest of `values` (F, K) over each of `count` charts (chart id per face (F,)), as
+    (count, K) float64 arrays (inf and -inf for a chart without faces)."""
+    lo, hi = np.full((count, values.shape[1]), np.inf), np.full((count, values.shape[1]), -np.inf)
+    _bounds(np.ascontiguousarray(chart, dtype=np.int64), np.ascontiguousarray(values, dtype=np.float64), lo, hi)
+    return lo, hi
+
+
+@njit("void(i8[::1], f8[:, ::1], f8[:, ::1], f8[:, ::1])", cache=True, nogil=True)
+def _bounds(chart: np.ndarray, values: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> None:
+    """chart_bounds in one pass (NumPy's minimum.at and maximum.at took 0.14 s on 170k faces)."""
+    for face in range(len(chart)):
+        for k in range(values.shape[1]):
+            lo[chart[face], k] = min(lo[chart[face], k], values[face, k])
+            hi[chart[face], k] = max(hi[chart[face], k], values[face, k])
 
 
 def _chart_label(label: np.ndarray, chart: np.ndarray, count: int) -> np.ndarray:
@@ -166,10 +205,8 @@ def _pack_boxes(projected: np.ndarray, faces: np.ndarray, chart: np.ndarray, siz
     slow on whole charts) and move every chart with its box. UVs in [0, 1], or None if nothing was packed."""
     corner_uv = projected[faces]  # (F, 3, 2)
     count = int(chart.max()) + 1
-    lo = np.full((count, 2), np.inf)
-    hi = np.full((count, 2), -np.inf)
-    np.minimum.at(lo, chart, corner_uv.min(axis=1))
-    np.maximum.at(hi, chart, corner_uv.max(axis=1))
+    lo, _ = chart_bounds(chart, corner_uv.min(axis=1), count)
+    _, hi = chart_bounds(chart, corner_uv.max(axis=1), count)
     hi = np.maximum(hi, lo + 1e-6)
     box = np.stack([lo, np.column_stack((hi[:, 0], lo[:, 1])), hi, np.column_stack((lo[:, 0], hi[:, 1]))], axis=1)
     box_uv = box.reshape(-1, 2).astype(np.float32)
