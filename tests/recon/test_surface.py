@@ -1,10 +1,13 @@
-"""Surface extraction: slabbed marching cubes equals one call, outward triangles, floaters dropped, closedness."""
+"""Surface extraction: slabbed marching cubes equals one call, outward triangles, floaters dropped, closedness,
+connected components."""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
 import trimesh
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 from skimage.measure import marching_cubes
 
 from worker.recon import surface
@@ -64,3 +67,13 @@ def test_vertex_normals_point_outward_on_a_sphere():
     sphere = trimesh.creation.icosphere(subdivisions=3)
     normals = surface.vertex_normals(torch.tensor(sphere.vertices), torch.tensor(sphere.faces)).numpy()
     np.testing.assert_allclose((normals * sphere.vertices).sum(axis=1), 1.0, atol=2e-3)
+
+
+def test_components_are_numbered_as_scipy_numbers_them():
+    rng = np.random.default_rng(0)
+    pairs = rng.integers(0, 5000, size=(4000, 2))
+    graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(5000, 5000))
+    count, expected = connected_components(graph, directed=False)
+    labels = surface.components(pairs, 5000)
+    assert labels.max() + 1 == count > 1000
+    np.testing.assert_array_equal(labels, expected)

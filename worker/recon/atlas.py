@@ -21,7 +21,7 @@ import numpy as np
 import xatlas
 from numba import njit
 
-from .surface import face_cross
+from .surface import components, face_cross
 
 # Direction k, then two axes (e1, e2) of its plane with e1 x e2 = direction, so projected faces keep their winding.
 DIRECTIONS = np.array([[1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1], [0, 0, -1]], dtype=np.float64)
@@ -76,37 +76,11 @@ def _labels(facing: np.ndarray, neighbours: np.ndarray) -> np.ndarray:
 
 
 def _charts(label: np.ndarray, neighbours: np.ndarray) -> np.ndarray:
-    """Connected components of faces with the same label (across shared edges), numbered in the order of their
-    first face."""
-    return _components(np.ascontiguousarray(label, dtype=np.int64), np.ascontiguousarray(neighbours, dtype=np.int64))
-
-
-@njit(cache=True, nogil=True)
-def _root(parent: np.ndarray, face: int) -> int:
-    while parent[face] != face:
-        parent[face] = parent[parent[face]]  # path halving
-        face = parent[face]
-    return face
-
-
-@njit("i8[::1](i8[::1], i8[:, ::1])", cache=True, nogil=True)
-def _components(label: np.ndarray, neighbours: np.ndarray) -> np.ndarray:
-    """_charts by union-find (a sparse graph and SciPy's connected_components took 4x the time)."""
-    parent = np.arange(len(label))
-    for face in range(len(label)):
-        for k in range(3):
-            other = neighbours[face, k]
-            if label[other] == label[face]:
-                a, b = _root(parent, face), _root(parent, other)
-                if a != b:
-                    parent[max(a, b)] = min(a, b)
-    chart, number, count = np.empty(len(label), dtype=np.int64), np.full(len(label), -1, dtype=np.int64), 0
-    for face in range(len(label)):
-        root = _root(parent, face)
-        if number[root] < 0:
-            number[root], count = count, count + 1
-        chart[face] = number[root]
-    return chart
+    """Connected components of faces with the same label (across shared edges)."""
+    faces = np.repeat(np.arange(len(label)), 3)
+    across = neighbours.reshape(-1)
+    same = label[faces] == label[across]
+    return components(np.column_stack((faces[same], across[same])), len(label))
 
 
 def _merge_small(label: np.ndarray, chart: np.ndarray, facing: np.ndarray, neighbours: np.ndarray) -> np.ndarray:
