@@ -227,9 +227,10 @@ def test_no_depth_is_a_sentence_not_a_traceback(sphere_dir, tmp_path):
         reconstruct_fusion(inputs, tmp_path / "model.glb", lambda f, s: None, grid_resolution=128)
 
 
-def test_stages_that_overlap_write_what_they_write_one_after_another(bored_block_dir, tmp_path):
+def test_stages_that_overlap_write_what_they_write_one_after_another(bored_block_dir, tmp_path, monkeypatch):
     """The unseen walls' fill, the atlas and the check run beside other stages where Numba's loops may run from
-    two threads; in its own pool they cannot, and run in turn: the file must be the same to the byte."""
+    two threads; in its own pool they cannot, and run in turn, and so does the fill of a large mesh: the file
+    must be the same to the byte."""
     script = ("import sys; from pathlib import Path; from worker.recon.fusion import reconstruct_fusion; "
               "from tests.recon.scenes import load; "
               "reconstruct_fusion(load(Path(sys.argv[1])), Path(sys.argv[2]), lambda f, s: None, grid_resolution=96)")
@@ -239,6 +240,9 @@ def test_stages_that_overlap_write_what_they_write_one_after_another(bored_block
                           env={**os.environ, "NUMBA_THREADING_LAYER": "workqueue"})
     assert done.returncode == 0, done.stderr[-2000:]
     assert (tmp_path / "beside.glb").read_bytes() == (tmp_path / "in_turn.glb").read_bytes()
+    monkeypatch.setattr(fusion, "FILL_BESIDE_MAX_FACES", 0)
+    reconstruct_fusion(scenes.load(bored_block_dir), tmp_path / "large.glb", lambda f, s: None, grid_resolution=96)
+    assert (tmp_path / "large.glb").read_bytes() == (tmp_path / "beside.glb").read_bytes()
 
 
 @pytest.mark.gpu
