@@ -6,8 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from scipy.ndimage import distance_transform_edt
 
-from worker.recon.consistency import agreeing_inputs, check_depth_agreement, depth_noise
+from worker.recon.consistency import _View, agreeing_inputs, check_depth_agreement, depth_noise
+from worker.recon.depth_views import crop_window
 from worker.recon.inputs import ReconInputs
 
 from . import scenes
@@ -67,3 +69,22 @@ def test_noise_is_measured_and_tolerated(sphere_dir):
 
 def test_clean_depth_has_almost_no_noise(sphere_dir):
     assert depth_noise(torch.as_tensor(scenes.load(sphere_dir).depths[0])) < 0.001
+
+
+@pytest.mark.parametrize("margin_px", [2.0, 7.5, 12.0, 30.0])  # within the window's margin, and beyond it
+def test_beyond_the_window_a_pixel_is_outside_the_silhouette_as_over_the_whole_image(margin_px):
+    """Each view's maps cover only the window around its silhouette; how far outside it a pixel beyond the
+    window lies must decide as the distance over the whole image would."""
+    mask = np.zeros((96, 96), dtype=bool)
+    mask[30:50, 40:70] = True
+    mask[45:60, 20:35] = True
+    top, left, bottom, right = window = crop_window(mask, np.zeros(mask.shape, dtype=np.float32))
+    assert (top, left, bottom, right) != (0, 0, 96, 96)
+    outside = torch.as_tensor(distance_transform_edt(~mask[top:bottom, left:right]), dtype=torch.float32)
+    view = _View(None, window, None, None, outside, 0.0, None, mask)
+    rows, cols = (grid.reshape(-1) for grid in torch.meshgrid(torch.arange(96), torch.arange(96), indexing="ij"))
+    within = (rows >= top) & (rows < bottom) & (cols >= left) & (cols < right)
+    pixel = torch.full(rows.shape, 0.01)
+    margin = torch.full(rows.shape, margin_px * 0.01)
+    whole = torch.as_tensor(distance_transform_edt(~mask).astype(np.float32))[rows, cols]
+    assert torch.equal(view.outside_at(rows, cols, within, pixel, margin), whole * pixel > margin)

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from scipy.ndimage import distance_transform_edt
 
-from .depth_views import surface_cosine
+from .depth_views import crop_window, surface_cosine
 from .inputs import ReconInputs
 from .rig import SLOT_NAMES, Camera
 
@@ -46,12 +46,14 @@ class DepthAgreement:
         return [SLOT_NAMES[index] for index in self.left_out]
 
 
-def _samples(camera: Camera, depth: torch.Tensor) -> torch.Tensor:
-    """Up to SAMPLES_PER_VIEW world points of the depth map, evenly spread over its pixels."""
+def _samples(camera: Camera, depth: torch.Tensor, origin: tuple[int, int]) -> torch.Tensor:
+    """Up to SAMPLES_PER_VIEW world points of the depth map, evenly spread over its pixels; `depth` is a window of
+    the image whose first texel is (row, column) `origin`."""
     rows, cols = torch.nonzero(depth > 0, as_tuple=True)
     pick = torch.linspace(0, rows.numel() - 1, min(rows.numel(), SAMPLES_PER_VIEW), device=depth.device).long()
     rows, cols = rows[pick], cols[pick]
-    return camera.unproject(cols.to(depth.dtype) + 0.5, rows.to(depth.dtype) + 0.5, depth[rows, cols])
+    return camera.unproject((cols + origin[1]).to(depth.dtype) + 0.5, (rows + origin[0]).to(depth.dtype) + 0.5,
+                            depth[rows, cols])
 
 
 def _nearest_depth(depth: torch.Tensor, cosine: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -77,12 +79,43 @@ def depth_noise(depth: torch.Tensor) -> float:
 
 @dataclass
 class _View:
+    """One view's maps, on the window of its image that holds its silhouette and depth (depth_views.crop_window):
+    beyond it there is no depth, and every pixel is at least CROP_MARGIN_PX outside the silhouette."""
+
     camera: Camera
+    window: tuple[int, int, int, int]  # (top, left, bottom, right)
     nearest: torch.Tensor  # see _nearest_depth
     cosine: torch.Tensor  # |cos| between the nearest depth's surface normal and the ray (depth_views.surface_cosine)
     outside: torch.Tensor  # per texel, its distance outside the silhouette in pixels (0 inside)
     noise: float
     points: torch.Tensor  # see _samples
+    mask: np.ndarray  # the whole silhouette: distances outside it beyond the window, where they matter
+
+    def outside_at(self, row: torch.Tensor, col: torch.Tensor, within: torch.Tensor, pixel: torch.Tensor,
+                   margin: torch.Tensor) -> torch.Tensor:
+        """Whether pixels (row, col) of the image, `within` saying which are in the window, lie more than `margin`
+        (world units, `pixel` per pixel) outside the silhouette. Beyond the window the distance to the
+        silhouette's bounding box decides, and where that is too short to, the exact distance over the image."""
+        top, left, bottom, right = self.window
+        distance = self.outside[(row - top).clamp(0, bottom - top - 1), (col - left).clamp(0, right - left - 1)]
+        rows, cols = np.flatnonzero(self.mask.any(axis=1)), np.flatnonzero(self.mask.any(axis=0))
+        if len(rows) == 0:
+            return _outside(self.mask, row, col) * pixel > margin
+        gap_rows = torch.clamp_min(torch.maximum(int(rows[0]) - row, row - int(rows[-1])), 0)
+        gap_cols = torch.clamp_min(torch.maximum(int(cols[0]) - col, col - int(cols[-1])), 0)
+        # rounded as the distance transform's are (float64, then float32), so a bound that is the distance equals it
+        at_least = torch.hypot(gap_rows.double(), gap_cols.double()).to(distance.dtype)
+        distance = torch.where(within, distance, at_least)
+        unsure = ~within & (at_least * pixel <= margin)
+        if unsure.any():
+            distance[unsure] = _outside(self.mask, row[unsure], col[unsure]).to(distance.dtype)
+        return distance * pixel > margin
+
+
+def _outside(mask: np.ndarray, row: torch.Tensor, col: torch.Tensor) -> torch.Tensor:
+    """Distances in pixels outside the silhouette at pixels (row, col), over the whole image."""
+    distance = torch.as_tensor(distance_transform_edt(~mask).astype(np.float32), device=row.device)
+    return distance[row, col]
 
 
 def _share_in_empty_space(view: _View, points: torch.Tensor, tolerance: float) -> float:
@@ -95,12 +128,15 @@ def _share_in_empty_space(view: _View, points: torch.Tensor, tolerance: float) -
     col, row, depth = col[inside], row[inside], depth[inside]
     pixel = torch.full_like(depth, 1.0 / camera.fx) if camera.is_ortho else depth / camera.fx
     margin = torch.clamp_min(TOLERANCE_PIXELS * pixel, tolerance)
-    surface = view.nearest[row, col]
-    outside = view.outside[row, col] * pixel > margin
+    top, left, bottom, right = view.window
+    within = (row >= top) & (row < bottom) & (col >= left) & (col < right)
+    at_row, at_col = (row - top).clamp(0, bottom - top - 1), (col - left).clamp(0, right - left - 1)
+    surface = torch.where(within, view.nearest[at_row, at_col], torch.inf)
+    outside = view.outside_at(row, col, within, pixel, margin)
     judged = torch.isfinite(surface) | outside
     if judged.sum().item() < MIN_JUDGED:
         return float("nan")
-    in_front = (surface - depth) * view.cosine[row, col] > margin  # distance along the normal, as in tsdf
+    in_front = (surface - depth) * view.cosine[at_row, at_col] > margin  # distance along the normal, as in tsdf
     return ((in_front | outside) & judged).sum().item() / judged.sum().item()
 
 
@@ -109,12 +145,16 @@ def check_depth_agreement(inputs: ReconInputs, device: torch.device) -> DepthAgr
     step = inputs.rig.depth.step(inputs.depth_bits) or 0.0
     views: dict[int, _View] = {}
     for index, (camera, mask, depth) in enumerate(zip(inputs.rig.cameras, inputs.masks, inputs.depths)):
-        depth = torch.as_tensor(depth, device=device)
         if (depth > 0).any():
-            outside = torch.as_tensor(distance_transform_edt(~mask), dtype=depth.dtype, device=device)
-            noise = depth_noise(depth)
-            cosine = surface_cosine(camera, depth, max(TOLERANCE_PIXELS / camera.fx, TOLERANCE_SIGMAS * noise))
-            views[index] = _View(camera, *_nearest_depth(depth, cosine), outside, noise, _samples(camera, depth))
+            top, left, bottom, right = window = crop_window(mask, depth)
+            cut = torch.as_tensor(depth[top:bottom, left:right], device=device)
+            outside = torch.as_tensor(distance_transform_edt(~mask[top:bottom, left:right]), dtype=cut.dtype,
+                                      device=device)
+            noise = depth_noise(cut)
+            cosine = surface_cosine(camera, cut, max(TOLERANCE_PIXELS / camera.fx, TOLERANCE_SIGMAS * noise),
+                                    (top, left))
+            views[index] = _View(camera, window, *_nearest_depth(cut, cosine), outside, noise,
+                                 _samples(camera, cut, (top, left)), mask)
     count = len(SLOT_NAMES)
     in_free_space = np.full((count, count), np.nan)
     for i, view in views.items():
