@@ -48,14 +48,14 @@ FILL_ACROSS_VOXELS = 1.0  # an unseen vertex this close to a seen one is the far
 MIN_MEAN_SILHOUETTE_IOU = 0.5  # below this the inputs contradict each other: no mesh is better than this one
 STAGES = (  # weights: the stages' mean shares of the run on the 18 tuning objects at 512x512, 2 cores
     Stage("decode", "decoding inputs", 0.01),
-    Stage("agree", "checking that the depth renders agree", 0.10),
-    Stage("fuse", "fusing depth", 0.27),
+    Stage("agree", "checking that the depth renders agree", 0.07),
+    Stage("fuse", "fusing depth", 0.28),
     Stage("extract", "extracting surface", 0.06),
-    Stage("snap", "fitting the surface to the depth maps and silhouettes", 0.13),
-    Stage("simplify", "simplifying", 0.15),
-    Stage("colour", "colouring", 0.07),
-    Stage("atlas", "building UV atlas", 0.02),  # packed while the colours are taken: what is left to wait for
-    Stage("bake", "baking texture", 0.16),
+    Stage("snap", "fitting the surface to the depth maps and silhouettes", 0.15),
+    Stage("simplify", "simplifying", 0.16),
+    Stage("colour", "colouring", 0.02),
+    Stage("atlas", "building UV atlas", 0.03),  # packed while the colours are taken: what is left to wait for
+    Stage("bake", "baking texture", 0.19),
     Stage("write", "writing mesh", 0.02),
     Stage("check", "checking against inputs", 0.01),  # done while the texture was baked
 )
