@@ -90,6 +90,13 @@ def test_a_mesh_under_budget_is_returned_as_it_is():
     assert vertices is sphere.vertices and faces is sphere.faces
 
 
+def test_an_empty_mesh_is_returned_as_it_is():
+    """Nothing to collapse: the mesh comes back as given, not as an error about the extent of no vertices."""
+    vertices, faces = np.zeros((0, 3)), np.zeros((0, 3), dtype=np.int64)
+    result = simplify(vertices, faces, 0, 0.01)
+    assert result.vertices is vertices and result.faces is faces and result.error == 0.0
+
+
 def test_an_open_mesh_is_refused():
     sphere = noisy_sphere(3)
     with pytest.raises(ValueError, match="closed"):

@@ -56,7 +56,7 @@ def simplify(vertices: np.ndarray, faces: np.ndarray, target: int = 0, max_error
     see Simplified.error; 0 = no bound) is left, and on past the bound down to `target` triangles (0 = no count);
     always only collapses that keep the mesh manifold. With both 0 nothing collapses. The input must be closed and
     oriented (is_watertight), and so is the output. `on_progress(done)` reports progress (0..1) after each sweep."""
-    if not max_error and (len(faces) <= target or not target):
+    if len(faces) == 0 or not max_error and (len(faces) <= target or not target):
         return Simplified(vertices, faces, 0.0)
     if not is_watertight(faces):
         raise ValueError("simplify needs a closed, consistently oriented mesh")
