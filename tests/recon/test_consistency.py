@@ -87,4 +87,5 @@ def test_beyond_the_window_a_pixel_is_outside_the_silhouette_as_over_the_whole_i
     pixel = torch.full(rows.shape, 0.01)
     margin = torch.full(rows.shape, margin_px * 0.01)
     whole = torch.as_tensor(distance_transform_edt(~mask).astype(np.float32))[rows, cols]
-    assert torch.equal(view.outside_at(rows, cols, within, pixel, margin), whole * pixel > margin)
+    at_rows, at_cols = (rows - top).clamp(0, bottom - top - 1), (cols - left).clamp(0, right - left - 1)
+    assert torch.equal(view.outside_at(rows, cols, at_rows, at_cols, within, pixel, margin), whole * pixel > margin)

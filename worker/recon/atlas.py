@@ -179,9 +179,8 @@ def _pack_boxes(projected: np.ndarray, faces: np.ndarray, chart: np.ndarray, siz
     slow on whole charts) and move every chart with its box. UVs in [0, 1], or None if nothing was packed."""
     corner_uv = projected[faces]  # (F, 3, 2)
     count = int(chart.max()) + 1
-    lo, _ = chart_bounds(chart, corner_uv.min(axis=1), count)
-    _, hi = chart_bounds(chart, corner_uv.max(axis=1), count)
-    hi = np.maximum(hi, lo + 1e-6)
+    lo, hi = chart_bounds(chart, np.concatenate((corner_uv.min(axis=1), corner_uv.max(axis=1)), axis=1), count)
+    lo, hi = lo[:, :2], np.maximum(hi[:, 2:], lo[:, :2] + 1e-6)
     box = np.stack([lo, np.column_stack((hi[:, 0], lo[:, 1])), hi, np.column_stack((lo[:, 0], hi[:, 1]))], axis=1)
     box_uv = box.reshape(-1, 2).astype(np.float32)
     box_faces = (np.arange(count)[:, None, None] * 4 + np.array([[0, 1, 2], [0, 2, 3]])).reshape(-1, 3)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from functools import cached_property
 
 import numpy as np
 import torch
@@ -91,31 +92,35 @@ class _View:
     points: torch.Tensor  # see _samples
     mask: np.ndarray  # the whole silhouette: distances outside it beyond the window, where they matter
 
-    def outside_at(self, row: torch.Tensor, col: torch.Tensor, within: torch.Tensor, pixel: torch.Tensor,
-                   margin: torch.Tensor) -> torch.Tensor:
-        """Whether pixels (row, col) of the image, `within` saying which are in the window, lie more than `margin`
-        (world units, `pixel` per pixel) outside the silhouette. Beyond the window the distance to the
-        silhouette's bounding box decides, and where that is too short to, the exact distance over the image."""
-        top, left, bottom, right = self.window
-        distance = self.outside[(row - top).clamp(0, bottom - top - 1), (col - left).clamp(0, right - left - 1)]
+    @cached_property
+    def silhouette_box(self) -> tuple[int, int, int, int] | None:
+        """(first row, last row, first column, last column) of the silhouette; None where it is empty."""
         rows, cols = np.flatnonzero(self.mask.any(axis=1)), np.flatnonzero(self.mask.any(axis=0))
-        if len(rows) == 0:
-            return _outside(self.mask, row, col) * pixel > margin
-        gap_rows = torch.clamp_min(torch.maximum(int(rows[0]) - row, row - int(rows[-1])), 0)
-        gap_cols = torch.clamp_min(torch.maximum(int(cols[0]) - col, col - int(cols[-1])), 0)
+        return (int(rows[0]), int(rows[-1]), int(cols[0]), int(cols[-1])) if len(rows) else None
+
+    @cached_property
+    def outside_whole(self) -> torch.Tensor:
+        """`outside` over the whole image: needed only where the window cannot tell."""
+        return torch.as_tensor(distance_transform_edt(~self.mask).astype(np.float32), device=self.outside.device)
+
+    def outside_at(self, row: torch.Tensor, col: torch.Tensor, at_row: torch.Tensor, at_col: torch.Tensor,
+                   within: torch.Tensor, pixel: torch.Tensor, margin: torch.Tensor) -> torch.Tensor:
+        """Whether pixels (row, col) of the image, at (at_row, at_col) of the window where `within` it, lie more
+        than `margin` (world units, `pixel` per pixel) outside the silhouette. Beyond the window the distance to
+        the silhouette's bounding box decides, and where that is too short to, the exact distance over the image."""
+        box = self.silhouette_box
+        if box is None:
+            return self.outside_whole[row, col] * pixel > margin
+        first_row, last_row, first_col, last_col = box
+        gap_rows = torch.clamp_min(torch.maximum(first_row - row, row - last_row), 0)
+        gap_cols = torch.clamp_min(torch.maximum(first_col - col, col - last_col), 0)
         # rounded as the distance transform's are (float64, then float32), so a bound that is the distance equals it
-        at_least = torch.hypot(gap_rows.double(), gap_cols.double()).to(distance.dtype)
-        distance = torch.where(within, distance, at_least)
+        at_least = torch.hypot(gap_rows.double(), gap_cols.double()).to(self.outside.dtype)
+        distance = torch.where(within, self.outside[at_row, at_col], at_least)
         unsure = ~within & (at_least * pixel <= margin)
         if unsure.any():
-            distance[unsure] = _outside(self.mask, row[unsure], col[unsure]).to(distance.dtype)
+            distance[unsure] = self.outside_whole[row[unsure], col[unsure]]
         return distance * pixel > margin
-
-
-def _outside(mask: np.ndarray, row: torch.Tensor, col: torch.Tensor) -> torch.Tensor:
-    """Distances in pixels outside the silhouette at pixels (row, col), over the whole image."""
-    distance = torch.as_tensor(distance_transform_edt(~mask).astype(np.float32), device=row.device)
-    return distance[row, col]
 
 
 def _share_in_empty_space(view: _View, points: torch.Tensor, tolerance: float) -> float:
@@ -132,7 +137,7 @@ def _share_in_empty_space(view: _View, points: torch.Tensor, tolerance: float) -
     within = (row >= top) & (row < bottom) & (col >= left) & (col < right)
     at_row, at_col = (row - top).clamp(0, bottom - top - 1), (col - left).clamp(0, right - left - 1)
     surface = torch.where(within, view.nearest[at_row, at_col], torch.inf)
-    outside = view.outside_at(row, col, within, pixel, margin)
+    outside = view.outside_at(row, col, at_row, at_col, within, pixel, margin)
     judged = torch.isfinite(surface) | outside
     if judged.sum().item() < MIN_JUDGED:
         return float("nan")

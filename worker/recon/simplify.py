@@ -329,11 +329,10 @@ def _owned(faces: np.ndarray, ring: np.ndarray, count: int, owner: np.ndarray, p
 
 
 @njit(cache=True, nogil=True)
-def _owners(faces: np.ndarray, face_alive: np.ndarray, owner: np.ndarray) -> None:
-    """Per vertex the part (of PARTS equal runs of faces) that holds all its live faces, -1 where they lie in
+def _owners(faces: np.ndarray, face_alive: np.ndarray, per_part: int, owner: np.ndarray) -> None:
+    """Per vertex the part (of PARTS runs of `per_part` faces) that holds all its live faces, -1 where they lie in
     several. Marching cubes writes its faces slab by slab, so each part is a slice of the object."""
     owner[:] = PARTS
-    per_part = -(-len(faces) // PARTS)
     for face in range(len(faces)):
         if face_alive[face]:
             part = face // per_part
@@ -362,9 +361,10 @@ def _sweep_in_parts(mesh: _Mesh, sweep: int, threshold: float, live: int, regula
                     deferred: np.ndarray) -> tuple[int, float]:
     """_sweep without a target, the same whatever the number of threads: the PARTS runs of faces at once, each
     collapsing the edges that reach no other part, then the edges they left, in order."""
-    _owners(mesh.faces, mesh.face_alive, owner)
+    faces_per_part = -(-len(mesh.faces) // PARTS)
+    _owners(mesh.faces, mesh.face_alive, faces_per_part, owner)
     moved = np.zeros(len(mesh.vertices), dtype=np.bool_)
-    corners, per_part = 3 * len(mesh.faces), 3 * -(-len(mesh.faces) // PARTS)
+    corners, per_part = 3 * len(mesh.faces), 3 * faces_per_part
     none = np.empty(0, dtype=np.int64)
     left, removed, reached = np.zeros(PARTS, dtype=np.int64), np.zeros(PARTS, dtype=np.int64), np.zeros(PARTS)
     for part in prange(PARTS):
