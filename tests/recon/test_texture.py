@@ -103,6 +103,28 @@ def test_baked_texels_take_the_colour_of_the_views_that_see_them_and_seams_are_p
     assert (srgb[distance > bake.PADDING_TEXELS + 1] == 0).all()
 
 
+@pytest.mark.parametrize("reach", [1, 4])
+def test_padding_copies_the_nearest_covered_texel_within_reach_and_nothing_else(reach):
+    """Colours encode each covered texel's position, so every padded texel says where it copied from: a texel at
+    the distance transform's distance, for exactly the empty texels that are within `reach`."""
+    rng = np.random.default_rng(3)
+    covered = rng.random((96, 96)) < 0.01
+    covered[40:50, 10:30] = True
+    image = np.zeros((96, 96, 3), dtype=np.uint8)
+    rows, cols = np.nonzero(covered)
+    image[rows, cols] = np.column_stack((rows, cols, np.full(len(rows), 255)))
+    padded = image.copy()
+    bake.pad_charts(padded, covered, reach)
+
+    distance = distance_transform_edt(~covered)
+    ring = (distance > 0) & (distance <= reach)
+    assert ((padded[..., 2] == 255) == (covered | ring)).all()
+    assert (padded[covered] == image[covered]).all()
+    ring_rows, ring_cols = np.nonzero(ring)
+    source = padded[ring].astype(float)
+    assert np.allclose(np.hypot(source[:, 0] - ring_rows, source[:, 1] - ring_cols), distance[ring])
+
+
 def test_the_far_side_of_a_thin_part_takes_the_colours_seen_across_it_texel_by_texel(colour_cube_dir):
     """A plate just under the cube's +z face: the front view sees its top, no view its underside (the view from
     below sees the cube's far face). Within `across`, the underside takes the top's colour; beyond, the fallback."""
