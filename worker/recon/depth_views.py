@@ -67,7 +67,7 @@ class DepthView:
     height: int
     window: tuple[int, int, int, int]  # (top, left, bottom, right) texels of the image the table covers
     reach: float  # how far behind its depth (along the ray) the view says anything
-    cells: torch.Tensor  # per-cell table of the window, see _cell_table, then the rows NO_DATA and FAR_OUTSIDE
+    cells: np.ndarray  # per-cell table of the window, see _cell_table, then the rows NO_DATA and FAR_OUTSIDE
     pixel: float  # world units per pixel (per unit of depth for PERSPECTIVE)
     camera: Camera
 
@@ -141,52 +141,79 @@ def crop_window(mask: np.ndarray, depth: np.ndarray) -> tuple[int, int, int, int
 
 
 def _cell_table(camera: Camera, depth: torch.Tensor, mask: np.ndarray, uncapped: torch.Tensor, truncation: float,
-                window: tuple[int, int, int, int]) -> torch.Tensor:
-    """Per 2x2 cell of the window (depth, mask and uncapped are cut to it): depth coefficients (4), cosine weight
-    (0 = no depth), silhouette-bound coefficients (4), the nearest opened depth of its texels (see opened_depth),
-    1 if its depth is bilinear (smooth), and where all its texels are a cap's (holes.py) the nearest depth seen
-    through the opening (0 elsewhere); then the rows for no data and for far outside the silhouette."""
-    device = depth.device
+                window: tuple[int, int, int, int]) -> np.ndarray:
+    """Per 2x2 cell of the window (depth, mask and uncapped are cut to it; cells are centred on the window's texel
+    corners, the outer ones half outside it): depth coefficients (4), cosine weight (0 = no depth),
+    silhouette-bound coefficients (4), the nearest opened depth of its texels (see opened_depth), 1 if its depth
+    is bilinear (smooth), and where all its texels are a cap's (holes.py) the nearest depth seen through the
+    opening (0 elsewhere); then the rows for no data and for far outside the silhouette. (cells + 2, 12) float32."""
     top, left, bottom, right = window
-    cosine = surface_cosine(camera, depth, truncation, (top, left))
-    outside = torch.as_tensor(distance_transform_edt(~mask).astype(np.float32), device=device)
-    pad = torch.nn.functional.pad
-    depth_p = pad(depth, (1, 1, 1, 1))
-    cos_p = pad(cosine, (1, 1, 1, 1))
+    height, width = depth.shape
+    pixel = 1.0 / max(camera.fx, camera.fy)
+    table = np.empty(((height + 1) * (width + 1) + 2, 12), dtype=np.float32)
     # The ring around the window is in the image unless the window touches the image's edge there.
-    in_image = torch.zeros(depth_p.shape, dtype=torch.bool, device=device)
-    in_image[int(top == 0) : depth_p.shape[0] - int(bottom == camera.height),
-             int(left == 0) : depth_p.shape[1] - int(right == camera.width)] = True
-    outside_p = pad(outside[None, None], (1, 1, 1, 1), mode="replicate")[0, 0]
+    in_image = np.array((top > 0, left > 0, bottom < camera.height, right < camera.width))
+    _cells(on_host(depth), on_host(surface_cosine(camera, depth, truncation, (top, left))),
+           distance_transform_edt(~mask).astype(np.float32), on_host(opened_depth(depth)), on_host(uncapped), in_image,
+           truncation, pixel, table)
+    far_outside = (CROP_MARGIN_PX - SILHOUETTE_SLACK_PX) * pixel
+    table[-2:] = [[0.0] * 5 + [lower, 0.0, 0.0, 0.0, np.inf, 0.0, 0.0] for lower in (NO_BOUND, far_outside)]
+    return table
 
-    def corners(image: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        return image[:-1, :-1], image[:-1, 1:], image[1:, :-1], image[1:, 1:]
 
-    d4 = torch.stack(corners(depth_p), dim=-1)
-    valid4 = d4 > 0
-    count = valid4.sum(dim=-1)
-    nearest = torch.where(valid4, d4, torch.full_like(d4, torch.inf)).amin(dim=-1)
-    farthest = torch.where(valid4, d4, torch.zeros_like(d4)).amax(dim=-1)
-    smooth = (count == 4) & (farthest - nearest < truncation)
-    coefficients = _bilinear_coefficients(*corners(depth_p))
-    depth_coef = [torch.where(smooth, coefficients[0], torch.where(count > 0, nearest, 0.0))]
-    depth_coef += [torch.where(smooth, c, 0.0) for c in coefficients[1:]]
-    weight = (torch.stack(corners(cos_p), dim=-1) * valid4).sum(dim=-1) / count.clamp_min(1)
+@njit(cache=True, nogil=True)
+def _corner(image: np.ndarray, row: int, col: int, outside: float) -> float:
+    """image[row, col], or `outside` past its edge."""
+    height, width = image.shape
+    return image[row, col] if 0 <= row < height and 0 <= col < width else outside
 
-    px_to_world = 1.0 / max(camera.fx, camera.fy)
-    whole = torch.stack(corners(in_image), dim=-1).all(dim=-1)
-    bound = _bilinear_coefficients(*[(c - SILHOUETTE_SLACK_PX) * px_to_world for c in corners(outside_p)])
-    bound = [torch.where(whole, bound[0], NO_BOUND)] + [torch.where(whole, c, 0.0) for c in bound[1:]]
 
-    opened = torch.stack(corners(pad(opened_depth(depth), (1, 1, 1, 1), value=torch.inf)), dim=-1).amin(dim=-1)
-    capped = torch.stack(corners(pad(uncapped > depth, (1, 1, 1, 1))), dim=-1).all(dim=-1)
-    behind = torch.stack(corners(pad(uncapped, (1, 1, 1, 1))), dim=-1).amin(dim=-1)
-    table = torch.stack(depth_coef + [weight] + bound + [opened, smooth.float(), torch.where(capped, behind, 0.0)],
-                        dim=-1).reshape(-1, 12)
-    far_outside = (CROP_MARGIN_PX - SILHOUETTE_SLACK_PX) * px_to_world
-    extra = torch.tensor([[0.0] * 5 + [lower, 0.0, 0.0, 0.0, torch.inf, 0.0, 0.0] for lower in (NO_BOUND, far_outside)],
-                         device=device)
-    return torch.cat((table, extra))
+@njit("void(f4[:, ::1], f4[:, ::1], f4[:, ::1], f4[:, ::1], f4[:, ::1], b1[::1], f8, f8, f4[:, ::1])", cache=True,
+      nogil=True, parallel=True)
+def _cells(depth: np.ndarray, cosine: np.ndarray, outside: np.ndarray, opened: np.ndarray, uncapped: np.ndarray,
+           in_image: np.ndarray, truncation: float, pixel: float, table: np.ndarray) -> None:
+    """_cell_table's rows, in float32 arithmetic. Cell (i, j) has the texels (i - 1 + a, j - 1 + b), a, b in 0, 1,
+    as corners; `in_image` says, for the top, left, bottom and right ring around the window, whether it is in the
+    image (a silhouette bound needs all four corners there; the distance outside it is the nearest texel's)."""
+    height, width = depth.shape
+    limit, slack, scale = np.float32(truncation), np.float32(SILHOUETTE_SLACK_PX), np.float32(pixel)
+    zero = np.float32(0.0)
+    for i in prange(height + 1):
+        d = np.empty(4, dtype=np.float32)
+        bound = np.empty(4, dtype=np.float32)
+        for j in range(width + 1):
+            count, nearest, farthest, cosines = 0, np.float32(np.inf), zero, zero
+            all_capped, behind, lowest_opened, whole = True, np.float32(np.inf), np.float32(np.inf), True
+            for k in range(4):
+                row, col = i - 1 + k // 2, j - 1 + k % 2
+                d[k] = _corner(depth, row, col, zero)
+                if d[k] > 0:
+                    count += 1
+                    nearest, farthest = min(nearest, d[k]), max(farthest, d[k])
+                    cosines += _corner(cosine, row, col, zero)
+                clamped_row, clamped_col = min(max(row, 0), height - 1), min(max(col, 0), width - 1)
+                bound[k] = (outside[clamped_row, clamped_col] - slack) * scale
+                whole = whole and (row >= 0 or in_image[0]) and (col >= 0 or in_image[1]) and \
+                    (row < height or in_image[2]) and (col < width or in_image[3])
+                lowest_opened = min(lowest_opened, _corner(opened, row, col, np.float32(np.inf)))
+                through = _corner(uncapped, row, col, zero)
+                all_capped = all_capped and through > d[k]
+                behind = min(behind, through)
+            smooth = count == 4 and farthest - nearest < limit
+            cell = table[i * (width + 1) + j]
+            if smooth:
+                cell[0], cell[1], cell[2], cell[3] = d[0], d[1] - d[0], d[2] - d[0], d[0] - d[1] - d[2] + d[3]
+            else:
+                cell[0], cell[1], cell[2], cell[3] = nearest if count > 0 else zero, zero, zero, zero
+            cell[4] = cosines / np.float32(max(count, 1))
+            if whole:
+                cell[5], cell[6] = bound[0], bound[1] - bound[0]
+                cell[7], cell[8] = bound[2] - bound[0], bound[0] - bound[1] - bound[2] + bound[3]
+            else:
+                cell[5], cell[6], cell[7], cell[8] = np.float32(NO_BOUND), zero, zero, zero
+            cell[9] = lowest_opened
+            cell[10] = np.float32(1.0) if smooth else zero
+            cell[11] = behind if all_capped else zero
 
 
 def _pixel_transform(camera: Camera) -> np.ndarray:
@@ -231,7 +258,7 @@ VIEW_ROW = 23  # transform (12), perspective, width, height, window (top, left, 
 
 def stack_views(views: list[DepthView]) -> ViewStack:
     """Pack `views` once for every lookup that follows."""
-    tables = [on_host(view.cells) for view in views]
+    tables = [view.cells for view in views]
     firsts = np.cumsum([0] + [len(table) for table in tables])
     rows = np.array([
         [*view.transform.cpu().numpy().ravel(), float(view.perspective), view.width, view.height, *view.window,
