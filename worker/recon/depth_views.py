@@ -119,15 +119,31 @@ def _bilinear_coefficients(c00: torch.Tensor, c10: torch.Tensor, c01: torch.Tens
 
 def opened_depth(depth: torch.Tensor, width: int = WELL_PIXELS) -> torch.Tensor:
     """The depth map with every far region narrower than `width` pixels raised to its rim (a morphological
-    opening: min then max filter, each square filter as a row then a column pass), steps and broad regions
-    unchanged; no depth counts as infinitely far."""
-    far = torch.where(depth > 0, depth, torch.full_like(depth, torch.inf))[None, None]
+    opening: min then max filter over a square clipped to the image, each as a row then a column pass), steps and
+    broad regions unchanged; no depth counts as infinitely far. Compiled, on the CPU."""
+    far = np.where(on_host(depth) > 0, on_host(depth), np.float32(np.inf)).astype(np.float32)
+    scratch = np.empty_like(far)
+    for _ in range(2):  # negated, the maximum filter is the minimum filter; negated back, the maximum filter
+        far = -far
+        _running_max(far, scratch, width // 2, 1)
+        _running_max(scratch, far, width // 2, 0)
+    return torch.as_tensor(far, device=depth.device)
 
-    def square_max(image: torch.Tensor) -> torch.Tensor:
-        rows = torch.nn.functional.max_pool2d(image, (1, width), stride=1, padding=(0, width // 2))
-        return torch.nn.functional.max_pool2d(rows, (width, 1), stride=1, padding=(width // 2, 0))
 
-    return square_max(-square_max(-far))[0, 0]
+@njit("void(f4[:, ::1], f4[:, ::1], i8, i8)", cache=True, nogil=True, parallel=True)
+def _running_max(image: np.ndarray, out: np.ndarray, reach: int, axis: int) -> None:
+    """out = the maximum of `image` within `reach` texels along `axis` (0: rows, 1: columns), clipped to the image."""
+    height, width = image.shape
+    for row in prange(height):
+        for col in range(width):
+            best = -np.inf
+            if axis == 1:
+                for k in range(max(col - reach, 0), min(col + reach + 1, width)):
+                    best = max(best, image[row, k])
+            else:
+                for k in range(max(row - reach, 0), min(row + reach + 1, height)):
+                    best = max(best, image[k, col])
+            out[row, col] = best
 
 
 def crop_window(mask: np.ndarray, depth: np.ndarray) -> tuple[int, int, int, int]:
