@@ -1,5 +1,5 @@
-"""One view as fusion's signed-distance oracle: the opened depth that keeps gaps from carving, and the per-cell
-table a voxel's lookup reads."""
+"""One view as fusion's signed-distance oracle: its points, normals and cosines, the opened depth that keeps gaps from
+carving, and the per-cell table a voxel's lookup reads."""
 
 from __future__ import annotations
 
@@ -8,10 +8,49 @@ import pytest
 import torch
 from scipy.ndimage import grey_opening
 
-from worker.recon.depth_views import NO_BOUND, SILHOUETTE_SLACK_PX, WELL_PIXELS, _cell_table, opened_depth
-from worker.recon.rig import cube6_rig
+from worker.recon.depth_views import (MIN_COS, NO_BOUND, SILHOUETTE_SLACK_PX, WELL_PIXELS, _cell_table, depth_normals,
+                                      opened_depth, surface_cosine)
+from worker.recon.rig import PERSPECTIVE, Camera, cube6_rig, look_at
 
 FAR = 5.0
+
+
+def tilted_plane(camera: Camera, slope: float) -> np.ndarray:
+    """The depth map of a plane through the origin whose depth grows by `slope` per world unit to the right, cut
+    short by a step up on the right and by background on the left."""
+    columns = (np.arange(camera.width) + 0.5 - camera.cx) / camera.fx
+    depth = np.tile((2.0 + slope * columns).astype(np.float32), (camera.height, 1))
+    depth[:, 40:] -= 0.3  # a step: nearer, far past any discontinuity threshold below
+    depth[:, :8] = 0.0
+    return depth
+
+
+def test_normals_follow_the_surface_without_crossing_a_depth_step_and_background_has_none():
+    camera = cube6_rig(64).cameras[0]
+    slope = 0.75
+    depth = torch.as_tensor(tilted_plane(camera, slope))
+    points, normals = depth_normals(camera, depth, 0.05)
+    projected = camera.project(points)  # each point is its pixel's centre at its depth
+    rows, cols = np.mgrid[0:64, 0:64] + 0.5
+    assert np.allclose(projected[..., 0], cols, atol=1e-4) and np.allclose(projected[..., 1], rows, atol=1e-4)
+    assert torch.allclose(projected[..., 2], depth, atol=1e-6)
+    unit = normals / normals.norm(dim=-1, keepdim=True).clamp_min(1e-30)
+    cosine = surface_cosine(camera, depth, 0.05).numpy()
+    expected = 1 / np.sqrt(1 + slope**2)
+    assert np.allclose(cosine[:, 8:], expected, atol=1e-5)  # both sides of the step, its edges included
+    assert (normals[:, :8] == 0).all() and (cosine[:, :8] == MIN_COS).all()
+    assert torch.allclose(unit[:, 39], unit[:, 20], atol=1e-5) and torch.allclose(unit[:, 40], unit[:, 20], atol=1e-5)
+
+
+def test_a_perspective_cameras_cosine_is_taken_along_each_pixels_ray():
+    camera = Camera(PERSPECTIVE, look_at((0.0, 0.0, 3.0), (0.0, 0.0, -1.0), (0.0, 1.0, 0.0)), 64, 64, 64.0, 64.0,
+                    32.0, 32.0)
+    depth = torch.full((64, 64), 3.0)  # the plane z = 0, facing the camera: the cosine is that of each ray
+    cosine = surface_cosine(camera, depth, 0.05).numpy()
+    u = (np.arange(64) + 0.5 - 32.0) / 64.0
+    rays = np.stack(np.broadcast_arrays(u[None, :], -u[:, None], -1.0), axis=-1)
+    expected = 1.0 / np.linalg.norm(rays, axis=-1)
+    assert np.allclose(cosine, expected, atol=1e-5) and cosine.min() < 0.9
 
 
 def test_a_gap_narrower_than_the_well_is_raised_to_its_rim_and_a_broad_one_is_not():

@@ -40,7 +40,7 @@ from numba import njit, prange
 from scipy.ndimage import distance_transform_edt
 
 from .devices import on_host
-from .rig import Camera, packed_cameras, view_direction
+from .rig import Camera, packed_cameras, unproject_point, view_direction
 
 MIN_COS = 0.05
 MIN_FACING_COS = 0.25  # a view at more than about 75 degrees to a surface cannot tell whether it sees past it
@@ -72,44 +72,95 @@ class DepthView:
     camera: Camera
 
 
-def _shift(image: torch.Tensor, axis: int, offset: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """image[p + offset along axis] (edge-replicated) and whether that neighbour exists."""
-    size = image.shape[axis]
-    index = torch.arange(size, device=image.device) + offset
-    exists = (index >= 0) & (index < size)
-    shifted = image.index_select(axis, index.clamp(0, size - 1))
-    shape = [1, 1]
-    shape[axis] = size
-    return shifted, exists.view(shape)
-
-
 def depth_normals(camera: Camera, depth: torch.Tensor, discontinuity: float, origin: tuple[int, int] = (0, 0)
                   ) -> tuple[torch.Tensor, torch.Tensor]:
     """The depth map's world points and (unnormalised) surface normals per pixel, (H, W, 3) each, from (central)
     differences that do not cross a depth step over `discontinuity`; `depth` may be a window of the image whose
-    first texel is (row, column) `origin`."""
-    points = camera.unproject_depth_map(depth, origin)
-    valid = depth > 0
-    tangents = []
-    for axis in (1, 0):
-        ahead, ahead_exists = _shift(depth, axis, 1)
-        behind, behind_exists = _shift(depth, axis, -1)
-        fwd = valid & ahead_exists & (ahead > 0) & ((ahead - depth).abs() < discontinuity)
-        bwd = valid & behind_exists & (behind > 0) & ((behind - depth).abs() < discontinuity)
-        tangent = (torch.where(fwd[..., None], _shift(points, axis, 1)[0], points)
-                   - torch.where(bwd[..., None], _shift(points, axis, -1)[0], points))
-        tangents.append(tangent)
-    return points, torch.linalg.cross(tangents[0], tangents[1], dim=-1)
+    first texel is (row, column) `origin`. Compiled, on the CPU; background pixels get the point on the camera
+    plane and a zero normal."""
+    depth_np = on_host(depth)
+    points = np.empty((*depth_np.shape, 3), dtype=np.float32)
+    normals = np.empty_like(points)
+    _depth_normals(camera.packed, depth_np, discontinuity, origin[0], origin[1], points, normals)
+    return torch.as_tensor(points, device=depth.device), torch.as_tensor(normals, device=depth.device)
+
+
+@njit("void(f8[::1], f4[:, ::1], f8, i8, i8, f4[:, :, ::1], f4[:, :, ::1])", cache=True, nogil=True, parallel=True)
+def _depth_normals(camera: np.ndarray, depth: np.ndarray, discontinuity: float, top: int, left: int,
+                   points: np.ndarray, normals: np.ndarray) -> None:
+    """A texel's neighbour counts when it exists, both have depth and they differ by less than `discontinuity`
+    (in float32, as the depth is); the tangent along each axis runs between the neighbours that count (the texel
+    itself standing in for one that does not), and the normal is their cross product."""
+    height, width = depth.shape
+    limit = np.float32(discontinuity)
+    for row in prange(height):
+        for col in range(width):
+            points[row, col, 0], points[row, col, 1], points[row, col, 2] = unproject_point(
+                camera, col + left + 0.5, row + top + 0.5, depth[row, col])
+    for parallel_row in prange(height):
+        row = np.int64(parallel_row)  # prange's index is unsigned: unified with the signed ones below, a float
+        tangent = np.empty((2, 3))
+        for col in range(width):
+            here = depth[row, col]
+            for axis in range(2):  # along the row (u), then down the column (v)
+                step_row, step_col = axis, 1 - axis
+                ahead_row, ahead_col, behind_row, behind_col = row, col, row, col
+                if here > 0:
+                    near_row, near_col = row + step_row, col + step_col
+                    if near_row < height and near_col < width and depth[near_row, near_col] > 0 and \
+                            abs(depth[near_row, near_col] - here) < limit:
+                        ahead_row, ahead_col = near_row, near_col
+                    near_row, near_col = row - step_row, col - step_col
+                    if near_row >= 0 and near_col >= 0 and depth[near_row, near_col] > 0 and \
+                            abs(depth[near_row, near_col] - here) < limit:
+                        behind_row, behind_col = near_row, near_col
+                for k in range(3):
+                    tangent[axis, k] = np.float64(points[ahead_row, ahead_col, k]) - points[behind_row, behind_col, k]
+            normals[row, col, 0] = tangent[0, 1] * tangent[1, 2] - tangent[0, 2] * tangent[1, 1]
+            normals[row, col, 1] = tangent[0, 2] * tangent[1, 0] - tangent[0, 0] * tangent[1, 2]
+            normals[row, col, 2] = tangent[0, 0] * tangent[1, 1] - tangent[0, 1] * tangent[1, 0]
 
 
 def surface_cosine(camera: Camera, depth: torch.Tensor, discontinuity: float, origin: tuple[int, int] = (0, 0)
                    ) -> torch.Tensor:
-    """|cos| between the depth map's surface normal and the viewing ray per pixel (see depth_normals)."""
-    points, normal = depth_normals(camera, depth, discontinuity, origin)
-    valid = depth > 0
-    length = normal.norm(dim=-1)
-    cosine = (normal * camera.view_dirs(points)).sum(dim=-1).abs() / length.clamp_min(1e-20)
-    return torch.where(valid & (length > 0), cosine, torch.full_like(cosine, MIN_COS)).clamp(MIN_COS, 1.0)
+    """|cos| between the depth map's surface normal and the viewing ray per pixel (see depth_normals), MIN_COS where
+    there is no normal, at least MIN_COS everywhere."""
+    points, normals = depth_normals(camera, depth, discontinuity, origin)
+    cosine = np.empty(depth.shape, dtype=np.float32)
+    _cosines(camera.packed, on_host(points), on_host(normals), cosine)
+    return torch.as_tensor(cosine, device=depth.device)
+
+
+@njit(cache=True, nogil=True)
+def _norm32(x: np.float32, y: np.float32, z: np.float32) -> np.float32:
+    """|(x, y, z)| as torch computes it in float32: squares accumulated by fused multiply-adds."""
+    square = np.float32(np.float64(x) * x)
+    square = np.float32(np.float64(y) * y + square)
+    return np.float32(math.sqrt(np.float32(np.float64(z) * z + square)))
+
+
+@njit("void(f8[::1], f4[:, :, ::1], f4[:, :, ::1], f4[:, ::1])", cache=True, nogil=True, parallel=True)
+def _cosines(camera: np.ndarray, points: np.ndarray, normals: np.ndarray, cosine: np.ndarray) -> None:
+    """In float32 arithmetic as the tensor version this replaced, so that fusion's weights did not change."""
+    height, width = cosine.shape
+    low, high = np.float32(MIN_COS), np.float32(1.0)
+    for row in prange(height):
+        for col in range(width):
+            nx, ny, nz = normals[row, col, 0], normals[row, col, 1], normals[row, col, 2]
+            length = _norm32(nx, ny, nz)
+            value = low
+            if length > 0:
+                if camera[0] > 0.5:  # orthographic: the camera's forward direction
+                    dx, dy, dz = np.float32(camera[29]), np.float32(camera[30]), np.float32(camera[31])
+                else:
+                    dx = points[row, col, 0] - np.float32(camera[32])
+                    dy = points[row, col, 1] - np.float32(camera[33])
+                    dz = points[row, col, 2] - np.float32(camera[34])
+                    distance = max(_norm32(dx, dy, dz), np.float32(1e-12))
+                    dx, dy, dz = dx / distance, dy / distance, dz / distance
+                dot = nx * dx + ny * dy + nz * dz
+                value = min(max(abs(dot) / length, low), high)
+            cosine[row, col] = value
 
 
 def _bilinear_coefficients(c00: torch.Tensor, c10: torch.Tensor, c01: torch.Tensor, c11: torch.Tensor) -> list:
