@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from worker.recon.colour import fill_unseen, linear_to_srgb, unseen_share, vertex_colours
+from worker.recon.colour import far_sides, fill_unseen, linear_to_srgb, unseen_share, vertex_colours
 from worker.recon.render_inputs import procedural_albedo
 from worker.recon.surface import vertex_normals
 
@@ -62,6 +62,24 @@ def test_the_far_side_of_a_thin_part_takes_the_colour_seen_across_it():
     assert (filled[(arc > 1.55) & (arc < 1.85)] == RED).all()  # arm two over arm one's red
     assert (filled[(arc > 0.55) & (arc < 0.9)] == RED).all()
     assert share == pytest.approx(1.0 - (0.5 + 0.1) / 2.0, abs=0.02)  # still counted as filled
+
+
+@pytest.mark.parametrize("unseen_count", [5, 300, 3000])
+def test_far_sides_pair_every_unseen_point_within_reach_with_its_nearest_seen_one(unseen_count):
+    """As a brute-force search finds them, whether few points are unseen (a sheet's rim: only the seen points near
+    them are searched) or many."""
+    rng = np.random.default_rng(unseen_count)
+    points = rng.random((4000, 3)) * (1.0, 1.0, 0.05)
+    seen = np.ones(len(points), dtype=bool)
+    seen[rng.choice(len(points), unseen_count, replace=False)] = False
+    across = 0.02
+    far, behind = far_sides(points, seen, across)
+
+    unseen, seen_at = np.flatnonzero(~seen), np.flatnonzero(seen)
+    distances = np.linalg.norm(points[unseen][:, None] - points[seen_at][None], axis=2)
+    reached = distances.min(axis=1) <= across
+    assert np.array_equal(far, unseen[reached]) and seen[behind].all()
+    assert np.allclose(np.linalg.norm(points[far] - points[behind], axis=1), distances[reached].min(axis=1))
 
 
 def test_where_two_fills_meet_the_colours_blend_instead_of_jumping():
