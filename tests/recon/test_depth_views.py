@@ -9,7 +9,7 @@ import torch
 from scipy.ndimage import grey_opening
 
 from worker.recon.depth_views import (MIN_COS, NO_BOUND, SILHOUETTE_SLACK_PX, WELL_PIXELS, _cell_table, depth_normals,
-                                      opened_depth, surface_cosine)
+                                      opened_depth, surface_cosine, table_rows)
 from worker.recon.rig import PERSPECTIVE, Camera, cube6_rig, look_at
 
 FAR = 5.0
@@ -77,7 +77,8 @@ def cells_of(depth: np.ndarray, mask: np.ndarray, window: tuple[int, int, int, i
     camera = cube6_rig(64).cameras[0]
     top, left, bottom, right = window
     cut = torch.as_tensor(depth[top:bottom, left:right])
-    table = _cell_table(camera, cut, mask[top:bottom, left:right], cut, truncation, window)
+    table = np.empty((table_rows(window), 12), dtype=np.float32)
+    _cell_table(camera, cut, mask[top:bottom, left:right], cut, truncation, window, table)
     height, width = bottom - top, right - left
     return table[:-2].reshape(height + 1, width + 1, 12), camera
 

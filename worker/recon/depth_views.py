@@ -31,8 +31,7 @@ beyond which a voxel is simply far outside the silhouette.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 import numpy as np
 import torch
@@ -55,21 +54,6 @@ MAX_DEPTH_STEP_VOXELS = 0.05  # coarser (8-bit) depth would print its steps into
 def fits_depth(depth_step: float, voxel_size: float) -> bool:
     """Whether the depth maps are fine enough to fit a surface to (their quantisation well below a voxel)."""
     return depth_step <= MAX_DEPTH_STEP_VOXELS * voxel_size
-
-
-@dataclass
-class DepthView:
-    """One view, prepared for voxel lookups."""
-
-    transform: torch.Tensor  # (3, 4) world -> (x, y, depth), x and y times depth for PERSPECTIVE; see _pixel_transform
-    perspective: bool
-    width: int
-    height: int
-    window: tuple[int, int, int, int]  # (top, left, bottom, right) texels of the image the table covers
-    reach: float  # how far behind its depth (along the ray) the view says anything
-    cells: np.ndarray  # per-cell table of the window, see _cell_table, then the rows NO_DATA and FAR_OUTSIDE
-    pixel: float  # world units per pixel (per unit of depth for PERSPECTIVE)
-    camera: Camera
 
 
 def depth_normals(camera: Camera, depth: torch.Tensor, discontinuity: float, origin: tuple[int, int] = (0, 0)
@@ -208,16 +192,16 @@ def crop_window(mask: np.ndarray, depth: np.ndarray) -> tuple[int, int, int, int
 
 
 def _cell_table(camera: Camera, depth: torch.Tensor, mask: np.ndarray, uncapped: torch.Tensor, truncation: float,
-                window: tuple[int, int, int, int]) -> np.ndarray:
+                window: tuple[int, int, int, int], table: np.ndarray) -> None:
     """Per 2x2 cell of the window (depth, mask and uncapped are cut to it; cells are centred on the window's texel
     corners, the outer ones half outside it): depth coefficients (4), cosine weight (0 = no depth),
     silhouette-bound coefficients (4), the nearest opened depth of its texels (see opened_depth), 1 if its depth
     is bilinear (smooth), and where all its texels are a cap's (holes.py) the nearest depth seen through the
-    opening (0 elsewhere); then the rows for no data and for far outside the silhouette. (cells + 2, 12) float32."""
+    opening (0 elsewhere); then the rows for no data and for far outside the silhouette: `table`, (cells + 2, 12)
+    float32 (table_rows)."""
     top, left, bottom, right = window
     height, width = depth.shape
     pixel = 1.0 / max(camera.fx, camera.fy)
-    table = np.empty(((height + 1) * (width + 1) + 2, 12), dtype=np.float32)
     # The ring around the window is in the image unless the window touches the image's edge there.
     in_image = np.array((top > 0, left > 0, bottom < camera.height, right < camera.width))
     _cells(on_host(depth), on_host(surface_cosine(camera, depth, truncation, (top, left))),
@@ -225,7 +209,12 @@ def _cell_table(camera: Camera, depth: torch.Tensor, mask: np.ndarray, uncapped:
            truncation, pixel, table)
     far_outside = (CROP_MARGIN_PX - SILHOUETTE_SLACK_PX) * pixel
     table[-2:] = [[0.0] * 5 + [lower, 0.0, 0.0, 0.0, np.inf, 0.0, 0.0] for lower in (NO_BOUND, far_outside)]
-    return table
+
+
+def table_rows(window: tuple[int, int, int, int]) -> int:
+    """The rows of a window's cell table: a cell per texel corner, and the rows for no data and far outside."""
+    top, left, bottom, right = window
+    return (bottom - top + 1) * (right - left + 1) + 2
 
 
 @njit(cache=True, nogil=True)
@@ -294,46 +283,47 @@ def _pixel_transform(camera: Camera) -> np.ndarray:
     return intrinsic @ camera.world_to_cam
 
 
-def prepare_view(camera: Camera, depth: np.ndarray, mask: np.ndarray, truncation: float, device: torch.device,
-                 uncapped: np.ndarray | None = None, reach: float | None = None) -> DepthView:
-    """`uncapped` is the depth before holes.py capped its openings: what lies between a cap and the depth seen
-    through its opening is inside. `reach` (world units, the truncation unless given) is how far behind its depth
-    the view says anything: a scanned surface (holes.py) has nothing behind it but its own thin shell."""
-    window = crop_window(mask, depth)
-    top, left, bottom, right = window
-    depth_t = torch.as_tensor(depth[top:bottom, left:right], dtype=torch.float32, device=device)
-    uncapped_t = depth_t if uncapped is None else \
-        torch.as_tensor(uncapped[top:bottom, left:right], dtype=torch.float32, device=device)
-    transform = torch.as_tensor(_pixel_transform(camera), dtype=torch.float32, device=device)
-    table = _cell_table(camera, depth_t, mask[top:bottom, left:right], uncapped_t, truncation, window)
-    return DepthView(transform, not camera.is_ortho, camera.width, camera.height, window,
-                     truncation if reach is None else reach, table, 1.0 / max(camera.fx, camera.fy), camera)
-
-
 class ViewStack(NamedTuple):
-    """The prepared views packed for the compiled lookups: a row of numbers per view (VIEW_ROW), their cell tables
-    end to end, and their cameras (rig.packed_cameras)."""
+    """The views prepared for the compiled lookups: a row of numbers per view (VIEW_ROW), their cell tables end to
+    end, and their cameras (rig.packed_cameras)."""
 
     rows: np.ndarray  # (K, VIEW_ROW) float64
     cells: np.ndarray  # (total cells, 12) float32
     cameras: np.ndarray  # (K, CAMERA_ROW) float64
 
 
-VIEW_ROW = 23  # transform (12), perspective, width, height, window (top, left, bottom, right), reach, pixel, first
-# cell, cells (the table's rows)
+VIEW_ROW = 23  # transform (12; see _pixel_transform), perspective, width, height, window (top, left, bottom,
+# right), reach, pixel (world units per pixel, per unit of depth for PERSPECTIVE), first cell, cells (the table's rows)
 
 
-def stack_views(views: list[DepthView]) -> ViewStack:
-    """Pack `views` once for every lookup that follows."""
-    tables = [view.cells for view in views]
-    firsts = np.cumsum([0] + [len(table) for table in tables])
-    rows = np.array([
-        [*view.transform.cpu().numpy().ravel(), float(view.perspective), view.width, view.height, *view.window,
-         view.reach, view.pixel, first, len(table)]
-        for view, table, first in zip(views, tables, firsts)
-    ], dtype=np.float64).reshape(len(views), VIEW_ROW)
-    cells = np.concatenate(tables) if tables else np.zeros((0, 12), dtype=np.float32)
-    return ViewStack(rows, cells, packed_cameras(tuple(view.camera for view in views)))
+def prepare_views(cameras: tuple[Camera, ...], depths: list[np.ndarray], masks: np.ndarray, truncation: float,
+                  uncapped: list[np.ndarray] | None = None, reach: float | None = None,
+                  on_view: Callable[[float], None] = lambda done: None) -> ViewStack:
+    """The views with a silhouette, each tabled around it (crop_window), into one array: no copy of the tables.
+
+    `uncapped` is the depth before holes.py capped its openings: what lies between a cap and the depth seen
+    through its opening is inside. `reach` (world units, the truncation unless given) is how far behind its depth
+    a view says anything: a scanned surface (holes.py) has nothing behind it but its own thin shell.
+    `on_view(share done)` is called after each view."""
+    kept = [index for index, mask in enumerate(masks) if mask.any()]
+    windows = [crop_window(masks[index], depths[index]) for index in kept]
+    firsts = np.cumsum([0] + [table_rows(window) for window in windows])
+    cells = np.empty((firsts[-1], 12), dtype=np.float32)
+    rows = np.empty((len(kept), VIEW_ROW))
+    for n, (index, window) in enumerate(zip(kept, windows)):
+        camera = cameras[index]
+        top, left, bottom, right = window
+        depth = torch.as_tensor(depths[index][top:bottom, left:right], dtype=torch.float32)
+        through = depth if uncapped is None else torch.as_tensor(uncapped[index][top:bottom, left:right],
+                                                                 dtype=torch.float32)
+        _cell_table(camera, depth, masks[index][top:bottom, left:right], through, truncation, window,
+                    cells[firsts[n]:firsts[n + 1]])
+        transform = _pixel_transform(camera).astype(np.float32)  # float32, as the points it maps are
+        rows[n] = [*transform.ravel(), float(not camera.is_ortho), camera.width, camera.height, *window,
+                   truncation if reach is None else reach, 1.0 / max(camera.fx, camera.fy), firsts[n],
+                   firsts[n + 1] - firsts[n]]
+        on_view((n + 1) / len(kept))
+    return ViewStack(rows, cells, packed_cameras(tuple(cameras[index] for index in kept)))
 
 
 @njit(cache=True, nogil=True)

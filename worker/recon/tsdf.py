@@ -37,7 +37,7 @@ from numba import njit, prange
 
 from ..errors import ReconstructionFailed
 from .depth_views import (MIN_FACING_COS, ViewStack, crop_window, depth_normals, evaluate_sdf, fits_depth,
-                          prepare_view, seen_through, stack_views)
+                          prepare_views, seen_through)
 from .devices import on_host
 from .holes import HOLLOW_OPENING_SHARE, HOLLOW_PANEL_SHARE, capped, find_openings, two_sided
 from .inputs import ReconInputs
@@ -195,13 +195,8 @@ def fuse_depth(
         two_sides = two_sided(cameras, depths, truncation)
     oriented = _oriented_points(cameras, depths, two_sides, truncation, device, lambda done: report(done, (0.03, 0.07)))
     reach = HOLLOW_REACH_VOXELS * voxel if hollow else truncation
-    prepared = []
-    for index, (camera, depth, mask, uncapped) in enumerate(zip(inputs.rig.cameras, depths, inputs.masks,
-                                                               inputs.depths)):
-        if mask.any():
-            prepared.append(prepare_view(camera, depth, mask, truncation, device, uncapped, reach))
-        report((index + 1) / len(inputs.depths), (0.07, 0.1))
-    views = stack_views(prepared)
+    views = prepare_views(cameras, depths, inputs.masks, truncation, inputs.depths, reach,
+                          lambda done: report(done, (0.07, 0.1)))
     origin_t = torch.as_tensor(origin, dtype=torch.float32, device=device)
     active = _band_blocks(oriented.at, origin_t, voxel, blocks, lambda done: report(done, (0.1, 0.15)))
 
