@@ -135,7 +135,7 @@ def _texel_triangles(raster: Raster, atlas: Atlas, size: int) -> tuple[torch.Ten
     """The triangle (-1: none) and barycentrics of each texel: the rasterizer's, plus every texel that a triangle
     crosses without covering its centre (slivers, and whole tiny charts of them). Without those the texture
     would be read there from another chart's padding, or from black, empty atlas."""
-    tri_id, bary = on_host(raster.tri_id, np.int64).copy(), on_host(raster.bary).copy()
+    tri_id, bary = on_host(raster.tri_id, np.int64), on_host(raster.bary)  # the raster's own memory: it is ours
     corners = atlas.uv[atlas.faces].astype(np.float64) * size  # (F, 3, 2) in texels
     edge1, edge2 = corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0]
     area = 0.5 * np.abs(edge1[:, 0] * edge2[:, 1] - edge1[:, 1] * edge2[:, 0])
