@@ -315,35 +315,58 @@ def _without_folds(vertices: torch.Tensor, faces: torch.Tensor, step: torch.Tens
 
 
 @njit(cache=True, nogil=True)
-def _normal(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> tuple[float, float, float]:
-    """The (unnormalised) normal of the triangle of corners a, b, c (3,)."""
-    ux, uy, uz = b[0] - a[0], b[1] - a[1], b[2] - a[2]
-    vx, vy, vz = c[0] - a[0], c[1] - a[1], c[2] - a[2]
+def _normal(points: np.ndarray, step: np.ndarray, moved: bool, faces: np.ndarray, f: int
+            ) -> tuple[float, float, float]:
+    """The (unnormalised) normal of triangle `f` of `faces` (F, 3) on `points` (V, 3), `moved` by `step` (V, 3) or
+    not, in their float32."""
+    a, b, c = faces[f, 0], faces[f, 1], faces[f, 2]
+    scale = np.float32(1.0 if moved else 0.0)  # exact either way
+    ax, ay, az = points[a, 0] + step[a, 0] * scale, points[a, 1] + step[a, 1] * scale, points[a, 2] + step[a, 2] * scale
+    bx, by, bz = points[b, 0] + step[b, 0] * scale, points[b, 1] + step[b, 1] * scale, points[b, 2] + step[b, 2] * scale
+    cx, cy, cz = points[c, 0] + step[c, 0] * scale, points[c, 1] + step[c, 1] * scale, points[c, 2] + step[c, 2] * scale
+    ux, uy, uz = bx - ax, by - ay, bz - az
+    vx, vy, vz = cx - ax, cy - ay, cz - az
     return uy * vz - uz * vy, uz * vx - ux * vz, ux * vy - uy * vx
 
 
 @njit(cache=True, nogil=True)
-def _turns(before: np.ndarray, after: tuple[float, float, float], min_turn_cos: float) -> bool:
-    """Whether a face turns by more than arccos(min_turn_cos), from normal `before` (3,) to `after`."""
+def _turns(before: tuple[float, float, float], after: tuple[float, float, float], min_turn_cos: float) -> bool:
+    """Whether a face turns by more than arccos(min_turn_cos), from normal `before` to `after`."""
     dot = before[0] * after[0] + before[1] * after[1] + before[2] * after[2]
     before_norm = math.sqrt(before[0] ** 2 + before[1] ** 2 + before[2] ** 2)
     after_norm = math.sqrt(after[0] ** 2 + after[1] ** 2 + after[2] ** 2)
     return dot <= min_turn_cos * before_norm * after_norm
 
 
+@njit(cache=True, nogil=True, parallel=True)
+def _folds(vertices: np.ndarray, step: np.ndarray, faces: np.ndarray, before: np.ndarray, changed: np.ndarray,
+           min_turn_cos: float, folded: np.ndarray) -> None:
+    """folded (F,): whether each face whose corners `changed` (V,) turns by more than arccos(min_turn_cos) from its
+    normal `before` (F, 3) when its corners take their `step`. Apart from _unfolded, whose other loops would be
+    made parallel one array operation at a time."""
+    for f in prange(len(faces)):
+        if changed[faces[f, 0]] or changed[faces[f, 1]] or changed[faces[f, 2]]:
+            folded[f] = _turns((before[f, 0], before[f, 1], before[f, 2]), _normal(vertices, step, True, faces, f),
+                               min_turn_cos)
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def _normals_into(vertices: np.ndarray, step: np.ndarray, faces: np.ndarray, normals: np.ndarray) -> None:
+    """normals (F, 3): the faces' normals before their corners take their `step`."""
+    for f in prange(len(faces)):
+        normals[f, 0], normals[f, 1], normals[f, 2] = _normal(vertices, step, False, faces, f)
+
+
 @njit("void(f4[:, ::1], i8[:, ::1], f4[:, ::1], f8)", cache=True, nogil=True)
 def _unfolded(vertices: np.ndarray, faces: np.ndarray, step: np.ndarray, min_turn_cos: float) -> None:
     """_without_folds on vertices (V, 3) and faces (F, 3); changes `step` (V, 3) in place."""
     before = np.empty((len(faces), 3), dtype=np.float32)
-    moved = vertices + step
+    _normals_into(vertices, step, faces, before)
     folded = np.zeros(len(faces), dtype=np.bool_)
-    for f in range(len(faces)):
-        a, b, c = faces[f]
-        before[f] = _normal(vertices[a], vertices[b], vertices[c])
-        folded[f] = _turns(before[f], _normal(moved[a], moved[b], moved[c]), min_turn_cos)
+    changed = np.ones(len(vertices), dtype=np.bool_)
+    _folds(vertices, step, faces, before, changed, min_turn_cos, folded)
     total = np.zeros_like(step)
     count = np.zeros(len(vertices), dtype=np.float32)
-    changed = np.zeros(len(vertices), dtype=np.bool_)
     for attempt in range(FOLD_AVERAGINGS + FOLD_HALVINGS + 1):
         if not folded.any():
             break
@@ -367,11 +390,7 @@ def _unfolded(vertices: np.ndarray, faces: np.ndarray, step: np.ndarray, min_tur
                 step[v] *= factor
             if factor == 0:
                 break
-        for f in range(len(faces)):
-            a, b, c = faces[f]
-            if changed[a] or changed[b] or changed[c]:
-                folded[f] = _turns(before[f], _normal(vertices[a] + step[a], vertices[b] + step[b],
-                                                      vertices[c] + step[c]), min_turn_cos)
+        _folds(vertices, step, faces, before, changed, min_turn_cos, folded)
 
 
 def fit_to_silhouettes(vertices: torch.Tensor, faces: torch.Tensor, cameras: tuple[Camera, ...], masks: torch.Tensor,
