@@ -147,11 +147,6 @@ def _cosines(camera: np.ndarray, points: np.ndarray, normals: np.ndarray, cosine
             cosine[row, col] = value
 
 
-def _bilinear_coefficients(c00: torch.Tensor, c10: torch.Tensor, c01: torch.Tensor, c11: torch.Tensor) -> list:
-    """f(tx, ty) over a cell = a + b tx + c ty + d tx ty, from its corner values."""
-    return [c00, c10 - c00, c01 - c00, c00 - c10 - c01 + c11]
-
-
 def opened_depth(depth: torch.Tensor, width: int = WELL_PIXELS) -> torch.Tensor:
     """The depth map with every far region narrower than `width` pixels raised to its rim (a morphological
     opening: min then max filter over a square clipped to the image, each as a row then a column pass), steps and
@@ -229,7 +224,7 @@ def _corner(image: np.ndarray, row: int, col: int, outside: float) -> float:
 def _cells(depth: np.ndarray, cosine: np.ndarray, outside: np.ndarray, opened: np.ndarray, uncapped: np.ndarray,
            in_image: np.ndarray, truncation: float, pixel: float, table: np.ndarray) -> None:
     """_cell_table's rows, in float32 arithmetic. Cell (i, j) has the texels (i - 1 + a, j - 1 + b), a, b in 0, 1,
-    as corners; `in_image` says, for the top, left, bottom and right ring around the window, whether it is in the
+    as corners; its bilinear coefficients give f(tx, ty) = c0 + c1 tx + c2 ty + c3 tx ty from its corner values; `in_image` says, for the top, left, bottom and right ring around the window, whether it is in the
     image (a silhouette bound needs all four corners there; the distance outside it is the nearest texel's)."""
     height, width = depth.shape
     limit, slack, scale = np.float32(truncation), np.float32(SILHOUETTE_SLACK_PX), np.float32(pixel)
