@@ -83,11 +83,13 @@ def _grid_geometry(points: torch.Tensor, resolution: int) -> tuple[np.ndarray, f
 
 
 def _depth_points(cameras: list, depths: np.ndarray, device: torch.device) -> torch.Tensor:
-    """The depth maps' world points (N, 3)."""
-    points = []
+    """The depth maps' world points (N, 3), unprojected around the depth only (depth_normals' points)."""
+    points = [torch.zeros((0, 3), device=device)]
     for camera, depth in zip(cameras, depths):
-        depth_t = torch.as_tensor(depth, device=device)
-        points.append(camera.unproject_depth_map(depth_t)[depth_t > 0])
+        if depth.any():
+            top, left, bottom, right = crop_window(depth > 0, depth)
+            cut = torch.as_tensor(depth[top:bottom, left:right], device=device)
+            points.append(depth_normals(camera, cut, 0.0, (top, left))[0][cut > 0])
     return torch.cat(points)
 
 
