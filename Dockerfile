@@ -20,7 +20,7 @@ WORKDIR /app
 COPY requirements.txt .
 RUN pip install --no-cache-dir -r requirements.txt
 COPY . .
-# Compile the engine's Numba code into its cache now, not in the first job (20-30 s)
+# Compile the engine's Numba code into its cache now, not in the first job (30-40 s)
 RUN python -c "from worker.recon.prelude import compile_ahead; compile_ahead()"
 
 VOLUME /data

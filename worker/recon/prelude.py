@@ -30,7 +30,7 @@ SILHOUETTE_REACH_VOXELS = 1.5  # a vertex further than this outside a silhouette
 
 def compile_ahead() -> None:
     """Compile the fused start's Numba code now, or load it from Numba's cache (beside the source, else under the
-    user's cache folder), so that a model's first job does not wait for it: 20-30 s on 2 cores once per install,
+    user's cache folder), so that a model's first job does not wait for it: 30-40 s on 2 cores once per install,
     then under a second per process. The loops over points (fusion's lookups, the fit to the depth maps, the
     colours, the rasterizer, the bake) have fixed signatures and compile when their modules are imported;
     simplification's collapses and the hole search's spill level compile at a first call, made here on small
