@@ -8,8 +8,9 @@ import pytest
 import torch
 from scipy.ndimage import distance_transform_edt
 
-from worker.recon.consistency import _View, agreeing_inputs, check_depth_agreement, depth_noise
-from worker.recon.depth_views import crop_window
+from worker.recon.consistency import (NOT_NEEDED, _View, agreeing_inputs, check_depth_agreement, depth_noise,
+                                      outside_silhouette)
+from worker.recon.depth_views import CROP_MARGIN_PX, crop_window
 from worker.recon.inputs import ReconInputs
 
 from . import scenes
@@ -72,20 +73,32 @@ def test_clean_depth_has_almost_no_noise(sphere_dir):
 
 
 @pytest.mark.parametrize("margin_px", [2.0, 7.5, 12.0, 30.0])  # within the window's margin, and beyond it
-def test_beyond_the_window_a_pixel_is_outside_the_silhouette_as_over_the_whole_image(margin_px):
+@pytest.mark.parametrize("empty", [False, True])
+def test_beyond_the_window_a_pixel_is_outside_the_silhouette_as_over_the_whole_image(margin_px, empty):
     """Each view's maps cover only the window around its silhouette; how far outside it a pixel beyond the
-    window lies must decide as the distance over the whole image would."""
+    window lies must decide as the distance over the whole image would, which is asked for only where the
+    silhouette's bounding box cannot tell (and everywhere when the silhouette is empty)."""
     mask = np.zeros((96, 96), dtype=bool)
     mask[30:50, 40:70] = True
     mask[45:60, 20:35] = True
-    top, left, bottom, right = window = crop_window(mask, np.zeros(mask.shape, dtype=np.float32))
+    window = np.array(crop_window(mask, np.zeros(mask.shape, dtype=np.float32)), dtype=np.int64)
+    top, left, bottom, right = window
     assert (top, left, bottom, right) != (0, 0, 96, 96)
-    outside = torch.as_tensor(distance_transform_edt(~mask[top:bottom, left:right]), dtype=torch.float32)
-    view = _View(None, window, None, None, outside, 0.0, None, mask)
-    rows, cols = (grid.reshape(-1) for grid in torch.meshgrid(torch.arange(96), torch.arange(96), indexing="ij"))
-    within = (rows >= top) & (rows < bottom) & (cols >= left) & (cols < right)
-    pixel = torch.full(rows.shape, 0.01)
-    margin = torch.full(rows.shape, margin_px * 0.01)
-    whole = torch.as_tensor(distance_transform_edt(~mask).astype(np.float32))[rows, cols]
-    at_rows, at_cols = (rows - top).clamp(0, bottom - top - 1), (cols - left).clamp(0, right - left - 1)
-    assert torch.equal(view.outside_at(rows, cols, at_rows, at_cols, within, pixel, margin), whole * pixel > margin)
+    outside = distance_transform_edt(~mask[top:bottom, left:right]).astype(np.float32)
+    view = _View(None, tuple(window), None, None, None, 0.0, None, np.zeros_like(mask) if empty else mask)
+    whole = distance_transform_edt(~view.mask).astype(np.float32)
+    pixel, margin = np.float32(0.01), np.float32(margin_px * 0.01)
+    asked = 0
+    for row in range(96):
+        for col in range(96):
+            verdict, unsure = outside_silhouette(row, col, window, outside, view.silhouette_box, NOT_NEEDED, pixel,
+                                                 margin)
+            if unsure:
+                asked += 1
+                verdict, unsure = outside_silhouette(row, col, window, outside, view.silhouette_box,
+                                                     view.outside_whole, pixel, margin)
+            assert not unsure and verdict == (whole[row, col] * pixel > margin), (row, col)
+    if empty:
+        assert asked == 96 * 96
+    else:  # beyond the window every pixel is CROP_MARGIN_PX from the box at least: only wider margins ask
+        assert asked < 96 * 96 - (bottom - top) * (right - left) and (asked > 0) == (margin_px > CROP_MARGIN_PX)

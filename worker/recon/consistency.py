@@ -17,9 +17,11 @@ from functools import cached_property
 
 import numpy as np
 import torch
+from numba import njit
 from scipy.ndimage import distance_transform_edt
 
 from .depth_views import crop_window, surface_cosine
+from .devices import on_host
 from .inputs import ReconInputs
 from .rig import SLOT_NAMES, Camera
 
@@ -93,56 +95,104 @@ class _View:
     mask: np.ndarray  # the whole silhouette: distances outside it beyond the window, where they matter
 
     @cached_property
-    def silhouette_box(self) -> tuple[int, int, int, int] | None:
-        """(first row, last row, first column, last column) of the silhouette; None where it is empty."""
+    def silhouette_box(self) -> np.ndarray:
+        """(first row, last row, first column, last column) of the silhouette; all -1 where it is empty."""
         rows, cols = np.flatnonzero(self.mask.any(axis=1)), np.flatnonzero(self.mask.any(axis=0))
-        return (int(rows[0]), int(rows[-1]), int(cols[0]), int(cols[-1])) if len(rows) else None
+        return np.array((rows[0], rows[-1], cols[0], cols[-1]) if len(rows) else (-1,) * 4, dtype=np.int64)
 
     @cached_property
-    def outside_whole(self) -> torch.Tensor:
+    def outside_whole(self) -> np.ndarray:
         """`outside` over the whole image: needed only where the window cannot tell."""
-        return torch.as_tensor(distance_transform_edt(~self.mask).astype(np.float32), device=self.outside.device)
+        return distance_transform_edt(~self.mask).astype(np.float32)
 
-    def outside_at(self, row: torch.Tensor, col: torch.Tensor, at_row: torch.Tensor, at_col: torch.Tensor,
-                   within: torch.Tensor, pixel: torch.Tensor, margin: torch.Tensor) -> torch.Tensor:
-        """Whether pixels (row, col) of the image, at (at_row, at_col) of the window where `within` it, lie more
-        than `margin` (world units, `pixel` per pixel) outside the silhouette. Beyond the window the distance to
-        the silhouette's bounding box decides, and where that is too short to, the exact distance over the image."""
-        box = self.silhouette_box
-        if box is None:
-            return self.outside_whole[row, col] * pixel > margin
-        first_row, last_row, first_col, last_col = box
-        gap_rows = torch.clamp_min(torch.maximum(first_row - row, row - last_row), 0)
-        gap_cols = torch.clamp_min(torch.maximum(first_col - col, col - last_col), 0)
-        # rounded as the distance transform's are (float64, then float32), so a bound that is the distance equals it
-        at_least = torch.hypot(gap_rows.double(), gap_cols.double()).to(self.outside.dtype)
-        distance = torch.where(within, self.outside[at_row, at_col], at_least)
-        unsure = ~within & (at_least * pixel <= margin)
-        if unsure.any():
-            distance[unsure] = self.outside_whole[row[unsure], col[unsure]]
-        return distance * pixel > margin
+
+NOT_NEEDED = np.zeros((0, 0), dtype=np.float32)  # the whole image's distances, until a point needs them
 
 
 def _share_in_empty_space(view: _View, points: torch.Tensor, tolerance: float) -> float:
     """Share of `points` that `view` shows as empty (in front of its depth, or outside its silhouette), of those
-    it can judge (that land on its depth or outside its silhouette); NaN if it can judge too few."""
+    it can judge (that land on its depth or outside its silhouette); NaN if it can judge too few. Compiled
+    (_count_empty); the distances over the whole image are computed only if some point needs them."""
     camera = view.camera
-    u, v, depth = camera.project(points).unbind(dim=-1)
-    col, row = u.floor().long(), v.floor().long()
-    inside = (col >= 0) & (col < camera.width) & (row >= 0) & (row < camera.height)
-    col, row, depth = col[inside], row[inside], depth[inside]
-    pixel = torch.full_like(depth, 1.0 / camera.fx) if camera.is_ortho else depth / camera.fx
-    margin = torch.clamp_min(TOLERANCE_PIXELS * pixel, tolerance)
-    top, left, bottom, right = view.window
-    within = (row >= top) & (row < bottom) & (col >= left) & (col < right)
-    at_row, at_col = (row - top).clamp(0, bottom - top - 1), (col - left).clamp(0, right - left - 1)
-    surface = torch.where(within, view.nearest[at_row, at_col], torch.inf)
-    outside = view.outside_at(row, col, at_row, at_col, within, pixel, margin)
-    judged = torch.isfinite(surface) | outside
-    if judged.sum().item() < MIN_JUDGED:
-        return float("nan")
-    in_front = (surface - depth) * view.cosine[at_row, at_col] > margin  # distance along the normal, as in tsdf
-    return ((in_front | outside) & judged).sum().item() / judged.sum().item()
+    # fx, fy, cx, cy in float32, as the tensors' arithmetic takes them; an orthographic pixel from float64
+    projection = np.array((camera.fx, camera.fy, camera.cx, camera.cy, 1.0 / camera.fx), dtype=np.float32)
+    counts = np.zeros(2, dtype=np.int64)
+    args = (on_host(points), camera.world_to_cam[:3].astype(np.float32), projection, camera.is_ortho,
+            np.array((camera.width, camera.height, *view.window), dtype=np.int64), on_host(view.nearest),
+            on_host(view.cosine), on_host(view.outside), view.silhouette_box, tolerance)
+    if not _count_empty(*args, NOT_NEEDED, counts):
+        _count_empty(*args, view.outside_whole, counts)
+    judged, empty = counts
+    return float("nan") if judged < MIN_JUDGED else int(empty) / int(judged)
+
+
+@njit(cache=True, nogil=True)
+def outside_silhouette(row: int, col: int, window: np.ndarray, outside: np.ndarray, box: np.ndarray,
+                       whole: np.ndarray, pixel: np.float32, margin: np.float32) -> tuple[bool, bool]:
+    """Whether pixel (row, col) of the image lies more than `margin` (world units, `pixel` per pixel) outside the
+    silhouette, and whether that took the distances over the whole image (`whole`) when they were not given (then
+    the first answer means nothing). Within the `window` (top, left, bottom, right) its `outside` distances tell;
+    beyond it, the distance to the silhouette's bounding `box` (first row, last row, first column, last column),
+    or where that is too short to tell, `whole`'s, as everywhere when the silhouette is empty (`box` -1). In float32, the distances rounded from float64 as
+    the distance transform's are."""
+    top, left, bottom, right = window[0], window[1], window[2], window[3]
+    if box[0] >= 0 and top <= row < bottom and left <= col < right:
+        return outside[row - top, col - left] * pixel > margin, False
+    if box[0] >= 0:
+        gap_rows = max(box[0] - row, row - box[1], 0)
+        gap_cols = max(box[2] - col, col - box[3], 0)
+        if np.float32(math.sqrt(np.float64(gap_rows * gap_rows + gap_cols * gap_cols))) * pixel > margin:
+            return True, False
+    if whole.size == 0:
+        return False, True
+    return whole[row, col] * pixel > margin, False
+
+
+@njit("b1(f4[:, ::1], f4[:, ::1], f4[::1], b1, i8[::1], f4[:, ::1], f4[:, ::1], f4[:, ::1], i8[::1], f8, f4[:, ::1], "
+      "i8[::1])", cache=True, nogil=True)
+def _count_empty(points: np.ndarray, world_to_cam: np.ndarray, projection: np.ndarray, ortho: bool,
+                 frame: np.ndarray, nearest: np.ndarray, cosine: np.ndarray, outside: np.ndarray, box: np.ndarray,
+                 tolerance: float, whole: np.ndarray, counts: np.ndarray) -> bool:
+    """counts += (points judged, of those shown as empty), for points (N, 3) seen by the camera `world_to_cam`
+    (3, 4) and `projection` (fx, fy, cx, cy, an orthographic pixel), on the view's `frame` (width, height, then its window) and maps (see
+    _View and outside_silhouette); False, with `counts` left as they were, where a point needed `whole` and it was
+    not given. In float32 as Camera.project computes (its matrix product exact on axis-aligned cameras)."""
+    fx, fy, cx, cy = projection[0], projection[1], projection[2], projection[3]
+    width, height, window = frame[0], frame[1], frame[2:]
+    top, left, bottom, right = window[0], window[1], window[2], window[3]
+    low = np.float32(tolerance)
+    judged, empty = 0, 0
+    for n in range(len(points)):
+        x, y, z = points[n, 0], points[n, 1], points[n, 2]
+        cam = np.empty(3, dtype=np.float32)
+        for k in range(3):
+            cam[k] = x * world_to_cam[k, 0] + y * world_to_cam[k, 1] + z * world_to_cam[k, 2] + world_to_cam[k, 3]
+        depth = -cam[2]
+        if ortho:
+            image_x, image_y = cam[0], cam[1]
+        else:
+            safe = depth if abs(depth) > np.float32(1e-12) else np.float32(1e-12)
+            image_x, image_y = cam[0] / safe, cam[1] / safe
+        u, v = image_x * fx + cx, cy - image_y * fy
+        col, row = int(math.floor(u)), int(math.floor(v))
+        if not (0 <= col < width and 0 <= row < height):
+            continue
+        pixel = projection[4] if ortho else depth / fx
+        margin = max(np.float32(TOLERANCE_PIXELS) * pixel, low)
+        at_row, at_col = min(max(row - top, 0), bottom - top - 1), min(max(col - left, 0), right - left - 1)
+        inside_window = top <= row < bottom and left <= col < right
+        surface = nearest[at_row, at_col] if inside_window else np.float32(np.inf)
+        is_outside, unsure = outside_silhouette(row, col, window, outside, box, whole, pixel, margin)
+        if unsure:
+            return False
+        if not (math.isfinite(surface) or is_outside):
+            continue
+        judged += 1
+        if is_outside or (surface - depth) * cosine[at_row, at_col] > margin:
+            empty += 1
+    counts[0] += judged
+    counts[1] += empty
+    return True
 
 
 def check_depth_agreement(inputs: ReconInputs, device: torch.device) -> DepthAgreement:
