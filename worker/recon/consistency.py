@@ -101,6 +101,17 @@ class _View:
         return np.array((rows[0], rows[-1], cols[0], cols[-1]) if len(rows) else (-1,) * 4, dtype=np.int64)
 
     @cached_property
+    def lookup(self) -> tuple:
+        """What _count_empty takes of this view before the points: its camera (world_to_cam (3, 4) and fx, fy, cx,
+        cy in float32, as the tensors' arithmetic took them, and an orthographic pixel from float64), its frame
+        (width, height, window) and its maps. Built once: each view judges every other."""
+        camera = self.camera
+        projection = np.array((camera.fx, camera.fy, camera.cx, camera.cy, 1.0 / camera.fx), dtype=np.float32)
+        return (camera.world_to_cam[:3].astype(np.float32), projection, camera.is_ortho,
+                np.array((camera.width, camera.height, *self.window), dtype=np.int64), on_host(self.nearest),
+                on_host(self.cosine), on_host(self.outside), self.silhouette_box)
+
+    @cached_property
     def outside_whole(self) -> np.ndarray:
         """`outside` over the whole image: needed only where the window cannot tell."""
         return distance_transform_edt(~self.mask).astype(np.float32)
@@ -113,13 +124,8 @@ def _share_in_empty_space(view: _View, points: torch.Tensor, tolerance: float) -
     """Share of `points` that `view` shows as empty (in front of its depth, or outside its silhouette), of those
     it can judge (that land on its depth or outside its silhouette); NaN if it can judge too few. Compiled
     (_count_empty); the distances over the whole image are computed only if some point needs them."""
-    camera = view.camera
-    # fx, fy, cx, cy in float32, as the tensors' arithmetic takes them; an orthographic pixel from float64
-    projection = np.array((camera.fx, camera.fy, camera.cx, camera.cy, 1.0 / camera.fx), dtype=np.float32)
     counts = np.zeros(2, dtype=np.int64)
-    args = (on_host(points), camera.world_to_cam[:3].astype(np.float32), projection, camera.is_ortho,
-            np.array((camera.width, camera.height, *view.window), dtype=np.int64), on_host(view.nearest),
-            on_host(view.cosine), on_host(view.outside), view.silhouette_box, tolerance)
+    args = (on_host(points), *view.lookup, tolerance)
     if not _count_empty(*args, NOT_NEEDED, counts):
         _count_empty(*args, view.outside_whole, counts)
     judged, empty = counts
@@ -133,8 +139,8 @@ def outside_silhouette(row: int, col: int, window: np.ndarray, outside: np.ndarr
     silhouette, and whether that took the distances over the whole image (`whole`) when they were not given (then
     the first answer means nothing). Within the `window` (top, left, bottom, right) its `outside` distances tell;
     beyond it, the distance to the silhouette's bounding `box` (first row, last row, first column, last column),
-    or where that is too short to tell, `whole`'s, as everywhere when the silhouette is empty (`box` -1). In float32, the distances rounded from float64 as
-    the distance transform's are."""
+    or where that is too short to tell, `whole`'s, as everywhere when the silhouette is empty (`box` -1). In
+    float32, the distances rounded from float64 as the distance transform's are."""
     top, left, bottom, right = window[0], window[1], window[2], window[3]
     if box[0] >= 0 and top <= row < bottom and left <= col < right:
         return outside[row - top, col - left] * pixel > margin, False
@@ -154,9 +160,10 @@ def _count_empty(points: np.ndarray, world_to_cam: np.ndarray, projection: np.nd
                  frame: np.ndarray, nearest: np.ndarray, cosine: np.ndarray, outside: np.ndarray, box: np.ndarray,
                  tolerance: float, whole: np.ndarray, counts: np.ndarray) -> bool:
     """counts += (points judged, of those shown as empty), for points (N, 3) seen by the camera `world_to_cam`
-    (3, 4) and `projection` (fx, fy, cx, cy, an orthographic pixel), on the view's `frame` (width, height, then its window) and maps (see
-    _View and outside_silhouette); False, with `counts` left as they were, where a point needed `whole` and it was
-    not given. In float32 as Camera.project computes (its matrix product exact on axis-aligned cameras)."""
+    (3, 4) and `projection` (fx, fy, cx, cy, an orthographic pixel), on the view's `frame` (width, height, then its
+    window) and maps (_View.lookup, outside_silhouette); False, with `counts` left as they were, where a point
+    needed `whole` and it was not given. Projected in float32 as Camera.project computes (its matrix product exact
+    on axis-aligned cameras), not in rig.project_point's float64, so the verdicts stay those of the tensor code."""
     fx, fy, cx, cy = projection[0], projection[1], projection[2], projection[3]
     width, height, window = frame[0], frame[1], frame[2:]
     top, left, bottom, right = window[0], window[1], window[2], window[3]
@@ -164,15 +171,15 @@ def _count_empty(points: np.ndarray, world_to_cam: np.ndarray, projection: np.nd
     judged, empty = 0, 0
     for n in range(len(points)):
         x, y, z = points[n, 0], points[n, 1], points[n, 2]
-        cam = np.empty(3, dtype=np.float32)
-        for k in range(3):
-            cam[k] = x * world_to_cam[k, 0] + y * world_to_cam[k, 1] + z * world_to_cam[k, 2] + world_to_cam[k, 3]
-        depth = -cam[2]
+        m = world_to_cam
+        cam_x = x * m[0, 0] + y * m[0, 1] + z * m[0, 2] + m[0, 3]
+        cam_y = x * m[1, 0] + y * m[1, 1] + z * m[1, 2] + m[1, 3]
+        depth = -(x * m[2, 0] + y * m[2, 1] + z * m[2, 2] + m[2, 3])
         if ortho:
-            image_x, image_y = cam[0], cam[1]
+            image_x, image_y = cam_x, cam_y
         else:
             safe = depth if abs(depth) > np.float32(1e-12) else np.float32(1e-12)
-            image_x, image_y = cam[0] / safe, cam[1] / safe
+            image_x, image_y = cam_x / safe, cam_y / safe
         u, v = image_x * fx + cx, cy - image_y * fy
         col, row = int(math.floor(u)), int(math.floor(v))
         if not (0 <= col < width and 0 <= row < height):

@@ -224,8 +224,9 @@ def _corner(image: np.ndarray, row: int, col: int, outside: float) -> float:
 def _cells(depth: np.ndarray, cosine: np.ndarray, outside: np.ndarray, opened: np.ndarray, uncapped: np.ndarray,
            in_image: np.ndarray, truncation: float, pixel: float, table: np.ndarray) -> None:
     """_cell_table's rows, in float32 arithmetic. Cell (i, j) has the texels (i - 1 + a, j - 1 + b), a, b in 0, 1,
-    as corners; its bilinear coefficients give f(tx, ty) = c0 + c1 tx + c2 ty + c3 tx ty from its corner values; `in_image` says, for the top, left, bottom and right ring around the window, whether it is in the
-    image (a silhouette bound needs all four corners there; the distance outside it is the nearest texel's)."""
+    as corners; its bilinear coefficients give f(tx, ty) = c0 + c1 tx + c2 ty + c3 tx ty from its corner values.
+    `in_image` says, for the top, left, bottom and right ring around the window, whether it is in the image (a
+    silhouette bound needs all four corners there; the distance outside it is the nearest texel's)."""
     height, width = depth.shape
     limit, slack, scale = np.float32(truncation), np.float32(SILHOUETTE_SLACK_PX), np.float32(pixel)
     zero = np.float32(0.0)

@@ -129,14 +129,9 @@ def _closed_oriented(faces: np.ndarray, count: int) -> bool:
                 return False
     for a in range(count):
         for i in range(starts[a], starts[a + 1]):
-            low, high = starts[ends[i]], starts[ends[i] + 1]  # binary search for a in b's sorted ends
-            while low < high:
-                middle = (low + high) // 2
-                if ends[middle] < a:
-                    low = middle + 1
-                else:
-                    high = middle
-            if low == starts[ends[i] + 1] or ends[low] != a:
+            reverse = ends[starts[ends[i]]:starts[ends[i] + 1]]  # b's sorted ends, which must hold a
+            at = np.searchsorted(reverse, a)
+            if at == len(reverse) or reverse[at] != a:
                 return False
     return True
 
